@@ -288,7 +288,7 @@ encode_element = encode
 def _write_control(out: bytearray, tag: Tag, element_type: int) -> None:
     if tag is None:
         out.append(element_type)
-    elif type(tag) is int:
+    elif isinstance(tag, int) and not isinstance(tag, bool):
         if not 0 <= tag <= 0xFF:
             raise LocalProtocolError(f"context tag {tag} out of range 0..255")
         out.append(_CTX | element_type)

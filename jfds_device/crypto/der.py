@@ -50,7 +50,8 @@ def set_of(*items: bytes) -> bytes:
 
 
 def integer(value: int) -> bytes:
-    size = max(1, (value.bit_length() + 8) // 8)  # room for the sign bit
+    # Two's complement needs bit_length + 1 bits; for negatives, (~value).bit_length() is the magnitude that counts.
+    size = max(1, ((value if value >= 0 else ~value).bit_length() + 8) // 8)
     return tlv(INTEGER, value.to_bytes(size, "big", signed=True))
 
 
