@@ -1,0 +1,157 @@
+"""A CHIP SDK controller (home-assistant-chip-core) in a child process, driven over stdin/stdout.
+
+Run by ``tests/e2e/harness.py`` inside the test's controller namespace with a private /data. Each request is
+one line of base64(pickle((method, args, kwargs))); each answer one line ``OK <b64 pickle>`` or
+``ERR <b64 pickle(dict)>``. ``method`` names a ChipDeviceController method (awaited if it is a coroutine)
+or one of the ``rpc_*`` helpers below. The test process needs only the pure-Python cluster objects to build
+requests and read answers; the native stack lives here, one per process as the SDK requires.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import dataclasses
+import inspect
+import logging
+import os
+import pickle
+import sys
+import traceback
+from typing import Any
+
+import chip.CertificateAuthority
+import chip.logging
+import chip.native
+from chip.ChipStack import ChipStack
+
+
+def encode(obj: Any) -> str:
+    return base64.b64encode(pickle.dumps(obj)).decode()
+
+
+def describe_error(exc: BaseException) -> dict[str, Any]:
+    status = getattr(exc, "status", None)
+    cluster_status = getattr(exc, "clusterStatus", None)
+    code = getattr(exc, "code", None) or getattr(exc, "err", None)
+    return {
+        "type": type(exc).__name__,
+        "message": str(exc),
+        "status": int(status) if status is not None else None,
+        "cluster_status": int(cluster_status) if cluster_status is not None else None,
+        "code": int(code) if isinstance(code, int) else None,
+        "traceback": traceback.format_exc(),
+    }
+
+
+def portable(value: Any) -> Any:
+    """Make a result picklable: dataclasses become dicts, what still cannot cross the pipe becomes its repr."""
+    try:
+        pickle.dumps(value)
+        return value
+    except Exception:
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            return {f.name: portable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        if isinstance(value, dict):
+            return {portable(k): portable(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return type(value)(portable(v) for v in value)
+        return repr(value)
+
+
+class Service:
+    def __init__(self, storage: str, paa_dir: str, node_id: int, fabric_id: int, vendor_id: int) -> None:
+        chip.logging.RedirectToPythonLogging()
+        chip.native.Init()
+        self.stack = ChipStack(persistentStoragePath=storage, enableServerInteractions=False)
+        self.ca_manager = chip.CertificateAuthority.CertificateAuthorityManager(chipStack=self.stack)
+        self.ca_manager.LoadAuthoritiesFromStorage()
+        cas = self.ca_manager.activeCaList
+        ca = cas[0] if cas else self.ca_manager.NewCertificateAuthority()
+        admin = ca.adminList[0] if ca.adminList else ca.NewFabricAdmin(vendorId=vendor_id, fabricId=fabric_id)
+        self.ctrl = admin.NewController(nodeId=node_id, paaTrustStorePath=paa_dir)
+        self.subscriptions: dict[int, Any] = {}
+        self.reports: dict[int, list[Any]] = {}
+
+    async def rpc_info(self) -> dict[str, Any]:
+        return {
+            "node_id": self.ctrl.nodeId,
+            "fabric_id": self.ctrl.fabricId,
+            "compressed_fabric_id": self.ctrl.GetCompressedFabricId(),
+            "root_public_key": bytes(self.ctrl.rootPublicKeyBytes),
+        }
+
+    async def rpc_subscribe(self, node_id: int, paths: list[Any], min_interval: int, max_interval: int) -> int:
+        sub = await self.ctrl.ReadAttribute(node_id, paths, reportInterval=(min_interval, max_interval))
+        key = len(self.subscriptions) + 1
+        self.subscriptions[key] = sub
+        self.reports[key] = []
+        loop = asyncio.get_running_loop()
+
+        def on_change(path: Any, transaction: Any) -> None:
+            value = transaction.GetAttribute(path)
+            loop.call_soon_threadsafe(self.reports[key].append, (repr(path.Path), portable(value)))
+
+        sub.SetAttributeUpdateCallback(on_change)
+        return key
+
+    async def rpc_reports(self, key: int) -> list[Any]:
+        return list(self.reports[key])
+
+    async def rpc_cancel(self, key: int) -> None:
+        self.subscriptions.pop(key).Shutdown()
+
+    async def rpc_issue_noc_chain(self, csr_elements: bytes, node_id: int) -> Any:
+        from chip.clusters import Objects
+
+        chain = await self.ctrl.IssueNOCChain(
+            Objects.OperationalCredentials.Commands.CSRResponse(NOCSRElements=csr_elements, attestationSignature=b""),
+            node_id,
+        )
+        return {
+            "noc": chain.nocBytes, "icac": chain.icacBytes, "rcac": chain.rcacBytes, "ipk": chain.ipkBytes,
+            "admin_subject": chain.adminSubject,
+        }
+
+    async def call(self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        target = getattr(self, f"rpc_{method}", None) or getattr(self.ctrl, method)
+        result = target(*args, **kwargs)
+        if inspect.isawaitable(result):
+            result = await result
+        return portable(result)
+
+    def shutdown(self) -> None:
+        for sub in self.subscriptions.values():
+            sub.Shutdown()
+        self.ctrl.Shutdown()
+        self.ca_manager.Shutdown()
+        self.stack.Shutdown()
+
+
+async def main() -> None:
+    logging.basicConfig(level=os.environ.get("CHIP_LOG_LEVEL", "WARNING"), stream=sys.stderr)
+    service = Service(
+        storage=os.environ["CTRL_STORAGE"],
+        paa_dir=os.environ["PAA_DIR"],
+        node_id=int(os.environ.get("CTRL_NODE_ID", "112233")),
+        fabric_id=int(os.environ.get("CTRL_FABRIC_ID", "1")),
+        vendor_id=int(os.environ.get("CTRL_VENDOR_ID", "65521")),
+    )
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    print("READY", flush=True)
+    while line := await reader.readline():
+        method, args, kwargs = pickle.loads(base64.b64decode(line))
+        if method == "shutdown":
+            break
+        try:
+            print("OK", encode(await service.call(method, args, kwargs)), flush=True)
+        except Exception as exc:  # every failure goes back to the test, which asserts on it
+            print("ERR", encode(describe_error(exc)), flush=True)
+    service.shutdown()
+    print("BYE", flush=True)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
