@@ -72,9 +72,7 @@ def test_every_sdk_struct_and_command_is_covered() -> None:
 def test_cluster_ids_match() -> None:
     assert jfds.CLUSTER.id == SDK_JFDS.id
     assert jfa.CLUSTER.id == SDK_JFA.id
-    sdk_attributes = {
-        a.attribute_id for a in vars(SDK_JFDS.Attributes).values() if hasattr(a, "attribute_id")
-    }
+    sdk_attributes = {a.attribute_id for a in vars(SDK_JFDS.Attributes).values() if hasattr(a, "attribute_id")}
     assert {a.id for a in jfds.CLUSTER.attributes} == sdk_attributes - {0xFFF8, 0xFFF9, 0xFFFB, 0xFFFC, 0xFFFD}
     for command in jfds.CLUSTER.commands + jfa.CLUSTER.commands:
         sdk = PAIRS[command.request]

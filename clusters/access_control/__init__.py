@@ -1,0 +1,1 @@
+"""Access Control cluster: schema (every id) and server."""

@@ -1,0 +1,156 @@
+"""Access Control server: stores the ACL (fabric-scoped) and feeds it to the ACL engine (Core spec 9.10).
+
+Writes are validated per entry (9.10.4.5, 9.10.5.3): invalid privilege/auth mode values, PASE entries,
+Group entries granting Administer, subjects invalid for the auth mode and malformed targets are
+CONSTRAINT_ERROR; more subjects, targets or entries per fabric than we support are RESOURCE_EXHAUSTED.
+
+Hook points for the next issue: ``add_entry`` (AddNOC's CaseAdminSubject entry), ``remove_fabric``
+(RemoveFabric and fail-safe rollback), and ``acl_entries`` (the node's ``AclSource``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any
+
+from clusters.access_control import schema
+from clusters.access_control.schema import (
+    AccessControlEntryAuthModeEnum,
+    AccessControlEntryPrivilegeEnum,
+    AccessControlEntryStruct,
+    AccessControlTargetStruct,
+)
+from jfds_device.codec.model import Privilege
+from jfds_device.codec.schema import NULL
+from jfds_device.datamodel import acl
+from jfds_device.datamodel.cluster import ClusterServer
+from jfds_device.im.provider import ActionError, AuthMode, RequestContext, Status
+
+MAX_ENDPOINT = 0xFFFE
+
+
+def _nullable_list(value: Any) -> list[Any]:
+    return [] if value is NULL or value is None else list(value)
+
+
+def _or_none(value: Any) -> int | None:
+    return None if value is NULL or value is None else int(value)
+
+
+class AccessControlServer(ClusterServer):
+    CLUSTER = schema.CLUSTER
+
+    def __init__(
+        self,
+        *,
+        subjects_per_entry: int = schema.SUBJECTS_PER_ENTRY,
+        targets_per_entry: int = schema.TARGETS_PER_ENTRY,
+        entries_per_fabric: int = schema.ENTRIES_PER_FABRIC,
+    ) -> None:
+        super().__init__()
+        self.set(schema.SUBJECTS_PER_ACCESS_CONTROL_ENTRY, subjects_per_entry)
+        self.set(schema.TARGETS_PER_ACCESS_CONTROL_ENTRY, targets_per_entry)
+        self.set(schema.ACCESS_CONTROL_ENTRIES_PER_FABRIC, entries_per_fabric)
+        self._cache: tuple[int, tuple[acl.AclEntry, ...]] | None = None
+
+    # ------------------------------------------------------------------------------------------ AclSource
+
+    def acl_entries(self) -> Sequence[acl.AclEntry]:
+        """Every fabric's entries as ACL-engine values, rebuilt only when the DataVersion moved."""
+        if self._cache is None or self._cache[0] != self.data_version:
+            self._cache = (self.data_version, tuple(to_acl_entry(e) for e in self.get(schema.ACL)))
+        return self._cache[1]
+
+    # ------------------------------------------------------------------------------------------ hooks
+
+    def entries(self, fabric_index: int) -> list[AccessControlEntryStruct]:
+        return self.fabric_entries(schema.ACL, fabric_index)
+
+    def add_entry(self, fabric_index: int, entry: AccessControlEntryStruct) -> None:
+        """Append an entry for ``fabric_index`` (e.g. the admin entry AddNOC creates, 11.18.6.8).
+
+        Raises ``ActionError`` when the entry is invalid or the fabric is full, like a write would.
+        """
+        entries = [*self.entries(fabric_index), entry]
+        stamped = self._check_entries(fabric_index, entries)
+        others = [e for e in self.get(schema.ACL) if e.fabric_index != fabric_index]
+        self.set(schema.ACL, others + stamped)
+
+    def remove_fabric(self, fabric_index: int) -> None:
+        """Forget every entry of ``fabric_index`` (RemoveFabric, or fail-safe expiry after AddNOC)."""
+        self.remove_fabric_entries(fabric_index)
+
+    # ------------------------------------------------------------------------------------------ validation
+
+    def validate_acl(self, ctx: RequestContext, entries: list[AccessControlEntryStruct]) -> list[object]:
+        return list(self._check_entries(ctx.subject.fabric_index, entries))
+
+    def _check_entries(
+        self, fabric_index: int, entries: list[AccessControlEntryStruct]
+    ) -> list[AccessControlEntryStruct]:
+        for entry in entries:
+            self._check_entry(entry)
+        if len(entries) > self.get(schema.ACCESS_CONTROL_ENTRIES_PER_FABRIC):
+            raise ActionError(Status.RESOURCE_EXHAUSTED, message="too many entries for this fabric")
+        return [replace(e, fabric_index=fabric_index) for e in entries]
+
+    def _check_entry(self, entry: AccessControlEntryStruct) -> None:
+        auth_mode = AuthMode(int(entry.auth_mode))
+        if auth_mode is AuthMode.PASE:
+            raise ActionError(Status.CONSTRAINT_ERROR, message="PASE entries are implicit only (6.6.2.9)")
+        if auth_mode is AuthMode.GROUP and entry.privilege == AccessControlEntryPrivilegeEnum.ADMINISTER:
+            raise ActionError(Status.CONSTRAINT_ERROR, message="a Group entry cannot grant Administer")
+        subjects = _nullable_list(entry.subjects)
+        if len(subjects) > self.get(schema.SUBJECTS_PER_ACCESS_CONTROL_ENTRY):
+            raise ActionError(Status.RESOURCE_EXHAUSTED, message="too many subjects")
+        for subject in subjects:
+            if not acl.is_valid_subject(auth_mode, int(subject)):
+                raise ActionError(
+                    Status.CONSTRAINT_ERROR, message=f"subject 0x{subject:x} invalid for {auth_mode.name}"
+                )
+        targets = _nullable_list(entry.targets)
+        if len(targets) > self.get(schema.TARGETS_PER_ACCESS_CONTROL_ENTRY):
+            raise ActionError(Status.RESOURCE_EXHAUSTED, message="too many targets")
+        for target in targets:
+            if not isinstance(target, AccessControlTargetStruct) or not _valid_target(target):
+                raise ActionError(Status.CONSTRAINT_ERROR, message=f"invalid target {target!r}")
+
+
+def _valid_target(target: AccessControlTargetStruct) -> bool:
+    cluster, endpoint, device_type = _or_none(target.cluster), _or_none(target.endpoint), _or_none(target.device_type)
+    if cluster is None and endpoint is None and device_type is None:
+        return False
+    if endpoint is not None and device_type is not None:
+        return False  # endpoint and device type are exclusive (9.10.4.4)
+    if cluster is not None and not acl.is_valid_cluster_id(cluster):
+        return False
+    if endpoint is not None and endpoint > MAX_ENDPOINT:
+        return False
+    return device_type is None or acl.is_valid_device_type_id(device_type)
+
+
+def to_acl_entry(entry: AccessControlEntryStruct) -> acl.AclEntry:
+    """The ACL-engine view of one stored entry."""
+    targets = tuple(
+        acl.AclTarget(cluster=_or_none(t.cluster), endpoint=_or_none(t.endpoint), device_type=_or_none(t.device_type))
+        for t in _nullable_list(entry.targets)
+        if isinstance(t, AccessControlTargetStruct)
+    )
+    return acl.AclEntry(
+        fabric_index=entry.fabric_index or 0,
+        privilege=Privilege(int(entry.privilege)),
+        auth_mode=AuthMode(int(entry.auth_mode)),
+        subjects=tuple(int(s) for s in _nullable_list(entry.subjects)),
+        targets=targets,
+    )
+
+
+def admin_entry(case_admin_subject: int) -> AccessControlEntryStruct:
+    """The entry AddNOC creates for CaseAdminSubject (11.18.6.8): Administer, CASE, whole node."""
+    return AccessControlEntryStruct(
+        privilege=AccessControlEntryPrivilegeEnum.ADMINISTER,
+        auth_mode=AccessControlEntryAuthModeEnum.CASE,
+        subjects=[case_admin_subject],
+        targets=NULL,
+    )

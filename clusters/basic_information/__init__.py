@@ -1,0 +1,1 @@
+"""Basic Information cluster: schema (every id) and server."""

@@ -1,0 +1,1 @@
+"""Descriptor cluster: schema (every id) and server."""

@@ -1,0 +1,1 @@
+"""General Commissioning cluster: schema (every id) and server."""

@@ -1,0 +1,1 @@
+"""General Diagnostics cluster: schema (every id) and server."""

@@ -1,0 +1,1 @@
+"""Network Commissioning cluster: schema (every id) and server."""

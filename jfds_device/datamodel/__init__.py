@@ -1,0 +1,1 @@
+"""The data model: endpoints, cluster servers, access control (implements ``im.provider``)."""
