@@ -1,0 +1,563 @@
+"""The sans-IO Interaction Model responder (Core spec 8): reads, subscriptions, writes, invokes, timed actions.
+
+Driving contract (no I/O, no clock; the caller owns the exchanges and the timer):
+
+* ``on_message(exchange, ctx, opcode, payload, now)`` for every IM message that arrives; ``exchange`` is any
+  hashable key naming the exchange it arrived on. It returns the messages to send, as ``Outgoing``.
+* An exchange stays open only while the server's last message on it had ``expect_response=True``. If
+  ``on_message`` returns nothing for an exchange, the caller acknowledges the message and closes it.
+* A subscription report goes out on a new exchange: its ``Outgoing.exchange`` is a ``LocalExchange`` key the
+  server minted and ``new_exchange`` is true. The caller opens an exchange on ``session_id`` and passes that
+  same key for everything that later happens on it.
+* ``on_exchange_closed(exchange, failed)`` when an exchange ends without the server closing it (MRP gave up,
+  response timeout, peer gone); ``on_session_closed(session_id)`` when a session goes away.
+* ``next_deadline()`` after every call, and ``on_timer(now)`` once that time has come (a deadline already in
+  the past means "now"). The optional ``wakeup`` callback fires when the data model reports a change, so a
+  caller whose change came from outside a server call re-reads ``next_deadline()``. It may be called from
+  inside ``on_message`` (a write's commit notifies); it must only schedule, never call back into the server.
+* Every ``Outgoing`` belongs to the Interaction Model protocol (Core spec 4.4.3.4, protocol id 0x0001).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import logging
+from collections import deque
+from collections.abc import Callable, Hashable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+from jfds_device.codec.message import InteractionModelOpcode as Op
+from jfds_device.errors import DecodeError
+from jfds_device.im import reports
+from jfds_device.im.messages import (
+    AttributeDataIB,
+    AttributePathIB,
+    AttributeStatusIB,
+    InvokeRequest,
+    ReadRequest,
+    StatusIB,
+    StatusResponse,
+    SubscribeRequest,
+    SubscribeResponse,
+    TimedRequest,
+    WriteRequest,
+    WriteResponse,
+)
+from jfds_device.im.provider import AttributePath, AuthMode, DataModelProvider, RequestContext, Status
+from jfds_device.im.reports import AttributeReader, RequestError
+from jfds_device.im.subscriptions import (
+    Subscription,
+    SubscriptionState,
+    SubscriptionTable,
+    change_report,
+    negotiate_max_interval,
+)
+
+__all__ = [
+    "DEFAULT_MAX_PAYLOAD",
+    "MAX_ATTRIBUTE_PATHS",
+    "MAX_DATA_VERSION_FILTERS",
+    "MAX_EVENT_PATHS",
+    "MAX_PATHS_PER_INVOKE",
+    "MAX_PENDING_EXCHANGES",
+    "MAX_SUBSCRIPTIONS",
+    "MAX_SUBSCRIPTIONS_PER_FABRIC",
+    "InteractionServer",
+    "LocalExchange",
+    "Outgoing",
+]
+
+log = logging.getLogger(__name__)
+
+# IM payload budget: a 1280-byte IPv6 MTU leaves 1232 bytes for the Matter message (Core spec 4.4.4); the
+# message and protocol headers, an MRP ack and the 16-byte MIC need well under the remaining 132.
+DEFAULT_MAX_PAYLOAD: Final = 1100
+_MIN_PAYLOAD: Final = 256
+# Resource limits (Core spec 8.5.1 minimums: 3 subscriptions per fabric, 3 paths per subscription, 9 paths
+# per read). Above them a request is refused with PATHS_EXHAUSTED / RESOURCE_EXHAUSTED (Core spec 8.10).
+MAX_ATTRIBUTE_PATHS: Final = 64
+MAX_EVENT_PATHS: Final = 64
+MAX_DATA_VERSION_FILTERS: Final = 64  # extra filters are ignored, which only costs bandwidth
+MAX_SUBSCRIPTIONS_PER_FABRIC: Final = 8
+MAX_SUBSCRIPTIONS: Final = 32
+MAX_PENDING_EXCHANGES: Final = 128  # chunked reads/invokes, chunked writes, timed windows, reports in flight
+# Commands per InvokeRequest; BasicInformation.MaxPathsPerInvoke must report the value the server is built with.
+MAX_PATHS_PER_INVOKE: Final = 10
+
+
+@dataclass(frozen=True, slots=True)
+class LocalExchange:
+    """Key of an exchange the server initiates (subscription reports). Distinct from any caller key."""
+
+    number: int
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """One IM message to send on ``exchange`` (Core spec 4.10 exchanges, 8.2 IM actions)."""
+
+    exchange: Hashable
+    session_id: int
+    opcode: Op
+    payload: bytes
+    expect_response: bool  # keep the exchange open and wait for the peer's next IM message
+    close_exchange: bool  # the interaction ends with this message
+    new_exchange: bool = False  # open an exchange on ``session_id`` first; ``exchange`` is a LocalExchange
+    # Seconds the peer may take to answer (a TimedRequest's window); the exchange layer waits for the larger of
+    # this and its own response timeout, as the SDK's TimedHandler does.
+    response_timeout: float | None = None
+
+
+class _ChunkKind(enum.Enum):
+    READ = "read"
+    INVOKE = "invoke"
+    PRIMING = "priming"  # every chunk, and the last too, is answered with a StatusResponse
+    REPORT = "report"
+
+
+@dataclass(slots=True, eq=False)
+class _Chunks:
+    """A chunked answer: the peer acknowledges each chunk with StatusResponse(SUCCESS) (Core spec 8.2.5.2)."""
+
+    session_id: int
+    opcode: Op
+    remaining: deque[bytes]
+    kind: _ChunkKind
+    subscription: Subscription | None = None
+
+
+@dataclass(slots=True, eq=False)
+class _TimedWindow:
+    """After a TimedRequest: the Write or Invoke must arrive on this exchange before ``deadline`` (Core spec
+    8.2.2.5, 8.7.2.1, 8.8.2.1)."""
+
+    session_id: int
+    deadline: float
+
+
+_Pending = _Chunks | _TimedWindow | reports.WriteSession
+
+
+class InteractionServer:
+    """The IM responder over one ``DataModelProvider``. See the module docstring for the driving contract.
+
+    ``max_payload``: the largest IM payload (TLV bytes after the protocol header) a message may carry.
+    ``max_paths_per_invoke``: commands accepted in one InvokeRequest (BasicInformation.MaxPathsPerInvoke).
+    ``preferred_max_interval``: the MaxInterval (s) we would like; a subscriber gets at least its ceiling.
+    ``wakeup``: called when a data-model change makes a report due earlier (see the module docstring).
+    ``subscription_ids``: source of candidate SubscriptionIds (random 32-bit by default; tests inject one).
+    """
+
+    def __init__(
+        self,
+        provider: DataModelProvider,
+        *,
+        max_payload: int = DEFAULT_MAX_PAYLOAD,
+        max_paths_per_invoke: int = MAX_PATHS_PER_INVOKE,
+        preferred_max_interval: int = 0,
+        wakeup: Callable[[], None] | None = None,
+        subscription_ids: Callable[[], int] | None = None,
+    ) -> None:
+        if max_payload < _MIN_PAYLOAD:
+            raise ValueError(f"max_payload {max_payload} is below {_MIN_PAYLOAD}")
+        self._provider = provider
+        self._max_payload = max_payload
+        self._max_paths_per_invoke = max_paths_per_invoke
+        self._preferred_max_interval = preferred_max_interval
+        self._wakeup = wakeup
+        self._subscriptions = SubscriptionTable(subscription_ids)
+        self._pending: dict[Hashable, _Pending] = {}
+        self._next_local_exchange = 0
+        provider.subscribe_changes(self)
+
+    # ------------------------------------------------------------------------------------------------ API
+
+    @property
+    def max_payload(self) -> int:
+        """The largest IM payload the server emits; the caller's exchange layer must carry it."""
+        return self._max_payload
+
+    @property
+    def subscriptions(self) -> tuple[Subscription, ...]:
+        """The live subscriptions (read-only use: diagnostics and tests)."""
+        return tuple(self._subscriptions)
+
+    def on_message(
+        self, exchange: Hashable, ctx: RequestContext, opcode: int, payload: bytes, now: float
+    ) -> list[Outgoing]:
+        """Handle one incoming IM message; never raises for anything the peer sent."""
+        if ctx.subject.auth_mode is AuthMode.GROUP:
+            # Group IM (Core spec 8.7.2 / 8.8.2 groupcast) needs group membership we do not track yet;
+            # groupcast is never answered, so dropping is what a peer sees for unsupported anyway.
+            return []
+        try:
+            op: Op | None = Op(opcode)
+        except ValueError:
+            op = None
+        pending = self._pending.pop(exchange, None)
+        try:
+            if pending is not None:
+                continuation = _CONTINUATIONS[type(pending)].get(op)  # type: ignore[arg-type]
+                if continuation is None:
+                    raise RequestError(Status.INVALID_ACTION, f"{op!r} not expected here")
+                return continuation(self, exchange, ctx, pending, payload, now)
+            handler = _INITIAL.get(op)  # type: ignore[arg-type]
+            if handler is None:
+                return self._unsolicited(exchange, ctx, op)
+            if len(self._pending) >= MAX_PENDING_EXCHANGES:
+                raise RequestError(Status.RESOURCE_EXHAUSTED, "too many interactions in progress")
+            return handler(self, exchange, ctx, payload, now)
+        except RequestError as exc:
+            log.info("IM request on %r refused: %s", exchange, exc)
+            status = exc.status
+        except DecodeError as exc:
+            log.info("malformed IM message %r on %r: %s", op, exchange, exc)
+            status = Status.INVALID_ACTION
+        except Exception:
+            log.exception("IM handler failed for %r on %r", op, exchange)
+            status = Status.FAILURE
+        self._abandon(exchange, pending)
+        self._abandon(exchange, self._pending.get(exchange))  # whatever the failed handler had begun
+        for subscription in self._subscriptions:
+            if subscription.exchange == exchange and subscription.state is SubscriptionState.PRIMING:
+                self._drop_subscription(subscription)
+        return [self._status_reply(exchange, ctx.session_id, status)]
+
+    def on_exchange_closed(self, exchange: Hashable, failed: bool) -> None:
+        pending = self._pending.get(exchange)
+        if pending is not None:
+            log.info("IM exchange %r closed while waiting (failed=%s)", exchange, failed)
+            self._abandon(exchange, pending)
+
+    def on_session_closed(self, session_id: int) -> None:
+        for key, pending in list(self._pending.items()):
+            if pending.session_id == session_id:
+                self._abandon(key, pending)
+        for subscription in self._subscriptions.for_session(session_id):
+            self._drop_subscription(subscription)
+
+    def on_fabric_removed(self, fabric_index: int) -> None:
+        """RemoveFabric: that fabric's subscriptions end (as the SDK's OnFabricRemoved closes its handlers)."""
+        for subscription in self._subscriptions:
+            if subscription.ctx.subject.fabric_index == fabric_index:
+                self._drop_subscription(subscription)
+
+    def next_deadline(self) -> float | None:
+        return self._subscriptions.next_deadline()
+
+    def on_timer(self, now: float) -> list[Outgoing]:
+        """Send the change reports and keep-alives that are due (Core spec 8.5.4)."""
+        out = []
+        for subscription in self._subscriptions.due(now):
+            try:
+                out.append(self._start_report(subscription, now))
+            except Exception:
+                log.exception("report for subscription %#x failed", subscription.subscription_id)
+                self._drop_subscription(subscription)
+        return out
+
+    def attributes_changed(self, paths: Iterable[AttributePath]) -> None:
+        """ChangeListener: the data model changed these attributes."""
+        if self._subscriptions.mark_changed(paths) and self._wakeup is not None:
+            self._wakeup()
+
+    # ------------------------------------------------------------------------------------------------ helpers
+
+    def _status_reply(self, exchange: Hashable, session_id: int, status: Status) -> Outgoing:
+        return Outgoing(exchange, session_id, Op.STATUS_RESPONSE, StatusResponse(status=status).encode(), False, True)
+
+    def _abandon(self, exchange: Hashable, pending: _Pending | None) -> None:
+        """Forget the interaction on ``exchange``; a subscription whose report was in flight dies with it."""
+        if self._pending.get(exchange) is pending:
+            self._pending.pop(exchange, None)
+        if isinstance(pending, _Chunks) and pending.subscription is not None:
+            self._drop_subscription(pending.subscription)
+
+    def _drop_subscription(self, subscription: Subscription) -> None:
+        if self._subscriptions.remove(subscription):
+            log.info("subscription %#x dropped", subscription.subscription_id)
+        key = subscription.exchange
+        if key is not None:
+            pending = self._pending.get(key)
+            if isinstance(pending, _Chunks) and pending.subscription is subscription:
+                del self._pending[key]
+
+    def _unsolicited(self, exchange: Hashable, ctx: RequestContext, op: Op | None) -> list[Outgoing]:
+        if op is Op.STATUS_RESPONSE and isinstance(exchange, LocalExchange):
+            return []  # the late answer to a report of a subscription we have since dropped
+        # A report for a subscription we do not hold (we subscribe to nobody): Core spec 8.6.? / the SDK's
+        # OnUnsolicitedReportData answer INVALID_SUBSCRIPTION; anything else unexpected is INVALID_ACTION.
+        status = Status.INVALID_SUBSCRIPTION if op is Op.REPORT_DATA else Status.INVALID_ACTION
+        return [self._status_reply(exchange, ctx.session_id, status)]
+
+    def _send_chunks(
+        self,
+        exchange: Hashable,
+        session_id: int,
+        opcode: Op,
+        payloads: list[bytes],
+        kind: _ChunkKind,
+        subscription: Subscription | None = None,
+        new_exchange: bool = False,
+    ) -> Outgoing:
+        """Send the first chunk and remember the rest until the peer's StatusResponse asks for them."""
+        pending = _Chunks(session_id, opcode, deque(payloads), kind, subscription)
+        return self._next_chunk(exchange, pending, new_exchange)
+
+    def _next_chunk(self, exchange: Hashable, pending: _Chunks, new_exchange: bool = False) -> Outgoing:
+        payload = pending.remaining.popleft()
+        # Subscription reports are always acknowledged, including the last chunk (Core spec 8.5.3.3, 8.6.2).
+        waits = bool(pending.remaining) or pending.kind in (_ChunkKind.PRIMING, _ChunkKind.REPORT)
+        if waits:
+            self._pending[exchange] = pending
+        return Outgoing(exchange, pending.session_id, pending.opcode, payload, waits, not waits, new_exchange)
+
+    def _check_paths(self, attributes: list[Any], events: list[Any]) -> None:
+        if not attributes and not events:
+            raise RequestError(Status.INVALID_ACTION, "no paths")
+        if len(attributes) > MAX_ATTRIBUTE_PATHS or len(events) > MAX_EVENT_PATHS:
+            raise RequestError(Status.PATHS_EXHAUSTED, f"{len(attributes)} + {len(events)} paths")
+        reports.validate_attribute_paths(attributes)
+
+    # ------------------------------------------------------------------------------------------------ read
+
+    def _on_read(self, exchange: Hashable, ctx: RequestContext, payload: bytes, now: float) -> list[Outgoing]:
+        """Core spec 8.4.3: one report, chunked; the last chunk sets SuppressResponse."""
+        request = ReadRequest.decode(payload)
+        attributes, events = request.attribute_requests or [], request.event_requests or []
+        self._check_paths(attributes, events)
+        read_ctx = dataclasses.replace(ctx, fabric_filtered=request.fabric_filtered, timed=False)
+        filters = reports.data_version_filters(request.data_version_filters, MAX_DATA_VERSION_FILTERS)
+        reader = AttributeReader(self._provider, read_ctx, filters)
+        payloads = reports.build_report(reader, attributes, events, self._max_payload, None, suppress_last=True)
+        return [self._send_chunks(exchange, ctx.session_id, Op.REPORT_DATA, payloads, _ChunkKind.READ)]
+
+    def _continue_chunks(
+        self, exchange: Hashable, ctx: RequestContext, pending: _Chunks, payload: bytes, now: float
+    ) -> list[Outgoing]:
+        status = StatusResponse.decode(payload).status
+        if status != Status.SUCCESS:
+            # The peer ends the interaction (e.g. INVALID_SUBSCRIPTION for a report it no longer wants).
+            log.info("peer answered %#x to a chunk on %r; interaction ends", status, exchange)
+            self._abandon(exchange, pending)
+            return []
+        if pending.remaining:
+            return [self._next_chunk(exchange, pending)]
+        subscription = pending.subscription
+        if subscription is None or not self._subscriptions.contains(subscription):
+            return []
+        subscription.state = SubscriptionState.IDLE
+        subscription.exchange = None
+        if pending.kind is not _ChunkKind.PRIMING:
+            return []
+        # Priming acknowledged: the subscription is established (Core spec 8.5.3.3).
+        subscription.last_report_at = now
+        response = SubscribeResponse(
+            subscription_id=subscription.subscription_id, max_interval=subscription.max_interval
+        )
+        return [Outgoing(exchange, pending.session_id, Op.SUBSCRIBE_RESPONSE, response.encode(), False, True)]
+
+    # ------------------------------------------------------------------------------------------------ subscribe
+
+    def _on_subscribe(self, exchange: Hashable, ctx: RequestContext, payload: bytes, now: float) -> list[Outgoing]:
+        """Core spec 8.5.3: negotiate, send the priming report, then SubscribeResponse."""
+        request = SubscribeRequest.decode(payload)
+        attributes, events = request.attribute_requests or [], request.event_requests or []
+        self._check_paths(attributes, events)
+        if request.min_interval_floor > request.max_interval_ceiling:
+            raise RequestError(Status.INVALID_ACTION, "MinIntervalFloor above MaxIntervalCeiling")
+        sub_ctx = dataclasses.replace(ctx, fabric_filtered=request.fabric_filtered, timed=False)
+        subscription = Subscription(
+            subscription_id=self._subscriptions.new_id(),
+            ctx=sub_ctx,
+            attribute_paths=tuple(attributes),
+            event_paths=tuple(events),
+            min_interval=request.min_interval_floor,
+            max_interval=negotiate_max_interval(
+                request.min_interval_floor, request.max_interval_ceiling, self._preferred_max_interval
+            ),
+            exchange=exchange,
+        )
+        if not request.keep_subscriptions:
+            for old in self._subscriptions.for_peer(subscription.peer):
+                self._drop_subscription(old)
+        fabric = ctx.subject.fabric_index
+        if (
+            self._subscriptions.count_for_fabric(fabric) >= MAX_SUBSCRIPTIONS_PER_FABRIC
+            or len(self._subscriptions) >= MAX_SUBSCRIPTIONS
+        ):
+            raise RequestError(Status.RESOURCE_EXHAUSTED, f"subscription limit reached on fabric {fabric}")
+        filters = reports.data_version_filters(request.data_version_filters, MAX_DATA_VERSION_FILTERS)
+        reader = AttributeReader(self._provider, sub_ctx, filters)
+        payloads = reports.build_report(
+            reader, attributes, events, self._max_payload, subscription.subscription_id, suppress_last=False
+        )
+        self._subscriptions.add(subscription)
+        return [self._send_chunks(exchange, ctx.session_id, Op.REPORT_DATA, payloads, _ChunkKind.PRIMING, subscription)]
+
+    def _start_report(self, subscription: Subscription, now: float) -> Outgoing:
+        """A change report, or an empty keep-alive, on a new exchange (Core spec 8.5.4)."""
+        payloads = change_report(self._provider, subscription, self._max_payload)
+        self._next_local_exchange += 1
+        key = LocalExchange(self._next_local_exchange)
+        subscription.state = SubscriptionState.REPORTING
+        subscription.exchange = key
+        subscription.last_report_at = now
+        return self._send_chunks(
+            key, subscription.session_id, Op.REPORT_DATA, payloads, _ChunkKind.REPORT, subscription, True
+        )
+
+    # ------------------------------------------------------------------------------------------------ timed
+
+    def _on_timed(self, exchange: Hashable, ctx: RequestContext, payload: bytes, now: float) -> list[Outgoing]:
+        """Core spec 8.2.2.5: acknowledge, then wait on this exchange for the Write/Invoke until the timeout."""
+        timeout = TimedRequest.decode(payload).timeout / 1000
+        self._pending[exchange] = _TimedWindow(ctx.session_id, now + timeout)
+        ok = StatusResponse(status=Status.SUCCESS).encode()
+        return [Outgoing(exchange, ctx.session_id, Op.STATUS_RESPONSE, ok, True, False, response_timeout=timeout)]
+
+    @staticmethod
+    def _check_window(window: _TimedWindow | None, now: float) -> None:
+        """Checked before the request is even decoded, as the CHIP SDK's TimedHandler does ("Time is up.
+        Spec says to send UNSUPPORTED_ACCESS"; Core spec 8.2.2.5)."""
+        if window is not None and now > window.deadline:
+            raise RequestError(Status.UNSUPPORTED_ACCESS, "timed window expired")
+
+    @staticmethod
+    def _check_timed_flag(window: _TimedWindow | None, timed_flag: bool) -> None:
+        if timed_flag != (window is not None):
+            # Core spec 8.7.3.1 / 8.8.3.1: TimedRequest flag and the preceding Timed Request must agree.
+            raise RequestError(Status.TIMED_REQUEST_MISMATCH, "TimedRequest flag does not match the interaction")
+
+    # ------------------------------------------------------------------------------------------------ write
+
+    def _on_write(
+        self,
+        exchange: Hashable,
+        ctx: RequestContext,
+        payload: bytes,
+        now: float,
+        window: _TimedWindow | None = None,
+    ) -> list[Outgoing]:
+        self._check_window(window, now)
+        request = WriteRequest.decode(payload)
+        self._check_timed_flag(window, request.timed_request)
+        session = reports.WriteSession(ctx.session_id, timed=window is not None)
+        return self._write_chunk(exchange, ctx, session, request)
+
+    def _apply_writes(
+        self, session: reports.WriteSession, ctx: RequestContext, ibs: Sequence[AttributeDataIB]
+    ) -> list[AttributeStatusIB]:
+        """Apply every AttributeDataIB in order, in one data-model transaction; one AttributeStatusIB each."""
+        for ib in ibs:
+            # Unicast writes name one attribute; wildcards are for group writes only (Core spec 8.7.2).
+            if ib.path.endpoint is None or ib.path.cluster is None or ib.path.attribute is None:
+                raise RequestError(Status.INVALID_ACTION, "wildcard path in a unicast write")
+        node = AttributeReader(self._provider, ctx)
+        outcomes: list[reports.Outcome] = []
+        self._provider.begin_write()
+        try:
+            for ib in ibs:
+                path = AttributePath(ib.path.endpoint, ib.path.cluster, ib.path.attribute)
+                outcomes.append(session.take(node, ctx, ib, self._list_write_in_progress(path)))
+        finally:
+            try:
+                self._provider.end_write()
+            except Exception:  # the commit failed: nothing that claimed success was stored
+                log.exception("end_write failed")
+                outcomes = [(Status.FAILURE, None) if o == reports.SUCCESS else o for o in outcomes]
+        return [
+            AttributeStatusIB(
+                path=AttributePathIB(
+                    endpoint=ib.path.endpoint,
+                    cluster=ib.path.cluster,
+                    attribute=ib.path.attribute,
+                    list_index=ib.path.list_index,
+                ),
+                status=StatusIB(status=status, cluster_status=cluster_status),
+            )
+            for ib, (status, cluster_status) in zip(ibs, outcomes, strict=True)
+        ]
+
+    def _list_write_in_progress(self, path: AttributePath) -> bool:
+        """Another exchange is in the middle of a chunked write of ``path`` (the SDK answers BUSY then)."""
+        return any(isinstance(p, reports.WriteSession) and p.processing == path for p in self._pending.values())
+
+    def _on_timed_write(
+        self, exchange: Hashable, ctx: RequestContext, window: _TimedWindow, payload: bytes, now: float
+    ) -> list[Outgoing]:
+        return self._on_write(exchange, ctx, payload, now, window)
+
+    def _continue_write(
+        self, exchange: Hashable, ctx: RequestContext, session: reports.WriteSession, payload: bytes, now: float
+    ) -> list[Outgoing]:
+        request = WriteRequest.decode(payload)
+        if request.timed_request != session.timed:
+            raise RequestError(Status.TIMED_REQUEST_MISMATCH, "TimedRequest flag changed between write chunks")
+        return self._write_chunk(exchange, ctx, session, request)
+
+    def _write_chunk(
+        self, exchange: Hashable, ctx: RequestContext, session: reports.WriteSession, request: WriteRequest
+    ) -> list[Outgoing]:
+        """Core spec 8.7.3: apply, answer WriteResponse; MoreChunkedMessages keeps the exchange open."""
+        more = bool(request.more_chunked_messages)
+        if more and session.timed:
+            # A timed write is one message (the SDK's WriteHandler refuses a chunked one as malformed).
+            raise RequestError(Status.INVALID_ACTION, "chunked timed write")
+        statuses = self._apply_writes(session, dataclasses.replace(ctx, timed=session.timed), request.write_requests)
+        if more:
+            self._pending[exchange] = session
+        elif request.suppress_response:
+            return []  # SuppressResponse is honoured on the last chunk only: every other chunk needs its answer
+        payload = WriteResponse(write_responses=statuses).encode()
+        return [Outgoing(exchange, ctx.session_id, Op.WRITE_RESPONSE, payload, more, not more)]
+
+    # ------------------------------------------------------------------------------------------------ invoke
+
+    def _on_invoke(
+        self,
+        exchange: Hashable,
+        ctx: RequestContext,
+        payload: bytes,
+        now: float,
+        window: _TimedWindow | None = None,
+    ) -> list[Outgoing]:
+        """Core spec 8.8.3: run each command, answer InvokeResponse (chunked if it must be)."""
+        self._check_window(window, now)
+        request = InvokeRequest.decode(payload)
+        self._check_timed_flag(window, request.timed_request)
+        reports.validate_invoke_batch(request.invoke_requests, self._max_paths_per_invoke)
+        invoke_ctx = dataclasses.replace(ctx, timed=window is not None)
+        node = AttributeReader(self._provider, invoke_ctx)
+        responses = [reports.invoke_command(node, invoke_ctx, r) for r in request.invoke_requests]
+        if request.suppress_response:
+            return []
+        payloads = reports.invoke_response_payloads(responses, request.invoke_requests, self._max_payload)
+        return [self._send_chunks(exchange, ctx.session_id, Op.INVOKE_RESPONSE, payloads, _ChunkKind.INVOKE)]
+
+    def _on_timed_invoke(
+        self, exchange: Hashable, ctx: RequestContext, window: _TimedWindow, payload: bytes, now: float
+    ) -> list[Outgoing]:
+        return self._on_invoke(exchange, ctx, payload, now, window)
+
+
+# The first message of an interaction, by opcode (Core spec 8.2: which actions start an interaction).
+_INITIAL: Final[dict[Op, Callable[..., list[Outgoing]]]] = {
+    Op.READ_REQUEST: InteractionServer._on_read,
+    Op.SUBSCRIBE_REQUEST: InteractionServer._on_subscribe,
+    Op.WRITE_REQUEST: InteractionServer._on_write,
+    Op.INVOKE_REQUEST: InteractionServer._on_invoke,
+    Op.TIMED_REQUEST: InteractionServer._on_timed,
+}
+
+# What may follow on an exchange that waits, by what it waits for.
+_CONTINUATIONS: Final[dict[type, dict[Op, Callable[..., list[Outgoing]]]]] = {
+    _Chunks: {Op.STATUS_RESPONSE: InteractionServer._continue_chunks},
+    _TimedWindow: {
+        Op.WRITE_REQUEST: InteractionServer._on_timed_write,
+        Op.INVOKE_REQUEST: InteractionServer._on_timed_invoke,
+    },
+    reports.WriteSession: {Op.WRITE_REQUEST: InteractionServer._continue_write},
+}
