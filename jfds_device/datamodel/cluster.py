@@ -8,7 +8,7 @@ A server subclass sets ``CLUSTER`` and writes only behaviour; the base does the 
 * globals (Core spec 7.13): ClusterRevision, FeatureMap, AttributeList, AcceptedCommandList and
   GeneratedCommandList derived from the definition and from what the subclass implements;
 * reads: the stored value, or ``read_<snake_name>(ctx)`` for computed attributes;
-* writes: decode and validate via the attribute type (wrong TLV type -> INVALID_DATA_TYPE, out of range ->
+* writes: decode and validate via the attribute type (wrong TLV type or out of range ->
   CONSTRAINT_ERROR, read-only -> UNSUPPORTED_WRITE), then the optional ``validate_<snake_name>(ctx, value)``
   hook, then ``set``;
 * invokes: decode the request struct (missing field / wrong type -> INVALID_COMMAND, out of range ->
@@ -38,7 +38,6 @@ from jfds_device.codec.schema import (
     NULL,
     ConstraintError,
     List,
-    MissingFieldError,
     Struct,
     StructType,
     WrongTypeError,
@@ -100,11 +99,11 @@ def _fabric_field(attr: AttributeDef) -> tuple[type[Struct], str]:
 
 
 def _status_for(exc: SchemaError, *, command: bool) -> Status:
-    if isinstance(exc, ConstraintError):
+    # Writes answer CONSTRAINT_ERROR for every decode failure: the spec names no other status for a value that
+    # does not fit the attribute, and INVALID_DATA_TYPE is internal-only in the SDK (connectedhomeip #31020).
+    if isinstance(exc, ConstraintError) or not command:
         return Status.CONSTRAINT_ERROR
-    if command:
-        return Status.INVALID_COMMAND
-    return Status.INVALID_DATA_TYPE
+    return Status.INVALID_COMMAND
 
 
 class ClusterServer:
@@ -349,8 +348,6 @@ class ClusterServer:
                 elif (validator := self._validators.get(attr.id)) is not None:
                     new = validator(ctx, new)
             self.set(attr.id, new)
-        except MissingFieldError as exc:
-            raise ActionError(Status.INVALID_DATA_TYPE, message=str(exc)) from exc
         except SchemaError as exc:
             raise ActionError(_status_for(exc, command=False), message=str(exc)) from exc
 

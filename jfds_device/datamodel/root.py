@@ -18,6 +18,7 @@ from clusters.general_commissioning.server import GeneralCommissioningServer
 from clusters.general_diagnostics.schema import BootReasonEnum, NetworkInterface
 from clusters.general_diagnostics.server import GeneralDiagnosticsServer
 from clusters.network_commissioning.server import EthernetNetworkCommissioningServer
+from clusters.user_label.server import UserLabelServer
 from jfds_device.datamodel.node import DeviceType, Node
 from jfds_device.datastore.sqlite import Database
 
@@ -105,7 +106,14 @@ def build_root_node(
     node.add_endpoint(
         ROOT_ENDPOINT,
         [ROOT_NODE_DEVICE_TYPE],
-        [access_control, basic_information, general_commissioning, network_commissioning, general_diagnostics],
+        [
+            access_control,
+            basic_information,
+            general_commissioning,
+            network_commissioning,
+            general_diagnostics,
+            UserLabelServer(),
+        ],
     )
     node.add_endpoint(JFA_ENDPOINT, [JFA_DEVICE_TYPE])
     node.set_acl_source(access_control)

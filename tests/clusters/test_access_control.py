@@ -134,8 +134,8 @@ def test_append(node: Node) -> None:
         ([entry(subjects=[ADMIN_NODE + i for i in range(5)])], Status.RESOURCE_EXHAUSTED),
         ([entry(targets=[{0: c, 1: None, 2: None} for c in range(4)])], Status.RESOURCE_EXHAUSTED),
         ([entry()] * 5, Status.RESOURCE_EXHAUSTED),
-        ([{1: ADMINISTER, 2: CASE, 3: None}], Status.INVALID_DATA_TYPE),  # Targets field missing
-        ([{1: "admin", 2: CASE, 3: None, 4: None}], Status.INVALID_DATA_TYPE),
+        ([{1: ADMINISTER, 2: CASE, 3: None}], Status.CONSTRAINT_ERROR),  # Targets field missing
+        ([{1: "admin", 2: CASE, 3: None, 4: None}], Status.CONSTRAINT_ERROR),
     ],
 )
 def test_invalid_entries(node: Node, value: Any, status: Status) -> None:

@@ -90,7 +90,7 @@ def test_write_privileges_follow_the_spec() -> None:
         (schema.NODE_LABEL, "x" * 33, Status.CONSTRAINT_ERROR),
         (schema.LOCATION, "USA", Status.CONSTRAINT_ERROR),
         (schema.LOCATION, "U", Status.CONSTRAINT_ERROR),
-        (schema.LOCAL_CONFIG_DISABLED, 1, Status.INVALID_DATA_TYPE),
+        (schema.LOCAL_CONFIG_DISABLED, 1, Status.CONSTRAINT_ERROR),
         (schema.VENDOR_NAME, "other", Status.UNSUPPORTED_WRITE),
         (schema.UNIQUE_ID, "other", Status.UNSUPPORTED_WRITE),
     ],

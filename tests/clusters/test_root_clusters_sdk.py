@@ -22,6 +22,7 @@ from clusters.descriptor import schema as descriptor
 from clusters.general_commissioning import schema as general_commissioning
 from clusters.general_diagnostics import schema as general_diagnostics
 from clusters.network_commissioning import schema as network_commissioning
+from clusters.user_label import schema as user_label
 from jfds_device.codec import schema
 from tests.strategies import for_struct
 
@@ -36,6 +37,7 @@ MODULES: list[ModuleType] = [
     network_commissioning,
     access_control,
     general_diagnostics,
+    user_label,
 ]
 
 # SDK commands we do not declare, and why.

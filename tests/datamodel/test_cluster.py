@@ -187,10 +187,10 @@ def test_data_version_starts_random_and_wraps(monkeypatch: pytest.MonkeyPatch) -
     ("attribute", "value", "status"),
     [
         (LABEL, "toolong", Status.CONSTRAINT_ERROR),
-        (LABEL, 5, Status.INVALID_DATA_TYPE),
-        (LABEL, None, Status.INVALID_DATA_TYPE),  # not nullable
+        (LABEL, 5, Status.CONSTRAINT_ERROR),
+        (LABEL, None, Status.CONSTRAINT_ERROR),  # not nullable
         (LEVEL, 11, Status.CONSTRAINT_ERROR),
-        (LEVEL, tlv.SInt(3), Status.INVALID_DATA_TYPE),
+        (LEVEL, tlv.SInt(3), Status.CONSTRAINT_ERROR),
         (COUNTER, 1, Status.UNSUPPORTED_WRITE),
         (COMPUTED, 1, Status.UNSUPPORTED_WRITE),
         (0xFFFD, 1, Status.UNSUPPORTED_WRITE),
@@ -198,8 +198,8 @@ def test_data_version_starts_random_and_wraps(monkeypatch: pytest.MonkeyPatch) -
         (0x99, 1, Status.UNSUPPORTED_ATTRIBUTE),
         (EVEN, 3, Status.CONSTRAINT_ERROR),  # the validate_even hook
         (NUMBERS, [1, 2, 3, 4], Status.CONSTRAINT_ERROR),
-        (NUMBERS, 1, Status.INVALID_DATA_TYPE),
-        (ENTRIES, [{2: "no secret"}], Status.INVALID_DATA_TYPE),
+        (NUMBERS, 1, Status.CONSTRAINT_ERROR),
+        (ENTRIES, [{2: "no secret"}], Status.CONSTRAINT_ERROR),
     ],
 )
 def test_write_errors(toy: ToyServer, attribute: int, value: Any, status: Status) -> None:

@@ -1,0 +1,74 @@
+"""``jfds-device``: parse the command line into a NodeConfig and run the node. No logic lives here."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from jfds_device.node.config import ConfigError, NodeConfig
+
+EXIT_USAGE = 2
+
+
+def _int(text: str) -> int:
+    return int(text, 0)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="jfds-device", description="Joint Fabric Datastore Matter node")
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("run", help="run the node until SIGINT/SIGTERM")
+    defaults = NodeConfig()
+    run.add_argument("--storage", type=Path, default=defaults.storage, help="state directory (default %(default)s)")
+    run.add_argument("--passcode", type=_int, default=defaults.passcode)
+    run.add_argument("--discriminator", type=_int, default=defaults.discriminator)
+    run.add_argument("--port", type=_int, default=defaults.port)
+    run.add_argument("--interface", default=None, help="network interface to use (default: all)")
+    run.add_argument("--vendor-id", type=_int, default=defaults.vendor_id)
+    run.add_argument("--product-id", type=_int, default=defaults.product_id)
+    run.add_argument("--friendly-name", default=None, help="the datastore's FriendlyName")
+    run.add_argument("--certs", type=Path, default=None, help="attestation material directory")
+    run.add_argument("--log-level", default=defaults.log_level,
+                     choices=["debug", "info", "warning", "error"])
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        config = NodeConfig(
+            storage=args.storage,
+            passcode=args.passcode,
+            discriminator=args.discriminator,
+            port=args.port,
+            interface=args.interface,
+            vendor_id=args.vendor_id,
+            product_id=args.product_id,
+            friendly_name=args.friendly_name,
+            certs_dir=args.certs,
+            log_level=args.log_level,
+        )
+    except ConfigError as exc:
+        print(f"jfds-device: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    logging.basicConfig(
+        level=config.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    from jfds_device.node.app import StartupError, run_until_signalled
+
+    try:
+        return asyncio.run(run_until_signalled(config))
+    except StartupError as exc:
+        print(f"jfds-device: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

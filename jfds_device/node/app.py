@@ -1,0 +1,291 @@
+"""Composition root: builds storage -> data model -> IM -> transport -> secure channel, and runs them.
+
+Everything protocol-shaped is a sans-IO machine; this module is the asyncio shell that owns the socket,
+the clock and the timers, and routes transport events to the handshakes or to the Interaction Model.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import time
+from collections.abc import Hashable
+from pathlib import Path
+
+from clusters.basic_information.server import BasicInformationConfig
+from jfds_device.codec.message import ProtocolId
+from jfds_device.datamodel.root import RootNode, RootNodeConfig, build_root_node
+from jfds_device.datastore.sqlite import Database
+from jfds_device.errors import MatterError
+from jfds_device.im.provider import AuthMode, RequestContext, SubjectDescriptor
+from jfds_device.im.server import InteractionServer, Outgoing
+from jfds_device.node.config import NodeConfig
+from jfds_device.node.handshakes import CommissioningWindow, HandshakeManager
+from jfds_device.onboarding import SetupPayload
+from jfds_device.securechannel.session_params import SessionParameters
+from jfds_device.transport.exchange import ExchangeClosed, ExchangeManager, ExchangeRef, MessageReceived, SessionClosed
+from jfds_device.transport.mrp import MrpParameters
+from jfds_device.transport.sessions import SecureSession, SessionAuthMode, SessionTable
+from jfds_device.transport.udp import UdpBindError, UdpEndpoint
+
+log = logging.getLogger("jfds_device")
+
+GLOBAL_COUNTER = "global_unencrypted"
+STATE_FILE = "jfds.sqlite3"
+
+
+class StartupError(MatterError):
+    """The node cannot start (e.g. the port is busy); the CLI prints it and exits with status 2."""
+
+
+class Device:
+    """One running jfds-device node."""
+
+    def __init__(self, config: NodeConfig) -> None:
+        self.config = config
+        self.loop = asyncio.get_running_loop()
+        self.db: Database | None = None
+        self.root: RootNode | None = None
+        self.im: InteractionServer | None = None
+        self.endpoint: UdpEndpoint | None = None
+        self.sessions: SessionTable | None = None
+        self.handshakes: HandshakeManager | None = None
+        self.window = CommissioningWindow(config.passcode, config.discriminator)
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
+        # IM keys of exchanges we opened for subscription reports, both ways.
+        self._ref_by_key: dict[Hashable, ExchangeRef] = {}
+        self._key_by_ref: dict[ExchangeRef, Hashable] = {}
+
+    # --- lifecycle ---------------------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        config = self.config
+        storage = Path(config.storage)
+        storage.mkdir(parents=True, exist_ok=True)
+        os.chmod(storage, 0o700)
+        self.db = Database(storage / STATE_FILE)
+        self.root = build_root_node(
+            self.db,
+            RootNodeConfig(
+                basic_information=BasicInformationConfig(vendor_id=config.vendor_id, product_id=config.product_id),
+                interface_name=config.interface or "eth0",
+            ),
+            monotonic=self.loop.time,
+            wall_clock=time.time,
+            commissioning_window_open=lambda: self.window.is_open,
+        )
+        self.im = InteractionServer(self.root.node, wakeup=self._schedule_rearm)
+        self.sessions = SessionTable(
+            global_counter_start=self.db.counter_limit(GLOBAL_COUNTER),
+            on_counter_reserve=self._reserve_global_counter,
+        )
+        local_mrp = MrpParameters()
+        manager = ExchangeManager(self.sessions, local_mrp=local_mrp)
+        try:
+            self.endpoint = await UdpEndpoint.open(
+                manager, port=config.port, interface=config.interface, on_event=self._on_event
+            )
+        except UdpBindError as exc:
+            self.db.close()
+            self.db = None
+            raise StartupError(str(exc)) from exc
+        session_params = SessionParameters(
+            idle_interval_ms=round(local_mrp.idle_interval * 1000),
+            active_interval_ms=round(local_mrp.active_interval * 1000),
+            active_threshold_ms=round(local_mrp.active_threshold * 1000),
+        )
+        self.handshakes = HandshakeManager(self.endpoint, self.sessions, self.window, session_params)
+        self.window.open()
+        host, port = self.endpoint.local_address[:2]
+        log.info("listening on [%s]:%d (UDP, IPv6 and IPv4)%s", host, port,
+                 f" on {config.interface}" if config.interface else "")
+        self._print_onboarding()
+        self._rearm()
+
+    async def stop(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        if self.endpoint is not None:
+            self.endpoint.close()
+        if self.db is not None:
+            self.db.close()
+        log.info("stopped")
+
+    def _print_onboarding(self) -> None:
+        payload = SetupPayload(
+            discriminator=self.config.discriminator,
+            passcode=self.config.passcode,
+            vendor_id=self.config.vendor_id,
+            product_id=self.config.product_id,
+        )
+        print(f"Manual pairing code: {payload.to_manual_code()}", flush=True)
+        print(f"QR code payload: {payload.to_qr()}", flush=True)
+
+    def _reserve_global_counter(self, upto: int) -> None:
+        assert self.db is not None
+        self.db.reserve(GLOBAL_COUNTER, upto, 0, modulus=1 << 32)
+
+    # --- transport events ----------------------------------------------------------------------------------------
+
+    def _on_event(self, event: object) -> None:
+        try:
+            if isinstance(event, MessageReceived):
+                self._on_message(event)
+            elif isinstance(event, ExchangeClosed):
+                self._on_exchange_closed(event)
+            elif isinstance(event, SessionClosed) and isinstance(event.session, SecureSession) and self.im:
+                self.im.on_session_closed(event.session.local_session_id)
+        finally:
+            self._rearm()
+
+    def _on_message(self, event: MessageReceived) -> None:
+        assert self.handshakes is not None and self.endpoint is not None
+        session = event.session
+        if not isinstance(session, SecureSession):
+            if event.protocol_id == ProtocolId.SECURE_CHANNEL:
+                self.handshakes.on_message(event)
+            else:
+                log.debug("dropping protocol 0x%04x on an unsecured session", event.protocol_id)
+                self.endpoint.close_exchange(event.exchange)
+            return
+        if event.protocol_id == ProtocolId.INTERACTION_MODEL:
+            self._on_im_message(event, session)
+        elif event.protocol_id == ProtocolId.SECURE_CHANNEL:
+            self._on_secure_channel(event, session)
+        else:
+            log.debug("unsupported protocol 0x%04x on session %d", event.protocol_id, session.local_session_id)
+            self.endpoint.close_exchange(event.exchange)
+
+    def _on_secure_channel(self, event: MessageReceived, session: SecureSession) -> None:
+        from jfds_device.codec.message import SecureChannelOpcode
+        from jfds_device.securechannel.status import SecureChannelProtocolCode, StatusReport
+
+        assert self.endpoint is not None and self.sessions is not None
+        if event.opcode == SecureChannelOpcode.STATUS_REPORT:
+            with contextlib.suppress(MatterError):
+                report = StatusReport.decode(event.payload)
+                if report.protocol_code == SecureChannelProtocolCode.CLOSE_SESSION:
+                    log.info("peer closed session %d", session.local_session_id)
+                    self.endpoint.close_exchange(event.exchange)
+                    self.sessions.mark_for_close(session)
+                    return
+        self.endpoint.close_exchange(event.exchange)
+
+    def _on_im_message(self, event: MessageReceived, session: SecureSession) -> None:
+        assert self.im is not None and self.endpoint is not None
+        key = self._key_by_ref.get(event.exchange, event.exchange)
+        ctx = RequestContext(subject=self._subject(session), session_id=session.local_session_id)
+        outgoing = self.im.on_message(key, ctx, event.opcode, event.payload, self.loop.time())
+        self._send_im(outgoing)
+        if not any(out.exchange == key for out in outgoing):
+            self._close(key)
+
+    def _on_exchange_closed(self, event: ExchangeClosed) -> None:
+        from jfds_device.transport.exchange import CloseReason
+
+        assert self.handshakes is not None and self.im is not None
+        self.handshakes.on_exchange_closed(event.exchange)
+        key = self._key_by_ref.pop(event.exchange, event.exchange)
+        self._ref_by_key.pop(key, None)
+        self.im.on_exchange_closed(key, failed=event.reason is not CloseReason.CLOSED)
+
+    def _subject(self, session: SecureSession) -> SubjectDescriptor:
+        if session.auth_mode is SessionAuthMode.PASE:
+            # A PASE session holds implicit Administer while the node is being commissioned (Core spec 6.6.2.9).
+            return SubjectDescriptor(AuthMode.PASE, 0, session.fabric_index, (), is_commissioning=True)
+        return SubjectDescriptor(AuthMode.CASE, session.peer_node_id, session.fabric_index, tuple(session.cats))
+
+    # --- IM output ---------------------------------------------------------------------------------------------
+
+    def _send_im(self, outgoing: list[Outgoing]) -> None:
+        assert self.endpoint is not None and self.sessions is not None and self.im is not None
+        for out in outgoing:
+            ref = self._ref_for(out)
+            if ref is None:
+                self.im.on_exchange_closed(out.exchange, failed=True)
+                continue
+            try:
+                self.endpoint.send(
+                    ref,
+                    ProtocolId.INTERACTION_MODEL,
+                    out.opcode,
+                    out.payload,
+                    expect_response=out.expect_response,
+                    response_timeout=out.response_timeout,
+                )
+            except MatterError as exc:
+                log.warning("cannot send IM opcode 0x%02x on %r: %s", out.opcode, ref, exc)
+                self._close(out.exchange)
+                continue
+            if out.close_exchange:
+                self._close(out.exchange)
+
+    def _ref_for(self, out: Outgoing) -> ExchangeRef | None:
+        assert self.endpoint is not None and self.sessions is not None
+        if isinstance(out.exchange, ExchangeRef):
+            return out.exchange
+        ref = self._ref_by_key.get(out.exchange)
+        if ref is None and out.new_exchange:
+            session = self.sessions.get(out.session_id)
+            if session is None:
+                return None
+            ref = self.endpoint.new_exchange(session)
+            self._ref_by_key[out.exchange] = ref
+            self._key_by_ref[ref] = out.exchange
+        return ref
+
+    def _close(self, key: Hashable) -> None:
+        assert self.endpoint is not None
+        ref = key if isinstance(key, ExchangeRef) else self._ref_by_key.get(key)
+        if ref is not None and self.endpoint.manager.is_open(ref):
+            self.endpoint.close_exchange(ref)
+
+    # --- timers ------------------------------------------------------------------------------------------------
+
+    def _schedule_rearm(self) -> None:
+        self.loop.call_soon(self._rearm)
+
+    def _rearm(self) -> None:
+        deadlines = [d for d in (self.root.get_timer() if self.root else None,
+                                 self.im.next_deadline() if self.im else None) if d is not None]
+        when = min(deadlines) if deadlines else None
+        if when == self._timer_at and self._timer is not None:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = self._timer_at = None
+        if when is not None:
+            self._timer_at = when
+            self._timer = self.loop.call_at(when, self._on_timer)
+
+    def _on_timer(self) -> None:
+        now = max(self.loop.time(), self._timer_at or 0.0)
+        self._timer = self._timer_at = None
+        try:
+            if self.root is not None:
+                self.root.handle_timer(now)
+            if self.im is not None:
+                self._send_im(self.im.on_timer(now))
+        except Exception:  # a timer bug must not stop the node; it is logged with its traceback
+            log.exception("timer handling failed")
+        finally:
+            self._rearm()
+
+
+async def run_until_signalled(config: NodeConfig) -> int:
+    """Run a Device until SIGINT or SIGTERM, then shut it down cleanly; returns the exit status."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):  # before start(): a signal during start-up still stops cleanly
+        loop.add_signal_handler(sig, stop.set)
+    device = Device(config)
+    try:
+        await device.start()
+        await stop.wait()
+    finally:
+        await device.stop()
+    return 0

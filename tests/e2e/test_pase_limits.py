@@ -1,0 +1,78 @@
+"""Issue 3 end to end: wrong passcodes fail PASE, and after the spec's 20 failures the window closes.
+
+Its own device, because closing the commissioning window is not undone within a run.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.harness import ChipController, DeviceProcess, RemoteError, Topology, topology, workdir
+
+pytestmark = [pytest.mark.netns, pytest.mark.interop]
+
+Clusters = pytest.importorskip("chip.clusters", reason="home-assistant-chip-clusters is not installed")
+
+PASSCODE = 20202021
+WRONG = 20202022
+GOOD_NODE = 0x10
+MAX_FAILED_ATTEMPTS = 20  # Core spec 5.5: the node exits commissioning mode after 20 failed attempts
+
+
+@pytest.fixture(scope="module")
+def env() -> Iterator[tuple[Topology, DeviceProcess, ChipController, ChipController]]:
+    """A device, a controller that holds a good session, and a second one that guesses wrong."""
+    with topology() as net, workdir("jfds-e2e-limits-") as tmp:
+        device = DeviceProcess(net.dev, tmp / "state", "--interface", net.dev_ifname)
+        controllers: list[ChipController] = []
+        try:
+            controllers.append(ChipController(net.ctl, tmp / "good"))
+            controllers.append(ChipController(net.ctl, tmp / "guesser"))
+            yield net, device, controllers[0], controllers[1]
+        finally:
+            for ctrl in controllers:
+                ctrl.close()
+            device.stop()
+
+
+def establish(ctrl: ChipController, net: Topology, passcode: int, node_id: int) -> None:
+    ctrl.call("EstablishPASESessionIP", net.dev_ip6, passcode, node_id, 5540, timeout=40)
+
+
+def test_wrong_passcodes_fail_and_the_window_closes_after_the_limit(
+    env: tuple[Topology, DeviceProcess, ChipController, ChipController],
+) -> None:
+    net, device, good, guesser = env
+    establish(good, net, PASSCODE, GOOD_NODE)  # a session made before the failures must keep working
+    for attempt in range(MAX_FAILED_ATTEMPTS):
+        with pytest.raises(RemoteError):
+            establish(guesser, net, WRONG, 0x100 + attempt)
+    # The controller gives up as soon as it has sent its failure report; give the device a moment to count it.
+    deadline = time.monotonic() + 5
+    while "closing the commissioning window" not in device.output() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert "closing the commissioning window" in device.output()
+    with pytest.raises(RemoteError):
+        establish(guesser, net, PASSCODE, 0x200)  # the right passcode no longer opens a session
+    result = good.call("ReadAttribute", GOOD_NODE, [(0, Clusters.BasicInformation.Attributes.VendorID)])
+    assert result[0][Clusters.BasicInformation][Clusters.BasicInformation.Attributes.VendorID] == 0xFFF1
+    assert device.proc is not None and device.proc.poll() is None
+
+
+def test_fewer_failures_leave_the_window_open(tmp_path: Path) -> None:
+    with topology() as net:
+        device = DeviceProcess(net.dev, tmp_path / "state", "--interface", net.dev_ifname)
+        ctrl = ChipController(net.ctl, tmp_path / "ctrl")
+        try:
+            for attempt in range(3):
+                with pytest.raises(RemoteError):
+                    establish(ctrl, net, WRONG, 0x300 + attempt)
+            establish(ctrl, net, PASSCODE, 0x400)
+            ctrl.call("ReadAttribute", 0x400, [(0, Clusters.BasicInformation.Attributes.VendorID)])
+        finally:
+            ctrl.close()
+            device.stop()
