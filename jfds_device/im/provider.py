@@ -11,7 +11,7 @@ cluster's schema, so the IM engine never needs a cluster's types.
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -93,6 +93,9 @@ class RequestContext:
     fabric_filtered: bool = True
     timed: bool = False  # the action was preceded by a valid TimedRequest
     session_id: int = 0  # local session id, e.g. for the fail-safe's "same session" rule
+    attestation_challenge: bytes = b""  # the session's challenge, signed in AttestationResponse / CSRResponse
+    bind_fabric: Callable[[int], None] | None = None
+    """Associates the (PASE) session the request came on with a fabric index, called by AddNOC."""
     extra: dict[str, Any] = field(default_factory=dict)
 
 

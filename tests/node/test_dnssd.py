@@ -7,7 +7,6 @@ same file is that child's program (``python test_dnssd.py advertise|resolve IFNA
 
 from __future__ import annotations
 
-import ast
 import asyncio
 import contextlib
 import ipaddress
@@ -269,8 +268,8 @@ _last_chip_discovery = 0.0
 
 
 def chip_discover(controller: Any, filter_name: str, value: int, timeout: int = 5) -> list[dict[str, Any]]:
-    """DiscoverCommissionableNodes, fields decoded: chip_rpc returns each CommissionableNode as its repr,
-    because the node holds a reference to the (unpicklable) controller."""
+    """DiscoverCommissionableNodes, fields decoded: chip_rpc turns each CommissionableNode (which holds an
+    unpicklable controller reference) into a dict of its fields."""
     from chip.ChipDeviceCtrl import DiscoveryFilterType
 
     found = controller.call("DiscoverCommissionableNodes", filterType=getattr(DiscoveryFilterType, filter_name),
@@ -279,13 +278,7 @@ def chip_discover(controller: Any, filter_name: str, value: int, timeout: int = 
     _last_chip_discovery = time.monotonic()
     nodes = []
     for node in found or []:
-        if isinstance(node, str):
-            call = ast.parse(node, mode="eval").body
-            assert isinstance(call, ast.Call)
-            node = {kw.arg: ast.literal_eval(kw.value) for kw in call.keywords}
-        else:
-            node = {k: getattr(node, k) for k in node.__dataclass_fields__}
-        nodes.append(node)
+        nodes.append(node if isinstance(node, dict) else {k: getattr(node, k) for k in node.__dataclass_fields__})
     return nodes
 
 
