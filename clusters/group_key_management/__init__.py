@@ -1,0 +1,1 @@
+"""Group Key Management cluster: schema (every id) and server."""
