@@ -1,0 +1,1 @@
+"""Administrator Commissioning cluster: schema (every id) and server."""
