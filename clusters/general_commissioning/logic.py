@@ -36,6 +36,7 @@ class FailSafe:
         self._rollbacks: list[Callback] = []
         self._commits: list[Callback] = []
         self._expiry_listeners: list[Callback] = []
+        self._commit_listeners: list[Callback] = []
 
     # ------------------------------------------------------------------------------------------ state
 
@@ -95,6 +96,10 @@ class FailSafe:
         """Permanent hook run after every expiry's rollbacks (e.g. reset Breadcrumb, close the PASE session)."""
         self._expiry_listeners.append(callback)
 
+    def add_commit_listener(self, callback: Callback) -> None:
+        """Permanent hook run after every CommissioningComplete's commits (e.g. close the commissioning window)."""
+        self._commit_listeners.append(callback)
+
     def get_timer(self) -> float | None:
         return self._deadline
 
@@ -122,7 +127,7 @@ class FailSafe:
         """CommissioningComplete: keep the provisional changes and disarm."""
         commits = self._commits
         self._clear()
-        for callback in commits:
+        for callback in [*commits, *self._commit_listeners]:
             callback()
 
     def disarm(self) -> None:

@@ -12,18 +12,22 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Hashable
+from collections.abc import Coroutine, Hashable
 from pathlib import Path
+from typing import Any
 
 from clusters.basic_information.server import BasicInformationConfig
 from jfds_device.codec.message import ProtocolId
+from jfds_device.datamodel.commissioning_window import CloseReason as WindowCloseReason
+from jfds_device.datamodel.commissioning_window import CommissioningWindow
 from jfds_device.datamodel.root import RootNode, RootNodeConfig, build_root_node
 from jfds_device.datastore.sqlite import Database
 from jfds_device.errors import MatterError
 from jfds_device.im.provider import AuthMode, RequestContext, SubjectDescriptor
 from jfds_device.im.server import InteractionServer, Outgoing
 from jfds_device.node.config import NodeConfig
-from jfds_device.node.handshakes import CommissioningWindow, HandshakeManager
+from jfds_device.node.dnssd import Advertiser, CommissionableInfo, MrpIntervals
+from jfds_device.node.handshakes import HandshakeManager
 from jfds_device.onboarding import SetupPayload
 from jfds_device.securechannel.session_params import SessionParameters
 from jfds_device.transport.exchange import ExchangeClosed, ExchangeManager, ExchangeRef, MessageReceived, SessionClosed
@@ -54,6 +58,8 @@ class Device:
         self.sessions: SessionTable | None = None
         self.handshakes: HandshakeManager | None = None
         self.window = CommissioningWindow(config.passcode, config.discriminator)
+        self.advertiser: Advertiser | None = None
+        self._background: set[asyncio.Task[None]] = set()
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         # IM keys of exchanges we opened for subscription reports, both ways.
@@ -99,8 +105,18 @@ class Device:
             active_threshold_ms=round(local_mrp.active_threshold * 1000),
         )
         self.handshakes = HandshakeManager(self.endpoint, self.sessions, self.window, session_params)
-        self.window.open()
         host, port = self.endpoint.local_address[:2]
+        self.root.failsafe.add_expiry_listener(self._failsafe_expired)
+        self.root.failsafe.add_commit_listener(lambda: self.window.close(WindowCloseReason.COMMISSIONED))
+        self.advertiser = Advertiser(
+            config.interface,
+            port=port,
+            mrp=MrpIntervals(session_params.idle_interval_ms or 500, session_params.active_interval_ms or 300,
+                             session_params.active_threshold_ms or 4000),
+        )
+        await self.advertiser.start()
+        self.window.add_listener(self._window_changed)
+        self.window.open_initial(self.loop.time())
         log.info("listening on [%s]:%d (UDP, IPv6 and IPv4)%s", host, port,
                  f" on {config.interface}" if config.interface else "")
         self._print_onboarding()
@@ -109,6 +125,10 @@ class Device:
     async def stop(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
+        if self.advertiser is not None:
+            await self.advertiser.stop()  # goodbye packets for every record
         if self.endpoint is not None:
             self.endpoint.close()
         if self.db is not None:
@@ -125,6 +145,36 @@ class Device:
         print(f"Manual pairing code: {payload.to_manual_code()}", flush=True)
         print(f"QR code payload: {payload.to_qr()}", flush=True)
 
+    def _window_changed(self, window: CommissioningWindow) -> None:
+        info = (
+            CommissionableInfo(
+                discriminator=window.discriminator,
+                vendor_id=self.config.vendor_id,
+                product_id=self.config.product_id,
+                commissioning_mode=int(window.commissioning_mode),
+            )
+            if window.accepting_pase
+            else None
+        )
+        if self.advertiser is not None:
+            self._spawn(self.advertiser.set_commissionable(info))
+
+    def _failsafe_expired(self) -> None:
+        """Core spec 11.10.7.2.1: after the rollback the commissioning session ends; the window listens again."""
+        assert self.sessions is not None
+        for session in self.sessions.secure_sessions():
+            if session.auth_mode is SessionAuthMode.PASE:
+                # Deferred: an ArmFailSafe(0) that expired it still gets its response on this session first.
+                self.loop.call_soon(self._close_session, session)
+        if self.window.is_open:
+            self.window.attempt_failed()
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Run an advertisement update in the background, in order, keeping a reference until it ends."""
+        task = self.loop.create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
     def _reserve_global_counter(self, upto: int) -> None:
         assert self.db is not None
         self.db.reserve(GLOBAL_COUNTER, upto, 0, modulus=1 << 32)
@@ -137,10 +187,33 @@ class Device:
                 self._on_message(event)
             elif isinstance(event, ExchangeClosed):
                 self._on_exchange_closed(event)
-            elif isinstance(event, SessionClosed) and isinstance(event.session, SecureSession) and self.im:
-                self.im.on_session_closed(event.session.local_session_id)
+            elif isinstance(event, SessionClosed) and isinstance(event.session, SecureSession):
+                self._on_session_closed(event.session)
         finally:
             self._rearm()
+
+    def _close_session(self, session: SecureSession) -> None:
+        """Tell the peer (StatusReport CloseSession, Core spec 4.10.1.3) and drop the session."""
+        from jfds_device.codec.message import SecureChannelOpcode
+        from jfds_device.securechannel.status import GeneralCode, SecureChannelProtocolCode, StatusReport
+
+        assert self.endpoint is not None and self.sessions is not None
+        if session not in self.sessions:
+            return
+        report = StatusReport.secure_channel(GeneralCode.SUCCESS, SecureChannelProtocolCode.CLOSE_SESSION)
+        with contextlib.suppress(MatterError):
+            exchange = self.endpoint.new_exchange(session)
+            self.endpoint.send(exchange, ProtocolId.SECURE_CHANNEL, SecureChannelOpcode.STATUS_REPORT,
+                               report.encode(), reliable=False)
+            self.endpoint.close_exchange(exchange)
+        self.sessions.mark_for_close(session)
+
+    def _on_session_closed(self, session: SecureSession) -> None:
+        if self.im is not None:
+            self.im.on_session_closed(session.local_session_id)
+        if session.auth_mode is SessionAuthMode.PASE and self.window.is_open and not self.window.accepting_pase:
+            # A commissioner went away mid-way: that counts as a failed attempt and the window listens again.
+            self.window.attempt_failed()
 
     def _on_message(self, event: MessageReceived) -> None:
         assert self.handshakes is not None and self.endpoint is not None
@@ -250,8 +323,12 @@ class Device:
         self.loop.call_soon(self._rearm)
 
     def _rearm(self) -> None:
-        deadlines = [d for d in (self.root.get_timer() if self.root else None,
-                                 self.im.next_deadline() if self.im else None) if d is not None]
+        candidates = (
+            self.root.get_timer() if self.root else None,
+            self.im.next_deadline() if self.im else None,
+            self.window.get_timer(),
+        )
+        deadlines = [d for d in candidates if d is not None]
         when = min(deadlines) if deadlines else None
         if when == self._timer_at and self._timer is not None:
             return
@@ -268,6 +345,7 @@ class Device:
         try:
             if self.root is not None:
                 self.root.handle_timer(now)
+            self.window.handle_timer(now)
             if self.im is not None:
                 self._send_im(self.im.on_timer(now))
         except Exception:  # a timer bug must not stop the node; it is logged with its traceback

@@ -1,20 +1,23 @@
-"""Session establishment glue: runs PASE (and later CASE) responders on unsecured exchanges.
+"""Session establishment glue: runs PASE and CASE responders on unsecured exchanges.
 
 The handshakes themselves are sans-IO machines in ``securechannel/``; this module feeds them the messages of
-their exchange, sends their replies, installs the secure session they produce and counts failed passcode
-guesses against the commissioning window (Core spec 5.5: the window closes after 20 failed attempts).
+their exchange, sends their replies, installs the secure session they produce, persists CASE resumption
+state and counts failed passcode guesses against the commissioning window (Core spec 5.5: the window
+closes after 20 failed attempts).
 """
 
 from __future__ import annotations
 
 import logging
-import secrets
-from collections.abc import Callable
-from dataclasses import dataclass, field
+import time
+from collections.abc import Callable, Sequence
 
 from jfds_device.codec.message import ProtocolId, SecureChannelOpcode
-from jfds_device.crypto.spake2p import PaseVerifier, make_verifier
-from jfds_device.securechannel.pase import PaseAttemptLimiter, PaseResponder
+from jfds_device.datamodel.commissioning_window import CommissioningWindow
+from jfds_device.errors import MatterError
+from jfds_device.securechannel.case import CaseResponder, CaseResult
+from jfds_device.securechannel.case_identity import OperationalIdentity, ResumptionStore
+from jfds_device.securechannel.pase import PaseResponder, PaseResult
 from jfds_device.securechannel.session_params import SessionParameters
 from jfds_device.securechannel.status import StatusReport
 from jfds_device.transport.exchange import ExchangeRef, MessageReceived
@@ -24,38 +27,10 @@ from jfds_device.transport.udp import UdpEndpoint
 
 log = logging.getLogger(__name__)
 
-PBKDF_ITERATIONS = 1000  # the spec minimum; the CHIP SDK's default for on-device verifiers
 BUSY_WAIT_MS = 500
 
 
-@dataclass
-class CommissioningWindow:
-    """The basic commissioning window opened at start while the node has no fabric (Core spec 5.4.2.3)."""
-
-    passcode: int
-    discriminator: int
-    is_open: bool = False
-    salt: bytes = field(default_factory=lambda: secrets.token_bytes(32))
-    iterations: int = PBKDF_ITERATIONS
-    limiter: PaseAttemptLimiter = field(default_factory=PaseAttemptLimiter)
-    verifier: PaseVerifier | None = None
-    on_change: Callable[[bool], None] | None = None
-
-    def open(self) -> None:
-        if self.verifier is None:
-            self.verifier = make_verifier(self.passcode, self.salt, self.iterations)
-        self.limiter.reset()
-        self._set(True)
-
-    def close(self) -> None:
-        self._set(False)
-
-    def _set(self, is_open: bool) -> None:
-        if is_open != self.is_open:
-            self.is_open = is_open
-            log.info("commissioning window %s", "opened" if is_open else "closed")
-            if self.on_change is not None:
-                self.on_change(is_open)
+Responder = PaseResponder | CaseResponder
 
 
 class HandshakeManager:
@@ -67,33 +42,26 @@ class HandshakeManager:
         sessions: SessionTable,
         window: CommissioningWindow,
         session_params: SessionParameters,
+        *,
+        identities: Callable[[], Sequence[OperationalIdentity]] = list,
+        resumption: ResumptionStore | None = None,
     ) -> None:
         self._endpoint = endpoint
         self._sessions = sessions
         self._window = window
         self._session_params = session_params
-        self._pase: dict[ExchangeRef, PaseResponder] = {}
+        self._identities = identities
+        self._resumption = resumption
+        self._handshakes: dict[ExchangeRef, Responder] = {}
 
     def on_message(self, event: MessageReceived) -> None:
         ref = event.exchange
-        responder = self._pase.get(ref)
+        responder = self._handshakes.get(ref)
         if responder is None:
-            if not event.new_exchange or event.opcode != SecureChannelOpcode.PBKDF_PARAM_REQUEST:
-                log.debug("ignoring secure-channel opcode 0x%02x outside a handshake", event.opcode)
-                self._endpoint.close_exchange(ref)
+            responder = self._start(event) if event.new_exchange else None
+            if responder is None:
                 return
-            if not self._window.is_open or self._window.verifier is None:
-                log.info("PASE refused: the commissioning window is closed")
-                self._reply(ref, SecureChannelOpcode.STATUS_REPORT, StatusReport.busy(BUSY_WAIT_MS).encode(), last=True)
-                return
-            responder = PaseResponder(
-                self._window.verifier,
-                salt=self._window.salt,
-                iterations=self._window.iterations,
-                local_session_id=self._sessions.allocate_session_id,
-                session_params=self._session_params,
-            )
-            self._pase[ref] = responder
+            self._handshakes[ref] = responder
         replies = responder.receive(event.opcode, event.payload)
         finished = responder.done or responder.failed
         for index, (opcode, payload) in enumerate(replies):
@@ -105,8 +73,41 @@ class HandshakeManager:
         elif not replies:
             log.debug("PASE message ignored on %r", ref)
 
+    def _start(self, event: MessageReceived) -> Responder | None:
+        ref = event.exchange
+        if event.opcode == SecureChannelOpcode.PBKDF_PARAM_REQUEST:
+            verifier = self._window.pase_verifier
+            if not self._window.accepting_pase or verifier is None:
+                log.info("PASE refused: no commissioning window is accepting PASE")
+                self._reply(ref, SecureChannelOpcode.STATUS_REPORT, StatusReport.busy(BUSY_WAIT_MS).encode(), last=True)
+                return None
+            return PaseResponder(
+                verifier,
+                salt=self._window.salt,
+                iterations=self._window.iterations,
+                local_session_id=self._sessions.allocate_session_id,
+                session_params=self._session_params,
+            )
+        if event.opcode == SecureChannelOpcode.CASE_SIGMA1 and self._resumption is not None:
+            return CaseResponder(
+                self._identities(),
+                self._resumption,
+                local_session_id=self._try_allocate,
+                session_params=self._session_params,
+                now=time.time(),
+            )
+        log.debug("ignoring secure-channel opcode 0x%02x outside a handshake", event.opcode)
+        self._endpoint.close_exchange(ref)
+        return None
+
+    def _try_allocate(self) -> int | None:
+        try:
+            return self._sessions.allocate_session_id()
+        except MatterError:  # the table is full: CASE answers BUSY
+            return None
+
     def on_exchange_closed(self, ref: ExchangeRef) -> None:
-        responder = self._pase.get(ref)
+        responder = self._handshakes.get(ref)
         if responder is not None and not responder.done:
             responder.abort()
             self._abandon(ref, responder)
@@ -116,35 +117,52 @@ class HandshakeManager:
         if last:
             self._endpoint.close_exchange(ref)
 
-    def _establish(self, ref: ExchangeRef, responder: PaseResponder) -> None:
-        del self._pase[ref]
+    def _establish(self, ref: ExchangeRef, responder: Responder) -> None:
+        del self._handshakes[ref]
         result = responder.result
         assert result is not None  # done implies a result
         encrypt_key, decrypt_key = result.keys.for_role(result.is_initiator)
         params = result.peer_session_params
-        session: SecureSession = self._sessions.add_secure(
-            local_session_id=result.local_session_id,
-            peer_session_id=result.peer_session_id,
-            encrypt_key=encrypt_key,
-            decrypt_key=decrypt_key,
-            auth_mode=SessionAuthMode.PASE,
-            peer_addr=ref.session.peer_addr,
-            now=self._endpoint.now(),
-            peer_mrp=MrpParameters.from_ms(
+        common = {
+            "local_session_id": result.local_session_id,
+            "peer_session_id": result.peer_session_id,
+            "encrypt_key": encrypt_key,
+            "decrypt_key": decrypt_key,
+            "peer_addr": ref.session.peer_addr,
+            "now": self._endpoint.now(),
+            "peer_mrp": MrpParameters.from_ms(
                 params.idle_interval_ms if params else None,
                 params.active_interval_ms if params else None,
                 params.active_threshold_ms if params else None,
             ),
-            attestation_challenge=result.keys.attestation_challenge,
-        )
-        log.info("PASE session %d established with %s", session.local_session_id, ref.session.peer_addr)
+            "attestation_challenge": result.keys.attestation_challenge,
+        }
+        session: SecureSession
+        if isinstance(result, PaseResult):
+            session = self._sessions.add_secure(auth_mode=SessionAuthMode.PASE, **common)
+            self._window.session_established()
+        else:
+            session = self._add_case_session(result, common)
+        log.info("%s session %d established with %s", session.auth_mode.name, session.local_session_id,
+                 ref.session.peer_addr)
 
-    def _abandon(self, ref: ExchangeRef, responder: PaseResponder) -> None:
-        self._pase.pop(ref, None)
+    def _add_case_session(self, result: CaseResult, common: dict[str, object]) -> SecureSession:
+        if self._resumption is not None:
+            self._resumption.put(result.resumption_record)
+        return self._sessions.add_secure(
+            auth_mode=SessionAuthMode.CASE,
+            local_node_id=result.local_node_id,
+            peer_node_id=result.peer_node_id,
+            fabric_index=result.fabric_index,
+            cats=tuple(result.peer_cats),
+            **common,  # type: ignore[arg-type]
+        )
+
+    def _abandon(self, ref: ExchangeRef, responder: Responder) -> None:
+        self._handshakes.pop(ref, None)
         if responder.local_session_id is not None:
             self._sessions.release_session_id(responder.local_session_id)
-        if self._window.limiter.observe(responder):
+        if isinstance(responder, PaseResponder) and self._window.observe_pase(responder):
             log.warning("%d failed PASE attempts: closing the commissioning window",
                         self._window.limiter.failed_attempts)
-            self._window.close()
-        log.info("PASE handshake failed: %s", responder.error)
+        log.info("%s handshake failed: %s", type(responder).__name__, responder.error)

@@ -68,8 +68,10 @@ class Service:
         self.ca_manager.LoadAuthoritiesFromStorage()
         cas = self.ca_manager.activeCaList
         ca = cas[0] if cas else self.ca_manager.NewCertificateAuthority()
-        admin = ca.adminList[0] if ca.adminList else ca.NewFabricAdmin(vendorId=vendor_id, fabricId=fabric_id)
-        self.ctrl = admin.NewController(nodeId=node_id, paaTrustStorePath=paa_dir)
+        self.admin = ca.adminList[0] if ca.adminList else ca.NewFabricAdmin(vendorId=vendor_id, fabricId=fabric_id)
+        self.paa_dir = paa_dir
+        self.ctrl = self.admin.NewController(nodeId=node_id, paaTrustStorePath=paa_dir)
+        self.controllers = [self.ctrl]
         self.subscriptions: dict[int, Any] = {}
         self.reports: dict[int, list[Any]] = {}
 
@@ -80,6 +82,12 @@ class Service:
             "compressed_fabric_id": self.ctrl.GetCompressedFabricId(),
             "root_public_key": bytes(self.ctrl.rootPublicKeyBytes),
         }
+
+    async def rpc_new_controller(self, node_id: int, cats: list[int] | None = None) -> int:
+        """Another CASE identity on the same fabric (e.g. to test ACLs); returns its index for ``_controller``."""
+        controller = self.admin.NewController(nodeId=node_id, paaTrustStorePath=self.paa_dir, catTags=cats or [])
+        self.controllers.append(controller)
+        return len(self.controllers) - 1
 
     async def rpc_subscribe(self, node_id: int, paths: list[Any], min_interval: int, max_interval: int) -> int:
         sub = await self.ctrl.ReadAttribute(node_id, paths, reportInterval=(min_interval, max_interval))
@@ -114,7 +122,8 @@ class Service:
         }
 
     async def call(self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        target = getattr(self, f"rpc_{method}", None) or getattr(self.ctrl, method)
+        controller = self.controllers[kwargs.pop("_controller", 0)]
+        target = getattr(self, f"rpc_{method}", None) or getattr(controller, method)
         result = target(*args, **kwargs)
         if inspect.isawaitable(result):
             result = await result
@@ -123,7 +132,8 @@ class Service:
     def shutdown(self) -> None:
         for sub in self.subscriptions.values():
             sub.Shutdown()
-        self.ctrl.Shutdown()
+        for controller in reversed(self.controllers):
+            controller.Shutdown()
         self.ca_manager.Shutdown()
         self.stack.Shutdown()
 

@@ -107,15 +107,6 @@ def test_write_node_label_reads_back(ctrl: ChipController) -> None:
     assert value(read(ctrl, (0, BI.Attributes.NodeLabel)), 0, BI, BI.Attributes.NodeLabel) == label
 
 
-def test_arm_fail_safe_returns_its_response(ctrl: ChipController) -> None:
-    response = ctrl.call("SendCommand", NODE_ID, 0, GC.Commands.ArmFailSafe(expiryLengthSeconds=60, breadcrumb=7))
-    assert isinstance(response, GC.Commands.ArmFailSafeResponse)
-    assert response.errorCode == GC.Enums.CommissioningErrorEnum.kOk
-    assert value(read(ctrl, (0, GC.Attributes.Breadcrumb)), 0, GC, GC.Attributes.Breadcrumb) == 7
-    disarm = ctrl.call("SendCommand", NODE_ID, 0, GC.Commands.ArmFailSafe(expiryLengthSeconds=0, breadcrumb=0))
-    assert disarm.errorCode == GC.Enums.CommissioningErrorEnum.kOk
-
-
 def test_subscription_reports_a_node_label_change(ctrl: ChipController) -> None:
     key = ctrl.call("subscribe", NODE_ID, [(0, BI.Attributes.NodeLabel)], 0, 10)
     try:
@@ -208,14 +199,32 @@ def test_garbage_datagrams_do_not_disturb_the_device(net: Topology, ctrl: ChipCo
 
 
 
+def test_arm_fail_safe_returns_its_response_and_disarming_ends_the_pase_session(
+    net: Topology, ctrl: ChipController
+) -> None:
+    """Next to last: disarming (ArmFailSafe 0) expires the fail-safe, which ends the PASE session that armed it
+    (Core spec 11.10.7.2.1; the CHIP SDK evicts it too). A new PASE session under a new node id follows."""
+    response = ctrl.call("SendCommand", NODE_ID, 0, GC.Commands.ArmFailSafe(expiryLengthSeconds=60, breadcrumb=7))
+    assert isinstance(response, GC.Commands.ArmFailSafeResponse)
+    assert response.errorCode == GC.Enums.CommissioningErrorEnum.kOk
+    assert value(read(ctrl, (0, GC.Attributes.Breadcrumb)), 0, GC, GC.Attributes.Breadcrumb) == 7
+    disarm = ctrl.call("SendCommand", NODE_ID, 0, GC.Commands.ArmFailSafe(expiryLengthSeconds=0, breadcrumb=0))
+    assert disarm.errorCode == GC.Enums.CommissioningErrorEnum.kOk
+    with pytest.raises(RemoteError):
+        read(ctrl, (0, GC.Attributes.Breadcrumb), timeout=30)
+    ctrl.call("EstablishPASESessionIP", net.dev_ip6, PASSCODE, NODE_ID + 1, 5540, timeout=30)
+    result = ctrl.call("ReadAttribute", NODE_ID + 1, [(0, GC.Attributes.Breadcrumb)])
+    assert value(result, 0, GC, GC.Attributes.Breadcrumb) == 0  # the expiry reset it
+
+
 def test_restart_keeps_node_label_and_unique_id(net: Topology, device: DeviceProcess, ctrl: ChipController) -> None:
-    """Runs last in this module: it restarts the shared device."""
-    ctrl.call("WriteAttribute", NODE_ID, [(0, BI.Attributes.NodeLabel("survivor"))])
-    before = read(ctrl, (0, BI.Attributes.UniqueID), (0, BI.Attributes.NodeLabel))
+    """Runs last in this module: it restarts the shared device (the session of NODE_ID + 1 is current)."""
+    ctrl.call("WriteAttribute", NODE_ID + 1, [(0, BI.Attributes.NodeLabel("survivor"))])
+    before = ctrl.call("ReadAttribute", NODE_ID + 1, [(0, BI.Attributes.UniqueID)])
     assert device.stop() == 0
     device.start()
-    # The controller would reuse its (now dead) PASE session for NODE_ID; a new id forces a new handshake.
-    ctrl.call("EstablishPASESessionIP", net.dev_ip6, PASSCODE, NODE_ID + 1, 5540, timeout=30)
-    after = ctrl.call("ReadAttribute", NODE_ID + 1, [(0, BI.Attributes.UniqueID), (0, BI.Attributes.NodeLabel)])
+    # The controller would reuse its (now dead) PASE session; a new node id forces a new handshake.
+    ctrl.call("EstablishPASESessionIP", net.dev_ip6, PASSCODE, NODE_ID + 2, 5540, timeout=30)
+    after = ctrl.call("ReadAttribute", NODE_ID + 2, [(0, BI.Attributes.UniqueID), (0, BI.Attributes.NodeLabel)])
     assert value(after, 0, BI, BI.Attributes.NodeLabel) == "survivor"
     assert value(after, 0, BI, BI.Attributes.UniqueID) == value(before, 0, BI, BI.Attributes.UniqueID)
