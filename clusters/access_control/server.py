@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from clusters.access_control import schema
 from clusters.access_control.schema import (
@@ -26,6 +26,9 @@ from jfds_device.codec.schema import NULL
 from jfds_device.datamodel import acl
 from jfds_device.datamodel.cluster import ClusterServer
 from jfds_device.im.provider import ActionError, AuthMode, RequestContext, Status
+
+if TYPE_CHECKING:
+    from clusters.general_commissioning.logic import FailSafe
 
 MAX_ENDPOINT = 0xFFFE
 
@@ -53,6 +56,11 @@ class AccessControlServer(ClusterServer):
         self.set(schema.TARGETS_PER_ACCESS_CONTROL_ENTRY, targets_per_entry)
         self.set(schema.ACCESS_CONTROL_ENTRIES_PER_FABRIC, entries_per_fabric)
         self._cache: tuple[int, tuple[acl.AclEntry, ...]] | None = None
+        self._failsafe: FailSafe | None = None
+
+    def track_failsafe(self, failsafe: FailSafe) -> None:
+        """Make ACL writes by the fail-safe's holder provisional: its expiry restores the fabric's entries."""
+        self._failsafe = failsafe
 
     # ------------------------------------------------------------------------------------------ AclSource
 
@@ -84,7 +92,30 @@ class AccessControlServer(ClusterServer):
     # ------------------------------------------------------------------------------------------ validation
 
     def validate_acl(self, ctx: RequestContext, entries: list[AccessControlEntryStruct]) -> list[object]:
-        return list(self._check_entries(ctx.subject.fabric_index, entries))
+        checked = list(self._check_entries(ctx.subject.fabric_index, entries))
+        self._snapshot_for_failsafe(ctx)
+        return checked
+
+    def _snapshot_for_failsafe(self, ctx: RequestContext) -> None:
+        """On the holder's first ACL write in an arming, register a rollback to the fabric's current entries.
+
+        Only the fabric holding the fail-safe is tracked: another admin's writes are not part of that
+        commissioning. A fabric added by AddNOC is removed as a whole on expiry anyway (its own rollback).
+        """
+        failsafe, fabric = self._failsafe, ctx.subject.fabric_index
+        if failsafe is None or not failsafe.held_by(fabric, ctx.session_id):
+            return
+        marker = f"acl:{fabric}"  # FailSafe.flags reset at each arming, so this is once per arming
+        if marker in failsafe.flags:
+            return
+        failsafe.flags.add(marker)
+        before = self.entries(fabric)
+
+        def restore() -> None:
+            others = [e for e in self.get(schema.ACL) if e.fabric_index != fabric]
+            self.set(schema.ACL, others + before)
+
+        failsafe.add_rollback(restore)
 
     def _check_entries(
         self, fabric_index: int, entries: list[AccessControlEntryStruct]

@@ -267,6 +267,10 @@ class GroupKeyManagementServer(ClusterServer):
         """Every key set of ``fabric_index`` by ascending id, IPK included, WITH their keys (keep them secret)."""
         return self._key_sets.all(fabric_index)
 
+    def fabric_removed(self, fabric_index: int) -> None:
+        """FabricTable listener hook: RemoveFabric, or the rollback of an AddNOC."""
+        self.remove_fabric(fabric_index)
+
     def remove_fabric(self, fabric_index: int) -> None:
         """Forget the fabric's key sets (IPK included), GroupKeyMap and GroupTable entries (RemoveFabric,
         or fail-safe expiry after AddNOC; 11.18.6.12)."""

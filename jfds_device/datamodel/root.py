@@ -1,9 +1,9 @@
 """Endpoint layout of this node: endpoint 0 (Root Node) and endpoint 1 (Joint Fabric Administrator).
 
 Endpoint 0 carries the node-wide clusters (Core spec 9.2, Root Node device type 0x0016 revision 3):
-Descriptor, Access Control, Basic Information, General Commissioning, Network Commissioning (Ethernet)
-and General Diagnostics. Operational Credentials, Group Key Management and Administrator Commissioning
-come next and mount with ``node.add_server(0, ...)``; the JFDS/JFA servers mount on endpoint 1 the same way.
+Descriptor, Access Control, Basic Information, General Commissioning, Network Commissioning (Ethernet),
+General Diagnostics, Operational Credentials, Group Key Management, Administrator Commissioning and User
+Label. The JFDS/JFA servers mount on endpoint 1 with ``node.add_server(1, ...)``.
 """
 
 from __future__ import annotations
@@ -12,15 +12,21 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from clusters.access_control.server import AccessControlServer
+from clusters.administrator_commissioning.server import AdministratorCommissioningServer
 from clusters.basic_information.server import BasicInformationConfig, BasicInformationServer
 from clusters.general_commissioning.logic import FailSafe
 from clusters.general_commissioning.server import GeneralCommissioningServer
 from clusters.general_diagnostics.schema import BootReasonEnum, NetworkInterface
 from clusters.general_diagnostics.server import GeneralDiagnosticsServer
+from clusters.group_key_management.server import GroupKeyManagementServer
 from clusters.network_commissioning.server import EthernetNetworkCommissioningServer
+from clusters.operational_credentials.server import OperationalCredentialsServer
 from clusters.user_label.server import UserLabelServer
+from jfds_device.crypto.attestation import AttestationMaterial, load_attestation
+from jfds_device.datamodel.commissioning_window import CommissioningWindow
 from jfds_device.datamodel.node import DeviceType, Node
 from jfds_device.datastore.sqlite import Database
+from jfds_device.fabrics import FabricTable
 
 __all__ = [
     "JFA_DEVICE_TYPE",
@@ -63,6 +69,10 @@ class RootNode:
     general_commissioning: GeneralCommissioningServer
     network_commissioning: EthernetNetworkCommissioningServer
     general_diagnostics: GeneralDiagnosticsServer
+    operational_credentials: OperationalCredentialsServer
+    fabric_table: FabricTable
+    group_key_management: GroupKeyManagementServer
+    window: CommissioningWindow
 
     def get_timer(self) -> float | None:
         """The next deadline (monotonic seconds) the shell must call ``handle_timer`` at, if any."""
@@ -80,21 +90,50 @@ def build_root_node(
     *,
     monotonic: Callable[[], float],
     wall_clock: Callable[[], float] | None = None,
-    commissioning_window_open: Callable[[], bool] = lambda: False,
+    fabric_table: FabricTable | None = None,
+    attestation: AttestationMaterial | None = None,
+    window: CommissioningWindow | None = None,
+    set_ipk: Callable[[int, bytes], None] | None = None,
 ) -> RootNode:
     """Build endpoints 0 and 1 on a new ``Node`` over ``db`` (None: memory only).
 
     ``monotonic`` drives the fail-safe and uptime; ``wall_clock`` (POSIX seconds) feeds TimeSnapshot.
     The caller owns time: arm one loop timer at ``root.get_timer()`` and call
     ``root.handle_timer(monotonic())`` when it fires (re-read ``get_timer()`` after every invoke).
+
+    ``fabric_table`` defaults to one over ``db`` (an in-memory database when ``db`` is None);
+    ``attestation`` to the repository's development DAC/PAI/CD; ``window`` to a closed window for the
+    default passcode (the node passes its own). AddNOC's IPK lands in GroupKeyManagement key set 0, which is
+    also where CASE takes it from; ``set_ipk`` replaces that sink (tests use it to observe or break it).
     """
     config = config or RootNodeConfig()
     node = Node(db)
     failsafe = FailSafe()
     access_control = AccessControlServer()
+    # ACL writes by the fail-safe holder are undone if the fail-safe expires (see AccessControlServer).
+    access_control.track_failsafe(failsafe)
+    if fabric_table is None:
+        fabric_table = FabricTable(db if db is not None else Database(":memory:"))
+    if window is None:
+        window = CommissioningWindow(20202021, 3840)
+    group_key_management = GroupKeyManagementServer(db)
+    fabric_table.set_ipk_provider(_ipk_provider(group_key_management))
+    fabric_table.add_listener(group_key_management)
+    fabric_table.add_listener(window)
+    operational_credentials = OperationalCredentialsServer(
+        fabric_table,
+        failsafe,
+        attestation if attestation is not None else load_attestation(),
+        access_control=access_control,
+        set_ipk=set_ipk if set_ipk is not None else group_key_management.install_ipk,
+        now=monotonic,
+    )
+    administrator_commissioning = AdministratorCommissioningServer(
+        window, failsafe, now=monotonic, fabric_vendor_id=lambda index: _vendor_of(fabric_table, index)
+    )
     basic_information = BasicInformationServer(config.basic_information)
     general_commissioning = GeneralCommissioningServer(
-        failsafe, now=monotonic, commissioning_window_open=commissioning_window_open
+        failsafe, now=monotonic, commissioning_window_open=lambda: window.is_open
     )
     network_commissioning = EthernetNetworkCommissioningServer(config.interface_name)
     general_diagnostics = GeneralDiagnosticsServer(
@@ -112,6 +151,9 @@ def build_root_node(
             general_commissioning,
             network_commissioning,
             general_diagnostics,
+            operational_credentials,
+            group_key_management,
+            administrator_commissioning,
             UserLabelServer(),
         ],
     )
@@ -125,4 +167,21 @@ def build_root_node(
         general_commissioning=general_commissioning,
         network_commissioning=network_commissioning,
         general_diagnostics=general_diagnostics,
+        operational_credentials=operational_credentials,
+        fabric_table=fabric_table,
+        group_key_management=group_key_management,
+        window=window,
     )
+
+
+def _ipk_provider(gkm: GroupKeyManagementServer) -> Callable[[int], list[bytes]]:
+    def provider(fabric_index: int) -> list[bytes]:
+        key = gkm.ipk_epoch_key(fabric_index)
+        return [] if key is None else [key]
+
+    return provider
+
+
+def _vendor_of(fabric_table: FabricTable, fabric_index: int) -> int | None:
+    info = fabric_table.get(fabric_index)
+    return None if info is None else info.vendor_id

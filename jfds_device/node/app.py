@@ -12,17 +12,19 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Coroutine, Hashable
+from collections.abc import Callable, Coroutine, Hashable
 from pathlib import Path
 from typing import Any
 
 from clusters.basic_information.server import BasicInformationConfig
 from jfds_device.codec.message import ProtocolId
+from jfds_device.crypto.attestation import load_attestation
 from jfds_device.datamodel.commissioning_window import CloseReason as WindowCloseReason
 from jfds_device.datamodel.commissioning_window import CommissioningWindow
 from jfds_device.datamodel.root import RootNode, RootNodeConfig, build_root_node
 from jfds_device.datastore.sqlite import Database
 from jfds_device.errors import MatterError
+from jfds_device.fabrics import FabricInfo, SqliteResumptionStore
 from jfds_device.im.provider import AuthMode, RequestContext, SubjectDescriptor
 from jfds_device.im.server import InteractionServer, Outgoing
 from jfds_device.node.config import NodeConfig
@@ -60,6 +62,7 @@ class Device:
         self.window = CommissioningWindow(config.passcode, config.discriminator)
         self.advertiser: Advertiser | None = None
         self._background: set[asyncio.Task[None]] = set()
+        self._advertised: set[tuple[bytes, int]] = set()
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         # IM keys of exchanges we opened for subscription reports, both ways.
@@ -73,6 +76,7 @@ class Device:
         storage = Path(config.storage)
         storage.mkdir(parents=True, exist_ok=True)
         os.chmod(storage, 0o700)
+        os.umask(0o077)  # the state file holds operational private keys; SQLite recreates its WAL/SHM files
         self.db = Database(storage / STATE_FILE)
         self.root = build_root_node(
             self.db,
@@ -82,8 +86,13 @@ class Device:
             ),
             monotonic=self.loop.time,
             wall_clock=time.time,
-            commissioning_window_open=lambda: self.window.is_open,
+            attestation=load_attestation(config.certs_dir),
+            window=self.window,
         )
+        self.fabrics = self.root.fabric_table
+        self.resumption = SqliteResumptionStore(self.db)
+        self.fabrics.add_listener(self.resumption)
+        self.fabrics.add_listener(self)
         self.im = InteractionServer(self.root.node, wakeup=self._schedule_rearm)
         self.sessions = SessionTable(
             global_counter_start=self.db.counter_limit(GLOBAL_COUNTER),
@@ -104,7 +113,14 @@ class Device:
             active_interval_ms=round(local_mrp.active_interval * 1000),
             active_threshold_ms=round(local_mrp.active_threshold * 1000),
         )
-        self.handshakes = HandshakeManager(self.endpoint, self.sessions, self.window, session_params)
+        self.handshakes = HandshakeManager(
+            self.endpoint,
+            self.sessions,
+            self.window,
+            session_params,
+            identities=self.fabrics.identities,
+            resumption=self.resumption,
+        )
         host, port = self.endpoint.local_address[:2]
         self.root.failsafe.add_expiry_listener(self._failsafe_expired)
         self.root.failsafe.add_commit_listener(lambda: self.window.close(WindowCloseReason.COMMISSIONED))
@@ -116,7 +132,10 @@ class Device:
         )
         await self.advertiser.start()
         self.window.add_listener(self._window_changed)
-        self.window.open_initial(self.loop.time())
+        for fabric in self.fabrics.fabrics():
+            self.fabric_pending(fabric)
+        if not self.fabrics.fabrics():
+            self.window.open_initial(self.loop.time())
         log.info("listening on [%s]:%d (UDP, IPv6 and IPv4)%s", host, port,
                  f" on {config.interface}" if config.interface else "")
         self._print_onboarding()
@@ -158,6 +177,41 @@ class Device:
         )
         if self.advertiser is not None:
             self._spawn(self.advertiser.set_commissionable(info))
+
+    # --- fabric table listener (called by FabricTable) -----------------------------------------------------
+
+    def fabric_pending(self, info: FabricInfo) -> None:
+        # The commissioner reaches us over CASE before CommissioningComplete: advertise as soon as AddNOC stages.
+        if self.advertiser is not None:
+            self._advertised.add((info.compressed_fabric_id, info.node_id))
+            self._spawn(self.advertiser.add_operational(info.compressed_fabric_id, info.node_id))
+
+    def fabric_reverted(self, info: FabricInfo) -> None:
+        self._close_fabric_sessions(info.fabric_index)
+        self.fabric_pending(info)
+
+    def fabric_removed(self, fabric_index: int) -> None:
+        if self.im is not None:
+            self.im.on_fabric_removed(fabric_index)
+        self.loop.call_soon(self._close_fabric_sessions, fabric_index)  # after the RemoveFabric response
+        self._spawn(self._resync_operational())
+        if not self.fabrics.fabrics() and not self.window.is_open:
+            self.window.open_initial(self.loop.time())  # no fabric left: commissionable again
+
+    async def _resync_operational(self) -> None:
+        """Withdraw the records of fabrics that are gone (goodbye packets), keep the others."""
+        if self.advertiser is None:
+            return
+        live = {(f.compressed_fabric_id, f.node_id) for f in self.fabrics.fabrics(include_pending=True)}
+        for key in list(self._advertised):
+            if key not in live:
+                await self.advertiser.remove_operational(*key)
+                self._advertised.discard(key)
+
+    def _close_fabric_sessions(self, fabric_index: int) -> None:
+        assert self.sessions is not None
+        for session in self.sessions.sessions_for_fabric(fabric_index):
+            self._close_session(session)
 
     def _failsafe_expired(self) -> None:
         """Core spec 11.10.7.2.1: after the rollback the commissioning session ends; the window listens again."""
@@ -251,7 +305,12 @@ class Device:
     def _on_im_message(self, event: MessageReceived, session: SecureSession) -> None:
         assert self.im is not None and self.endpoint is not None
         key = self._key_by_ref.get(event.exchange, event.exchange)
-        ctx = RequestContext(subject=self._subject(session), session_id=session.local_session_id)
+        ctx = RequestContext(
+            subject=self._subject(session),
+            session_id=session.local_session_id,
+            attestation_challenge=session.attestation_challenge,
+            bind_fabric=self._binder(session) if session.auth_mode is SessionAuthMode.PASE else None,
+        )
         outgoing = self.im.on_message(key, ctx, event.opcode, event.payload, self.loop.time())
         self._send_im(outgoing)
         if not any(out.exchange == key for out in outgoing):
@@ -265,6 +324,13 @@ class Device:
         key = self._key_by_ref.pop(event.exchange, event.exchange)
         self._ref_by_key.pop(key, None)
         self.im.on_exchange_closed(key, failed=event.reason is not CloseReason.CLOSED)
+
+    @staticmethod
+    def _binder(session: SecureSession) -> Callable[[int], None]:
+        def bind(fabric_index: int) -> None:
+            session.fabric_index = fabric_index  # AddNOC over PASE: the session now acts for the new fabric
+
+        return bind
 
     def _subject(self, session: SecureSession) -> SubjectDescriptor:
         if session.auth_mode is SessionAuthMode.PASE:

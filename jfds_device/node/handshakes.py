@@ -9,8 +9,8 @@ closes after 20 failed attempts).
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 
 from jfds_device.codec.message import ProtocolId, SecureChannelOpcode
 from jfds_device.datamodel.commissioning_window import CommissioningWindow
@@ -94,7 +94,7 @@ class HandshakeManager:
                 self._resumption,
                 local_session_id=self._try_allocate,
                 session_params=self._session_params,
-                now=time.time(),
+                now=datetime.now(UTC),  # certificate validity is checked against wall-clock time
             )
         log.debug("ignoring secure-channel opcode 0x%02x outside a handshake", event.opcode)
         self._endpoint.close_exchange(ref)

@@ -22,6 +22,7 @@ from clusters.descriptor import schema as descriptor
 from clusters.general_commissioning import schema as general_commissioning
 from clusters.general_diagnostics import schema as general_diagnostics
 from clusters.network_commissioning import schema as network_commissioning
+from clusters.operational_credentials import schema as operational_credentials
 from clusters.user_label import schema as user_label
 from jfds_device.codec import schema
 from tests.strategies import for_struct
@@ -38,6 +39,7 @@ MODULES: list[ModuleType] = [
     access_control,
     general_diagnostics,
     user_label,
+    operational_credentials,
 ]
 
 # SDK commands we do not declare, and why.

@@ -38,7 +38,8 @@ def test_layout() -> None:
     root = build()
     assert list(root.node.endpoints()) == [ROOT_ENDPOINT, JFA_ENDPOINT]
     assert read(root, 0, descriptor.CLUSTER_ID, descriptor.DEVICE_TYPE_LIST) == [{0: 0x0016, 1: 3}]
-    assert read(root, 0, descriptor.CLUSTER_ID, descriptor.SERVER_LIST) == [0x1D, 0x1F, 0x28, 0x30, 0x31, 0x33, 0x41]
+    servers = [0x1D, 0x1F, 0x28, 0x30, 0x31, 0x33, 0x3C, 0x3E, 0x3F, 0x41]
+    assert read(root, 0, descriptor.CLUSTER_ID, descriptor.SERVER_LIST) == servers
     assert read(root, 0, descriptor.CLUSTER_ID, descriptor.PARTS_LIST) == [1]
     assert read(root, 1, descriptor.CLUSTER_ID, descriptor.DEVICE_TYPE_LIST) == [{0: 0x0130, 1: 1}]
     assert read(root, 1, descriptor.CLUSTER_ID, descriptor.SERVER_LIST) == [0x1D]

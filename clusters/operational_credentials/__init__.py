@@ -1,0 +1,1 @@
+"""Operational Credentials cluster: schema (every id) and server."""
