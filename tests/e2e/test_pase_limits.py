@@ -1,6 +1,7 @@
 """Issue 3 end to end: wrong passcodes fail PASE, and after the spec's 20 failures the window closes.
 
-Its own device, because closing the commissioning window is not undone within a run.
+The device is commissioned first, so that "it keeps serving" is checked over CASE while a second
+controller exhausts the attempts of a basic window the first one opened (Core spec 5.5, 11.19).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from tests.e2e.harness import ChipController, DeviceProcess, RemoteError, Topolo
 pytestmark = [pytest.mark.netns, pytest.mark.interop]
 
 Clusters = pytest.importorskip("chip.clusters", reason="home-assistant-chip-clusters is not installed")
+from chip.ChipDeviceCtrl import DiscoveryFilterType  # noqa: E402
 
 PASSCODE = 20202021
 WRONG = 20202022
@@ -47,7 +49,11 @@ def test_wrong_passcodes_fail_and_the_window_closes_after_the_limit(
     env: tuple[Topology, DeviceProcess, ChipController, ChipController],
 ) -> None:
     net, device, good, guesser = env
-    establish(good, net, PASSCODE, GOOD_NODE)  # a session made before the failures must keep working
+    node = good.call("CommissionOnNetwork", GOOD_NODE, PASSCODE, DiscoveryFilterType.LONG_DISCRIMINATOR, 3840,
+                     timeout=90)
+    assert node == GOOD_NODE
+    good.call("SendCommand", GOOD_NODE, 0, Clusters.AdministratorCommissioning.Commands.OpenBasicCommissioningWindow(
+        commissioningTimeout=180), timedRequestTimeoutMs=5000)
     for attempt in range(MAX_FAILED_ATTEMPTS):
         with pytest.raises(RemoteError):
             establish(guesser, net, WRONG, 0x100 + attempt)
