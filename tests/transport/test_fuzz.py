@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from jfds_device.codec.message import InteractionModelOpcode, MessageHeader, ProtocolHeader, ProtocolId
@@ -39,6 +39,7 @@ def test_mutated_secure_datagrams_never_raise_nor_deliver(data: st.DataObject) -
         i = data.draw(st.integers(0, len(mutated) - 1))
         mutated[i] ^= data.draw(st.integers(1, 255))
     cut = data.draw(st.integers(0, len(mutated)))
+    assume(bytes(mutated[:cut]) != good)  # two flips of the same bit cancel out: that is the original datagram
     manager.receive_datagram(bytes(mutated[:cut]), addr, 0.0)
     # Any change to an authenticated byte fails the MIC; only a change to nothing could deliver.
     assert manager.next_event() is None
