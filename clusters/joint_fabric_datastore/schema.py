@@ -11,6 +11,7 @@ import enum
 
 from jfds_device.codec.model import AttributeDef, ClusterDef, CommandDef, Privilege
 from jfds_device.codec.schema import (
+    NULL,
     UINT8,
     UINT16,
     UINT32,
@@ -30,6 +31,31 @@ CLUSTER_ID = 0x0752
 ADMIN_CAT_ID = 0xFFFF  # Administrator CAT identifier (JFA cluster §11.25)
 ANCHOR_CAT_ID = 0xFFFE  # Anchor CAT identifier
 IPK_KEY_SET_ID = 0
+MAX_CERT_LENGTH = 400  # AnchorRootCA / ICAC octet strings
+MAX_FRIENDLY_NAME_LENGTH = 32
+EPOCH_KEY_LENGTH = 16  # an epoch key is a 128-bit symmetric key, exactly 16 bytes (GroupKeySetStruct)
+INITIAL_CAT_VERSION = 1  # the Administrator and Anchor CATs start at version 1 (0xFFFF0001, 0xFFFE0001)
+# GroupList entries the anchor bootstrap creates for the Administrator and Anchor CATs (TC-JFDS-2.3 step 1). The
+# reference app uses group ids 0 and 1; 0 is not a valid group id (Core spec 2.5.4), so we take the top of the
+# application group range, where TC groups (0x000A, 0x0101) and typical admin choices do not collide.
+ADMIN_CAT_GROUP_ID = 0xFEFF
+ANCHOR_CAT_GROUP_ID = 0xFEFE
+
+# Attribute ids (11.24.6).
+ANCHOR_ROOT_CA = 0x0000
+ANCHOR_NODE_ID = 0x0001
+ANCHOR_VENDOR_ID = 0x0002
+FRIENDLY_NAME_ATTRIBUTE = 0x0003
+GROUP_KEY_SET_LIST = 0x0004
+GROUP_LIST = 0x0005
+NODE_LIST = 0x0006
+ADMIN_LIST = 0x0007
+STATUS = 0x0008
+ENDPOINT_GROUP_ID_LIST = 0x0009
+ENDPOINT_BINDING_LIST = 0x000A
+NODE_KEY_SET_LIST = 0x000B
+NODE_ACL_LIST = 0x000C
+NODE_ENDPOINT_LIST = 0x000D
 
 # Spec maxima (11.24.6 / the 1.6 XML constraints).
 MAX_NODES = 1024
@@ -46,8 +72,8 @@ CLUSTER_ID_T = UINT32
 DEVTYPE_ID = UINT32
 EPOCH_US = UINT64
 EPOCH_S = UINT32
-FRIENDLY_NAME = Str(max_length=32)
-ICAC = Octets(max_length=400)
+FRIENDLY_NAME = Str(max_length=MAX_FRIENDLY_NAME_LENGTH)
+ICAC = Octets(max_length=MAX_CERT_LENGTH)
 EPOCH_KEY = Octets(min_length=16, max_length=16)
 KEY_SET_ID = UINT16
 # AddGroup's GroupKeySetID / GroupCATVersion are 1..65534; UpdateGroup's are 1..65535 (ZAP XML).
@@ -108,6 +134,20 @@ class GroupKeySet(Struct):
     epoch_key2: object = field(6, EPOCH_KEY, nullable=True)
     epoch_start_time2: object = field(7, EPOCH_US, nullable=True)
     group_key_multicast_policy: GroupKeyMulticastPolicy = field(8, Enum(GroupKeyMulticastPolicy))
+
+    def __repr__(self) -> str:
+        # Epoch keys are secrets: never in logs, tracebacks or test output (only whether each key is set).
+        def key(value: object) -> str:
+            return "NULL" if value is NULL else "<redacted>"
+
+        return (
+            f"GroupKeySet(group_key_set_id={self.group_key_set_id}, "
+            f"group_key_security_policy={self.group_key_security_policy!r}, "
+            f"epoch_key0={key(self.epoch_key0)}, epoch_start_time0={self.epoch_start_time0!r}, "
+            f"epoch_key1={key(self.epoch_key1)}, epoch_start_time1={self.epoch_start_time1!r}, "
+            f"epoch_key2={key(self.epoch_key2)}, epoch_start_time2={self.epoch_start_time2!r}, "
+            f"group_key_multicast_policy={self.group_key_multicast_policy!r})"
+        )
 
 
 @struct
@@ -347,20 +387,24 @@ CLUSTER = ClusterDef(
     name="JointFabricDatastore",
     revision=1,
     attributes=(
-        _attribute(0x0000, "AnchorRootCA", Octets(max_length=400)),
-        _attribute(0x0001, "AnchorNodeID", NODE_ID),
-        _attribute(0x0002, "AnchorVendorID", VENDOR_ID),
-        _attribute(0x0003, "FriendlyName", FRIENDLY_NAME),
-        _attribute(0x0004, "GroupKeySetList", List(StructType(GroupKeySet), MAX_KEY_SETS)),
-        _attribute(0x0005, "GroupList", List(StructType(GroupInformationEntry), MAX_GROUPS)),
-        _attribute(0x0006, "NodeList", List(StructType(NodeInformationEntry), MAX_NODES)),
-        _attribute(0x0007, "AdminList", List(StructType(AdministratorInformationEntry), MAX_ADMINS)),
-        _attribute(0x0008, "Status", StructType(StatusEntry)),
-        _attribute(0x0009, "EndpointGroupIDList", List(StructType(EndpointGroupIDEntry), MAX_PER_NODE_ENTRIES)),
-        _attribute(0x000A, "EndpointBindingList", List(StructType(EndpointBindingEntry), MAX_PER_NODE_ENTRIES)),
-        _attribute(0x000B, "NodeKeySetList", List(StructType(NodeKeySetEntry), MAX_PER_NODE_ENTRIES)),
-        _attribute(0x000C, "NodeACLList", List(StructType(ACLEntry), MAX_PER_NODE_ENTRIES)),
-        _attribute(0x000D, "NodeEndpointList", List(StructType(EndpointEntry), MAX_PER_NODE_ENTRIES)),
+        _attribute(ANCHOR_ROOT_CA, "AnchorRootCA", Octets(max_length=MAX_CERT_LENGTH)),
+        _attribute(ANCHOR_NODE_ID, "AnchorNodeID", NODE_ID),
+        _attribute(ANCHOR_VENDOR_ID, "AnchorVendorID", VENDOR_ID),
+        _attribute(FRIENDLY_NAME_ATTRIBUTE, "FriendlyName", FRIENDLY_NAME),
+        _attribute(GROUP_KEY_SET_LIST, "GroupKeySetList", List(StructType(GroupKeySet), MAX_KEY_SETS)),
+        _attribute(GROUP_LIST, "GroupList", List(StructType(GroupInformationEntry), MAX_GROUPS)),
+        _attribute(NODE_LIST, "NodeList", List(StructType(NodeInformationEntry), MAX_NODES)),
+        _attribute(ADMIN_LIST, "AdminList", List(StructType(AdministratorInformationEntry), MAX_ADMINS)),
+        _attribute(STATUS, "Status", StructType(StatusEntry)),
+        _attribute(
+            ENDPOINT_GROUP_ID_LIST, "EndpointGroupIDList", List(StructType(EndpointGroupIDEntry), MAX_PER_NODE_ENTRIES)
+        ),
+        _attribute(
+            ENDPOINT_BINDING_LIST, "EndpointBindingList", List(StructType(EndpointBindingEntry), MAX_PER_NODE_ENTRIES)
+        ),
+        _attribute(NODE_KEY_SET_LIST, "NodeKeySetList", List(StructType(NodeKeySetEntry), MAX_PER_NODE_ENTRIES)),
+        _attribute(NODE_ACL_LIST, "NodeACLList", List(StructType(ACLEntry), MAX_PER_NODE_ENTRIES)),
+        _attribute(NODE_ENDPOINT_LIST, "NodeEndpointList", List(StructType(EndpointEntry), MAX_PER_NODE_ENTRIES)),
     ),
     commands=(
         _command(0x00, AddKeySet),

@@ -22,11 +22,13 @@ from jfds_device.crypto.attestation import load_attestation
 from jfds_device.datamodel.commissioning_window import CloseReason as WindowCloseReason
 from jfds_device.datamodel.commissioning_window import CommissioningWindow
 from jfds_device.datamodel.root import RootNode, RootNodeConfig, build_root_node
+from jfds_device.datastore.jfds import JfdsStore
 from jfds_device.datastore.sqlite import Database
 from jfds_device.errors import MatterError
 from jfds_device.fabrics import FabricInfo, SqliteResumptionStore
 from jfds_device.im.provider import AuthMode, RequestContext, SubjectDescriptor
 from jfds_device.im.server import InteractionServer, Outgoing
+from jfds_device.node.anchor import AnchorRole
 from jfds_device.node.config import NodeConfig
 from jfds_device.node.dnssd import Advertiser, CommissionableInfo, MrpIntervals
 from jfds_device.node.handshakes import HandshakeManager
@@ -93,6 +95,12 @@ class Device:
         self.resumption = SqliteResumptionStore(self.db)
         self.fabrics.add_listener(self.resumption)
         self.fabrics.add_listener(self)
+        self.anchor = AnchorRole(
+            JfdsStore(self.db),
+            self.root,
+            friendly_name=config.friendly_name,
+            now=self.loop.time,
+        )
         self.im = InteractionServer(self.root.node, wakeup=self._schedule_rearm)
         self.sessions = SessionTable(
             global_counter_start=self.db.counter_limit(GLOBAL_COUNTER),
@@ -190,7 +198,11 @@ class Device:
         self._close_fabric_sessions(info.fabric_index)
         self.fabric_pending(info)
 
+    def fabric_added(self, info: FabricInfo) -> None:
+        self.anchor.fabric_committed(info)
+
     def fabric_removed(self, fabric_index: int) -> None:
+        self.anchor.fabric_removed(fabric_index)
         if self.im is not None:
             self.im.on_fabric_removed(fabric_index)
         self.loop.call_soon(self._close_fabric_sessions, fabric_index)  # after the RemoveFabric response

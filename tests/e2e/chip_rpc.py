@@ -59,6 +59,36 @@ def portable(value: Any) -> Any:
         return repr(value)
 
 
+def _raw_command(cluster_id: int, command_id: int, fields: bytes) -> Any:
+    """A command object whose ToTLV returns ``fields`` verbatim (the SDK sends that as CommandFields)."""
+    from chip import ChipUtility
+    from chip.clusters.ClusterObjects import ClusterCommand, ClusterObjectDescriptor
+
+    class RawCommand(ClusterCommand):
+        ids: tuple[int, int] | None = None  # unset while the SDK registers the class: it then skips it
+        is_client = True
+        response_type = None
+        descriptor = ClusterObjectDescriptor(Fields=[])
+
+        @ChipUtility.classproperty
+        def cluster_id(cls) -> int:
+            if cls.ids is None:
+                raise NotImplementedError
+            return cls.ids[0]
+
+        @ChipUtility.classproperty
+        def command_id(cls) -> int:
+            if cls.ids is None:
+                raise NotImplementedError
+            return cls.ids[1]
+
+        def ToTLV(self) -> bytes:
+            return fields
+
+    RawCommand.ids = (cluster_id, command_id)
+    return RawCommand()
+
+
 class Service:
     def __init__(self, storage: str, paa_dir: str, node_id: int, fabric_id: int, vendor_id: int) -> None:
         chip.logging.RedirectToPythonLogging()
@@ -88,6 +118,25 @@ class Service:
         controller = self.admin.NewController(nodeId=node_id, paaTrustStorePath=self.paa_dir, catTags=cats or [])
         self.controllers.append(controller)
         return len(self.controllers) - 1
+
+    async def rpc_invoke_many(self, node_id: int, endpoint: int, commands: list[Any], timeout_ms: int) -> list[Any]:
+        """Invoke ``commands`` one after another; stop at the first failure and return what each one answered
+        (None for success, else the error description). Used to interrupt a burst by killing the device."""
+        answers: list[Any] = []
+        for command in commands:
+            try:
+                await self.ctrl.SendCommand(node_id, endpoint, command, interactionTimeoutMs=timeout_ms)
+            except Exception as exc:
+                answers.append(describe_error(exc))
+                break
+            answers.append(None)
+        return answers
+
+    async def rpc_invoke_raw(self, node_id: int, endpoint: int, cluster_id: int, command_id: int, fields: bytes,
+                             timeout_ms: int = 5000) -> Any:
+        """An invoke whose fields are the given TLV bytes exactly, bypassing the SDK's own type checks."""
+        command = _raw_command(cluster_id, command_id, fields)
+        return await self.ctrl.SendCommand(node_id, endpoint, command, interactionTimeoutMs=timeout_ms)
 
     async def rpc_subscribe(self, node_id: int, paths: list[Any], min_interval: int, max_interval: int) -> int:
         sub = await self.ctrl.ReadAttribute(node_id, paths, reportInterval=(min_interval, max_interval))

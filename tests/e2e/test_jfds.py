@@ -6,6 +6,9 @@ The steps follow shared/reference/jfds_cert_tests.md; epoch keys are 16 bytes as
 
 from __future__ import annotations
 
+import signal
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -79,6 +82,12 @@ def invoke(env: Env, command: Any, **kwargs: Any) -> int:
         assert err.status is not None, err
         return err.status
     return SUCCESS
+
+
+def tlv_struct(fields: dict[int, Any]) -> bytes:
+    from jfds_device.codec import tlv
+
+    return tlv.encode({k: tlv.SInt(v) if isinstance(v, int) and v < 0 else v for k, v in fields.items()})
 
 
 def key_set(set_id: int, *, starts: tuple[int, int, int] = (2220000, 2220001, 2220002), key2: bytes = b"c" * 16,
@@ -238,3 +247,101 @@ def test_non_admin_identity_is_refused(env: Env) -> None:
         env.ctrl.call("SendCommand", NODE_ID, EP, JF.Commands.AddPendingNode(nodeID=9, friendlyName="no"),
                       _controller=viewer)
     assert err.value.status == UNSUPPORTED_ACCESS
+
+
+# ---------------------------------------------------------------------------------------------- reports, raw TLV
+
+
+def test_subscription_to_node_acl_list_reports_an_add(env: Env) -> None:
+    env.ctrl.call("SendCommand", NODE_ID, EP, JF.Commands.AddPendingNode(nodeID=3, friendlyName="sub"))
+    key = env.ctrl.call("subscribe", NODE_ID, [(EP, JF.Attributes.NodeACLList)], 0, 30)
+    try:
+        acl = JF.Structs.DatastoreAccessControlEntryStruct(
+            privilege=JF.Enums.DatastoreAccessControlEntryPrivilegeEnum.kOperate,
+            authMode=JF.Enums.DatastoreAccessControlEntryAuthModeEnum.kCase,
+            subjects=[0x33], targets=NullValue,
+        )
+        assert invoke(env, JF.Commands.AddACLToNode(nodeID=3, ACLEntry=acl)) == SUCCESS
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            reports = env.ctrl.call("reports", key)
+            if any(any(e.nodeID == 3 for e in value) for _, value in reports if isinstance(value, list)):
+                break
+            time.sleep(0.1)
+        else:
+            pytest.fail(f"no NodeACLList report after AddACLToNode: {reports}")
+    finally:
+        env.ctrl.call("cancel", key)
+
+
+# Raw TLV (bypassing the controller's own encoder): each payload breaks one rule of AddPendingNode / AddKeySet.
+RAW_CASES = [
+    ("node id as a string", 0x09, tlv_struct({0: "two", 1: "x"}), 0x85),  # INVALID_COMMAND: wrong type
+    ("missing friendly name", 0x09, tlv_struct({0: 5}), 0x85),
+    ("friendly name over 32 bytes", 0x09, tlv_struct({0: 5, 1: "x" * 33}), CONSTRAINT_ERROR),
+    ("signed node id", 0x09, tlv_struct({0: -5, 1: "x"}), 0x85),
+    ("epoch key of 15 bytes", 0x00, tlv_struct({0: {0: 0x77, 1: 0, 2: b"k" * 15, 3: 1, 4: None, 5: None, 6: None,
+                                                    7: None, 8: 0}}), CONSTRAINT_ERROR),
+    ("security policy out of range", 0x00, tlv_struct({0: {0: 0x77, 1: 9, 2: b"k" * 16, 3: 1, 4: None, 5: None,
+                                                           6: None, 7: None, 8: 0}}), CONSTRAINT_ERROR),
+    ("privilege out of range", 0x12, tlv_struct({0: 3, 1: {1: 9, 2: 2, 3: None, 4: None}}), CONSTRAINT_ERROR),
+]
+
+
+@pytest.mark.parametrize(("name", "command_id", "fields", "status"), RAW_CASES, ids=[c[0] for c in RAW_CASES])
+def test_raw_tlv_is_refused_with_the_spec_status_and_changes_nothing(
+    env: Env, name: str, command_id: int, fields: bytes, status: int
+) -> None:
+    lists = (JF.Attributes.NodeList, JF.Attributes.GroupKeySetList, JF.Attributes.NodeACLList)
+    before = [read(env, attribute) for attribute in lists]
+    with pytest.raises(RemoteError) as err:
+        env.ctrl.call("invoke_raw", NODE_ID, EP, JF.id, command_id, fields)
+    assert err.value.status == status, name
+    assert [read(env, attribute) for attribute in lists] == before
+
+
+# ---------------------------------------------------------------------------------------------- durability
+
+
+def test_kill_9_during_a_burst_of_add_acl_to_node_loses_nothing_acknowledged(env: Env) -> None:
+    """Runs after the others in this module: it kills and restarts the shared device."""
+    assert invoke(env, JF.Commands.AddPendingNode(nodeID=4, friendlyName="burst")) == SUCCESS
+    commands = [
+        JF.Commands.AddACLToNode(nodeID=4, ACLEntry=JF.Structs.DatastoreAccessControlEntryStruct(
+            privilege=JF.Enums.DatastoreAccessControlEntryPrivilegeEnum.kView,
+            authMode=JF.Enums.DatastoreAccessControlEntryAuthModeEnum.kCase,
+            subjects=[0x1000 + i], targets=NullValue))
+        for i in range(200)
+    ]
+    killer = threading.Timer(1.0, env.device.stop, kwargs={"sig": signal.SIGKILL})
+    killer.start()
+    try:
+        answers = env.ctrl.call("invoke_many", NODE_ID, EP, commands, 2000, timeout=120)
+    finally:
+        killer.join()
+    acknowledged = sum(1 for a in answers if a is None)
+    assert 0 < acknowledged < 200, "the kill must land inside the burst"
+    env.device.start()
+    entries = [e for e in read(env, JF.Attributes.NodeACLList) if e.nodeID == 4]
+    subjects = sorted(e.ACLEntry.subjects[0] - 0x1000 for e in entries)
+    # Every acknowledged command is there; at most the one in flight when the device died got committed too.
+    assert subjects[:acknowledged] == list(range(acknowledged))
+    assert len(subjects) in (acknowledged, acknowledged + 1)
+    assert len({e.listID for e in read(env, JF.Attributes.NodeACLList)}) == len(read(env, JF.Attributes.NodeACLList))
+
+
+def test_removing_the_anchor_fabric_wipes_the_datastore(env: Env) -> None:
+    index = env.ctrl.call("ReadAttribute", NODE_ID, [(0, OC.Attributes.CurrentFabricIndex)])[0][OC][
+        OC.Attributes.CurrentFabricIndex]
+    response = env.ctrl.call("SendCommand", NODE_ID, 0, OC.Commands.RemoveFabric(fabricIndex=index))
+    assert response.statusCode == OC.Enums.NodeOperationalCertStatusEnum.kOk
+    env.device.stop()
+    from jfds_device.datastore.jfds import JfdsStore
+    from jfds_device.datastore.sqlite import Database
+
+    db = Database(env.tmp / "state" / "jfds.sqlite3")
+    try:
+        store = JfdsStore(db)
+        assert not store.is_bootstrapped and store.nodes() == []
+    finally:
+        db.close()
