@@ -26,12 +26,14 @@ from jfds_device.datastore.jfds import JfdsStore
 from jfds_device.datastore.sqlite import Database
 from jfds_device.errors import MatterError
 from jfds_device.fabrics import FabricInfo, SqliteResumptionStore
+from jfds_device.im.client import InteractionClient
 from jfds_device.im.provider import AuthMode, RequestContext, SubjectDescriptor
 from jfds_device.im.server import InteractionServer, Outgoing
 from jfds_device.node.anchor import AnchorRole
 from jfds_device.node.config import NodeConfig
-from jfds_device.node.dnssd import Advertiser, CommissionableInfo, MrpIntervals
+from jfds_device.node.dnssd import Advertiser, CommissionableInfo, MrpIntervals, Resolver
 from jfds_device.node.handshakes import HandshakeManager
+from jfds_device.node.peers import ExchangeDispatcher, PeerConnections
 from jfds_device.onboarding import SetupPayload
 from jfds_device.securechannel.session_params import SessionParameters
 from jfds_device.transport.exchange import ExchangeClosed, ExchangeManager, ExchangeRef, MessageReceived, SessionClosed
@@ -66,6 +68,10 @@ class Device:
         self._background: set[asyncio.Task[None]] = set()
         self._advertised: set[tuple[bytes, int]] = set()
         self._timer: asyncio.TimerHandle | None = None
+        self.dispatcher = ExchangeDispatcher()  # exchanges we initiate as a client (reconciler) go here first
+        self.resolver: Resolver | None = None
+        self.peers: PeerConnections | None = None
+        self.client: InteractionClient | None = None
         self._timer_at: float | None = None
         # IM keys of exchanges we opened for subscription reports, both ways.
         self._ref_by_key: dict[Hashable, ExchangeRef] = {}
@@ -139,6 +145,11 @@ class Device:
                              session_params.active_threshold_ms or 4000),
         )
         await self.advertiser.start()
+        self.resolver = Resolver(config.interface, zeroconf=self.advertiser.zeroconf)
+        await self.resolver.start()
+        self.peers = PeerConnections(self.endpoint, self.dispatcher, self.fabrics.identities, self.resumption,
+                                     self.resolver)
+        self.client = InteractionClient(self.endpoint, self.dispatcher)
         self.window.add_listener(self._window_changed)
         for fabric in self.fabrics.fabrics():
             self.fabric_pending(fabric)
@@ -154,6 +165,12 @@ class Device:
             self._timer.cancel()
         if self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
+        if self.peers is not None:
+            await self.peers.close()
+        if self.client is not None:
+            await self.client.close()
+        if self.resolver is not None:
+            await self.resolver.stop()
         if self.advertiser is not None:
             await self.advertiser.stop()  # goodbye packets for every record
         if self.endpoint is not None:
@@ -249,6 +266,8 @@ class Device:
 
     def _on_event(self, event: object) -> None:
         try:
+            if self.dispatcher.dispatch(event):  # a reply on an exchange our client opened
+                return
             if isinstance(event, MessageReceived):
                 self._on_message(event)
             elif isinstance(event, ExchangeClosed):
