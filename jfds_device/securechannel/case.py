@@ -63,7 +63,14 @@ from jfds_device.securechannel.case_identity import (
     ResumptionStore,
     verify_peer,
 )
-from jfds_device.securechannel.pase import FAILURE_REPORT, SUCCESS_REPORT, Message, RandomBytes
+from jfds_device.securechannel.pase import (
+    FAILURE_REPORT,
+    SUCCESS_REPORT,
+    Message,
+    RandomBytes,
+    check_session_id,
+    draw,
+)
 from jfds_device.securechannel.session_params import SessionParameters
 from jfds_device.securechannel.status import GeneralCode, SecureChannelProtocolCode, StatusReport, StatusReportError
 
@@ -138,19 +145,6 @@ class CaseResult:
     def peer_cats(self) -> tuple[int, ...]:
         """The peer's CASE Authenticated Tags (Core spec §6.6.2.1.2), from its NOC or the resumed record."""
         return self.resumption_record.peer_cats
-
-
-def _draw(random_bytes: RandomBytes, n: int) -> bytes:
-    data = random_bytes(n)
-    if len(data) != n:
-        raise LocalProtocolError(f"random source returned {len(data)} bytes, wanted {n}")
-    return data
-
-
-def _check_session_id(session_id: int) -> int:
-    if not 1 <= session_id <= 0xFFFF:
-        raise LocalProtocolError(f"local session id {session_id} outside 1..65535")
-    return session_id
 
 
 Handler = Callable[[Any, bytes], Message | None]
@@ -268,7 +262,7 @@ class CaseResponder(_CaseRole):
         self._fabrics = tuple(fabrics)
         self._store = resumption
         self._allocate = local_session_id if callable(local_session_id) else None
-        self.local_session_id: int | None = None if callable(local_session_id) else _check_session_id(local_session_id)
+        self.local_session_id: int | None = None if callable(local_session_id) else check_session_id(local_session_id)
         self._busy_report = StatusReport.busy(busy_wait_ms)
         self._fabric: OperationalIdentity | None = None
         self._ipk = b""
@@ -290,7 +284,7 @@ class CaseResponder(_CaseRole):
             session_id = self._allocate()
             if session_id is None:
                 raise CaseError("no free session id", self._busy_report)
-            self.local_session_id = _check_session_id(session_id)
+            self.local_session_id = check_session_id(session_id)
         if self.local_session_id is None:  # pragma: no cover - set just above or in __init__
             raise LocalProtocolError("no local session id")
         return self.local_session_id
@@ -326,7 +320,7 @@ class CaseResponder(_CaseRole):
 
     def _send_sigma2_resume(self, sigma1: cm.Sigma1, record: ResumptionRecord, fabric: OperationalIdentity) -> Message:
         session_id = self._take_session_id()
-        new_id = _draw(self._random_bytes, RESUMPTION_ID_LENGTH)
+        new_id = draw(self._random_bytes, RESUMPTION_ID_LENGTH)
         # S2RK is salted with the *new* id; the session keys with the id the initiator presented (case_keys).
         mic = resume_mic(ResumeStep.SIGMA2, record.shared_secret, sigma1.initiator_random, new_id)
         message = cm.Sigma2Resume(
@@ -364,8 +358,8 @@ class CaseResponder(_CaseRole):
         session_id = self._take_session_id()
         eph = self._ephemeral_keypair()
         shared_secret = eph.ecdh(sigma1.initiator_eph_pub_key)  # CryptoError for an invalid point
-        responder_random = _draw(self._random_bytes, cm.RANDOM_LENGTH)
-        resumption_id = _draw(self._random_bytes, RESUMPTION_ID_LENGTH)
+        responder_random = draw(self._random_bytes, cm.RANDOM_LENGTH)
+        resumption_id = draw(self._random_bytes, RESUMPTION_ID_LENGTH)
         tbs = cm.TbsData(
             sender_noc=fabric.noc,
             sender_icac=fabric.icac,
@@ -461,7 +455,7 @@ class CaseInitiator(_CaseRole):
             raise LocalProtocolError("the resumption record belongs to another peer")
         self.identity = identity
         self.peer_node_id = peer_node_id
-        self.local_session_id = _check_session_id(local_session_id)
+        self.local_session_id = check_session_id(local_session_id)
         self._record = record
         self._eph: P256Keypair | None = None
         self._initiator_random = b""
@@ -472,7 +466,7 @@ class CaseInitiator(_CaseRole):
         if self.state is not CaseState.IDLE:
             raise LocalProtocolError("CaseInitiator.start() called twice")
         identity, record = self.identity, self._record
-        self._initiator_random = random = _draw(self._random_bytes, cm.RANDOM_LENGTH)
+        self._initiator_random = random = draw(self._random_bytes, cm.RANDOM_LENGTH)
         self._eph = self._ephemeral_keypair()
         self._sigma1 = cm.Sigma1(
             initiator_random=random,

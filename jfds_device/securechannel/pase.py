@@ -97,7 +97,8 @@ class PaseResult:
     is_initiator: bool
 
 
-def _draw(random_bytes: RandomBytes, n: int) -> bytes:
+def draw(random_bytes: RandomBytes, n: int) -> bytes:
+    """``n`` bytes from the injected random source (PASE and CASE share it), checked for length."""
     data = random_bytes(n)
     if len(data) != n:
         raise LocalProtocolError(f"random source returned {len(data)} bytes, wanted {n}")
@@ -107,13 +108,13 @@ def _draw(random_bytes: RandomBytes, n: int) -> bytes:
 def _random_scalar(random_bytes: RandomBytes) -> int:
     """A uniform SPAKE2+ ephemeral in [1, n) by rejection sampling, so a fixed draw gives a fixed scalar."""
     for _ in range(_MAX_SCALAR_DRAWS):
-        value = int.from_bytes(_draw(random_bytes, 32), "big")
+        value = int.from_bytes(draw(random_bytes, 32), "big")
         if 0 < value < P256_ORDER:
             return value
     raise LocalProtocolError("random source keeps returning out-of-range scalars")
 
 
-def _check_session_id(session_id: int) -> int:
+def check_session_id(session_id: int) -> int:
     if not 1 <= session_id <= 0xFFFF:
         raise LocalProtocolError(f"local session id {session_id} outside 1..65535")
     return session_id
@@ -209,7 +210,7 @@ class PaseResponder(_PaseRole):
         self._verifier = verifier
         self._pbkdf = pm.PbkdfParameters(iterations=iterations, salt=bytes(salt))
         self._allocate = local_session_id if callable(local_session_id) else None
-        self.local_session_id: int | None = None if callable(local_session_id) else _check_session_id(local_session_id)
+        self.local_session_id: int | None = None if callable(local_session_id) else check_session_id(local_session_id)
         self._session_params = session_params
         self._peer_session_id = 0
         self._peer_params: SessionParameters | None = None
@@ -239,13 +240,13 @@ class PaseResponder(_PaseRole):
         if request.passcode_id != pm.DEFAULT_PASSCODE_ID:
             raise RemoteProtocolError(f"passcode id {request.passcode_id}: only the default (0) is offered")
         if self._allocate is not None:
-            self.local_session_id = _check_session_id(self._allocate())
+            self.local_session_id = check_session_id(self._allocate())
         session_id = self.local_session_id
         if session_id is None:  # pragma: no cover - set just above or in __init__
             raise LocalProtocolError("no local session id")
         response = pm.PbkdfParamResponse(
             initiator_random=request.initiator_random,
-            responder_random=_draw(self._random_bytes, pm.RANDOM_LENGTH),
+            responder_random=draw(self._random_bytes, pm.RANDOM_LENGTH),
             responder_session_id=session_id,
             pbkdf_parameters=None if request.has_pbkdf_parameters else self._pbkdf,
             responder_session_params=self._session_params,
@@ -305,7 +306,7 @@ class PaseInitiator(_PaseRole):
         if not 0 <= passcode <= 0xFFFF_FFFF:
             raise LocalProtocolError("passcode must fit in 32 bits")
         self._passcode = passcode
-        self.local_session_id = _check_session_id(local_session_id)
+        self.local_session_id = check_session_id(local_session_id)
         self._session_params = session_params
         self._pbkdf = pbkdf_parameters
         self._request = b""
@@ -319,7 +320,7 @@ class PaseInitiator(_PaseRole):
         """The PBKDFParamRequest that opens the exchange."""
         if self.state is not PaseState.IDLE:
             raise LocalProtocolError("PaseInitiator.start() called twice")
-        self._initiator_random = _draw(self._random_bytes, pm.RANDOM_LENGTH)
+        self._initiator_random = draw(self._random_bytes, pm.RANDOM_LENGTH)
         self._request = pm.PbkdfParamRequest(
             initiator_random=self._initiator_random,
             initiator_session_id=self.local_session_id,
