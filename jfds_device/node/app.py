@@ -11,12 +11,14 @@ import contextlib
 import logging
 import os
 import signal
+import sys
 import time
 from collections.abc import Callable, Coroutine, Hashable
 from pathlib import Path
 from typing import Any
 
 from clusters.basic_information.server import BasicInformationConfig
+from jfds_device import qr
 from jfds_device.codec.message import ProtocolId
 from jfds_device.crypto.attestation import load_attestation
 from jfds_device.datamodel.commissioning_window import CloseReason as WindowCloseReason
@@ -188,6 +190,8 @@ class Device:
         )
         print(f"Manual pairing code: {payload.to_manual_code()}", flush=True)
         print(f"QR code payload: {payload.to_qr()}", flush=True)
+        if sys.stdout.isatty():  # a picture only for a person at a terminal, not for logs and pipes
+            print(qr.render(qr.encode(payload.to_qr()), quiet_zone=4, invert=True), flush=True)
 
     def _window_changed(self, window: CommissioningWindow) -> None:
         info = (
