@@ -37,6 +37,7 @@ from jfds_device.node.dnssd import Advertiser, CommissionableInfo, MrpIntervals,
 from jfds_device.node.handshakes import HandshakeManager
 from jfds_device.node.peers import ExchangeDispatcher, PeerConnections
 from jfds_device.onboarding import SetupPayload
+from jfds_device.reconciler import Reconciler
 from jfds_device.securechannel.session_params import SessionParameters
 from jfds_device.transport.exchange import ExchangeClosed, ExchangeManager, ExchangeRef, MessageReceived, SessionClosed
 from jfds_device.transport.mrp import MrpParameters
@@ -152,6 +153,9 @@ class Device:
         self.peers = PeerConnections(self.endpoint, self.dispatcher, self.fabrics.identities, self.resumption,
                                      self.resolver)
         self.client = InteractionClient(self.endpoint, self.dispatcher)
+        # Issue 6: converge the anchor fabric's nodes to the datastore (idle until the datastore is bootstrapped).
+        self.reconciler = Reconciler.for_device(self)
+        self.reconciler.start()
         self.window.add_listener(self._window_changed)
         for fabric in self.fabrics.fabrics():
             self.fabric_pending(fabric)
@@ -167,6 +171,8 @@ class Device:
             self._timer.cancel()
         if self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
+        if getattr(self, "reconciler", None) is not None:
+            await self.reconciler.stop()  # before the sessions it uses go away
         if self.peers is not None:
             await self.peers.close()
         if self.client is not None:

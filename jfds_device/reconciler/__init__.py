@@ -1,0 +1,28 @@
+"""The embedded reconciler (issue 6): converges the fabric's peer nodes to the Joint Fabric Datastore.
+
+* ``plan``: the sans-IO planner (decision table, status transitions, retry classes, backoff, drift budget);
+* ``items`` / ``items_groups`` / ``items_lists`` / ``lists``: the item kinds by priority band and the
+  read-merge-write of whole lists;
+* ``execute``: runs a plan band by band against one peer;
+* ``refresh``: RefreshNode, mirroring a node into the datastore;
+* ``peer``: the IM client bound to one session, the peer's capacities, who we are on the fabric;
+* ``runner``: the asyncio shell (per-node queues, triggers, status write-back); ``config``: its settings, counters
+  and pass reports. ``node/app.py`` builds it with ``Reconciler.for_device(device)``.
+"""
+
+from jfds_device.reconciler.peer import OwnIdentity
+from jfds_device.reconciler.plan import Mode, Op, Plan, RetryPolicy, plan_node
+from jfds_device.reconciler.runner import PassReport, Reconciler, ReconcilerConfig, ReconcilerStats
+
+__all__ = [
+    "Mode",
+    "Op",
+    "OwnIdentity",
+    "PassReport",
+    "Plan",
+    "Reconciler",
+    "ReconcilerConfig",
+    "ReconcilerStats",
+    "RetryPolicy",
+    "plan_node",
+]

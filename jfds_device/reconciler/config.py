@@ -1,0 +1,67 @@
+"""The reconciler's configuration, counters and per-pass report (kept apart from the runner for size)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from clusters.joint_fabric_datastore.schema import DatastoreState
+from jfds_device.datastore.jfds_records import EntryRef
+from jfds_device.reconciler.plan import Mode, RetryPolicy
+from jfds_device.reconciler.refresh import RefreshReport
+
+__all__ = ["PassReport", "ReconcilerConfig", "ReconcilerStats"]
+
+
+@dataclass(frozen=True, slots=True)
+class ReconcilerConfig:
+    sweep_interval: float = 10.0
+    """Seconds between sweeps of entries that still need work (11.24.4.3) and of nodes due for verification."""
+    verify_interval: float | None = 20.0
+    """Seconds between verify passes of a node (drift detection while the session stays up); None: verify only
+    when a peer becomes reachable. A verify pass reads the node's lists, it writes only to repair drift."""
+    settle_delay: float = 0.02
+    """Seconds a node's first request waits, so a burst of datastore changes makes one pass."""
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    """Backoff of a node after recoverable failures (timeouts, busy, unreachable)."""
+    drift_budget: int = 3
+    """Re-applies of one entry revision a verify pass may make before leaving the drift to the operator."""
+    interaction_timeout: float = 30.0
+    """Upper bound of one IM interaction, over the exchange layer's own MRP timeouts."""
+    max_parallel_nodes: int = 4
+    """Nodes reconciled at the same time."""
+
+
+@dataclass(slots=True)
+class ReconcilerStats:
+    """Counters since start (``Reconciler.stats``); ``queue_depth``: nodes with a pass running or queued."""
+
+    passes: int = 0
+    refreshes: int = 0
+    applied: int = 0
+    removed: int = 0
+    dropped: int = 0
+    held: int = 0
+    failures: int = 0
+    transport_failures: int = 0
+    drift_repairs: int = 0
+    drift_exhausted: int = 0
+    stale_outcomes: int = 0
+    interactions: int = 0
+    queue_depth: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class PassReport:
+    """What one pass on one node did (``Reconciler.last_pass``); ``failed``: IM status per failed entry."""
+
+    node_id: int
+    mode: Mode
+    duration: float
+    applied: int = 0
+    removed: int = 0
+    dropped: int = 0
+    held: int = 0
+    failed: dict[EntryRef, int] = field(default_factory=dict)
+    transport: str | None = None
+    refresh: RefreshReport | None = None
+    node_state: DatastoreState | None = None  # RefreshNode only: the node's commissioning status afterwards

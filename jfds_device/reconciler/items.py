@@ -1,0 +1,88 @@
+"""Item kinds: how one band of datastore entries reaches a peer (node_manager_design.md "ItemKind registry").
+
+A ``Facet`` pushes one aspect of one entry kind. Most kinds have one facet; an endpoint-group entry has two,
+its GroupKeyMap entry (band 20) and its Groups membership (band 30), because the node refuses the membership
+without the map entry (matter.js: UNSUPPORTED_ACCESS) and the map entry without the key set is useless:
+
+    ====  ===========================  =====================  ==========================================
+    band  facet                        entries                peer operation
+    ====  ===========================  =====================  ==========================================
+    10    ``KeySetFacet``              NodeKeySetList         KeySetWrite / KeySetRemove (never set 0)
+    20    ``GroupKeyMapFacet``         EndpointGroupIDList    GroupKeyMap read-merge-write by group id
+    30    ``MembershipFacet``          EndpointGroupIDList    Groups.AddGroup / RemoveGroup on the endpoint
+    40    ``AclFacet``                 NodeACLList            ACL read-merge-write by value
+    45    ``BindingFacet``             EndpointBindingList    Binding read-merge-write by value, per endpoint
+    ====  ===========================  =====================  ==========================================
+
+Every facet works on a batch (the pass's entries of its band) and returns an IM status per entry (0: done).
+``TransportError`` propagates: the pass stops and the executor records TIMEOUT. ``combined`` facets (the two
+whole-list kinds at the top of the order) do a band's adds and removals in one read-merge-write, so a removal
+frees room for an add on a full list. ``observe`` reads what the peer holds (for a verify pass) and ``present``
+tells whether one Committed entry is still there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import ClassVar
+
+from jfds_device.datastore.jfds_records import Entry, EntryKind, EntryRef
+from jfds_device.im.provider import Status
+from jfds_device.reconciler.peer import PeerContext
+
+__all__ = ["ABSENT", "Facet", "default_facets"]
+
+
+class Facet:
+    """One band's peer operations. Subclasses set ``band``, ``kind``, ``name`` and override what they do."""
+
+    band: ClassVar[int]
+    kind: ClassVar[EntryKind]
+    name: ClassVar[str]
+    combined: ClassVar[bool] = False
+
+    async def apply(self, ctx: PeerContext, entries: Sequence[Entry]) -> dict[EntryRef, int]:
+        raise NotImplementedError
+
+    async def remove(self, ctx: PeerContext, entries: Sequence[Entry]) -> dict[EntryRef, int]:
+        raise NotImplementedError
+
+    async def apply_and_remove(
+        self, ctx: PeerContext, applies: Sequence[Entry], removes: Sequence[Entry]
+    ) -> dict[EntryRef, int]:
+        """For ``combined`` facets: one write with both."""
+        codes = await self.remove(ctx, removes) if removes else {}
+        if applies:
+            codes.update(await self.apply(ctx, applies))
+        return codes
+
+    async def observe(self, ctx: PeerContext) -> None:
+        """Read what the peer holds into ``ctx.cache`` (a verify pass)."""
+
+    def present(self, ctx: PeerContext, entry: Entry) -> bool | None:
+        """Whether the peer holds a Committed ``entry`` (after ``observe``); None when it cannot tell."""
+        return None
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(band={self.band})"
+
+
+# A removal answered with one of these is done: the node does not (and cannot) hold what we remove.
+ABSENT = frozenset({Status.NOT_FOUND, Status.UNSUPPORTED_ENDPOINT, Status.UNSUPPORTED_CLUSTER})
+
+
+def fail_all(entries: Sequence[Entry], status: int) -> dict[EntryRef, int]:
+    return {e.ref: status for e in entries}
+
+
+def ok_all(entries: Sequence[Entry]) -> dict[EntryRef, int]:
+    return fail_all(entries, Status.SUCCESS)
+
+
+def default_facets() -> dict[int, Facet]:
+    """The facets by band."""
+    from jfds_device.reconciler.items_groups import GroupKeyMapFacet, KeySetFacet, MembershipFacet
+    from jfds_device.reconciler.items_lists import AclFacet, BindingFacet
+
+    facets: list[Facet] = [KeySetFacet(), GroupKeyMapFacet(), MembershipFacet(), AclFacet(), BindingFacet()]
+    return {f.band: f for f in facets}

@@ -1,0 +1,231 @@
+"""Whole-list item kinds: the ACL (band 40) and bindings (band 45), both read-merge-write matched by value.
+
+Node entries carry no ListID, so they are matched by value: an ACL entry by privilege, auth mode and its
+subjects and targets as multisets (``acl_value_key``, the reference's ApplyAclEdit rule; issue #74377), a
+binding by its target. Entries the datastore does not name (another administrator's, the commissioner's admin
+entry) are never removed or reordered. An ACL edit (UpdateGroup) replaces the superseded value in place. The
+entry that grants us Administer is never removed (we would lose the node). Capacity (9.10.6.3-5): an entry with
+more subjects or targets than the node supports, or that does not fit AccessControlEntriesPerFabric (which
+counts the admin entry), is RESOURCE_EXHAUSTED without a write that the node would refuse whole.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Hashable, Sequence
+from typing import Any
+
+from clusters.access_control import schema as ac
+from clusters.binding import schema as binding
+from clusters.joint_fabric_datastore.schema import (
+    AccessControlEntry,
+    AccessControlEntryAuthMode,
+    AccessControlEntryPrivilege,
+    AccessControlTarget,
+    BindingTarget,
+)
+from jfds_device.codec.schema import NULL
+from jfds_device.datastore.jfds import acl_value_key
+from jfds_device.datastore.jfds_records import Entry, EntryKind, EntryRef
+from jfds_device.errors import MatterError
+from jfds_device.im.client import IMStatusError
+from jfds_device.im.provider import AuthMode, Status
+from jfds_device.reconciler.items import ABSENT, Facet
+from jfds_device.reconciler.lists import ListOp, ListPath, write_merged
+from jfds_device.reconciler.peer import OwnIdentity, PeerContext
+from jfds_device.reconciler.plan import BAND_ACL, BAND_BINDING
+
+__all__ = ["AclFacet", "BindingFacet", "ace_from_raw", "ace_to_raw", "binding_key", "binding_to_raw"]
+
+ACL = ListPath(0, ac.CLUSTER_ID, ac.ACL)
+_ACL, _BINDINGS = "acl", "bindings"
+
+
+# ---------------------------------------------------------------------------------------------- ACL values
+
+
+def ace_from_raw(raw: Any) -> AccessControlEntry | None:
+    """A peer's AccessControlEntryStruct (TLV) as the datastore's value; None if it is not one we can read
+    (such an entry is foreign to us and only ever kept)."""
+    if not isinstance(raw, dict):
+        return None
+    try:
+        targets = raw.get(4)
+        return AccessControlEntry(
+            privilege=AccessControlEntryPrivilege(raw[1]),
+            auth_mode=AccessControlEntryAuthMode(raw[2]),
+            subjects=NULL if raw.get(3) is None else [int(s) for s in raw[3]],
+            targets=NULL if targets is None else [
+                AccessControlTarget(cluster=_nullable(t.get(0)), endpoint=_nullable(t.get(1)),
+                                    device_type=_nullable(t.get(2)))
+                for t in targets
+            ],
+        )
+    except (KeyError, ValueError, TypeError, AttributeError, MatterError):
+        return None
+
+
+def _nullable(value: Any) -> Any:
+    return NULL if value is None else value
+
+
+def ace_to_raw(ace: AccessControlEntry, fabric_index: int | None) -> dict[int, Any]:
+    """The datastore's value as the peer's AccessControlEntryStruct (TLV); FabricIndex as the peer numbers our
+    fabric when known (the server stamps it anyway, Core spec 7.13.6)."""
+    struct = ac.AccessControlEntryStruct(
+        privilege=ac.AccessControlEntryPrivilegeEnum(int(ace.privilege)),
+        auth_mode=ac.AccessControlEntryAuthModeEnum(int(ace.auth_mode)),
+        subjects=ace.subjects if ace.subjects is NULL else list(ace.subjects),  # type: ignore[call-overload]
+        targets=ace.targets if ace.targets is NULL else [
+            ac.AccessControlTargetStruct(cluster=t.cluster, endpoint=t.endpoint, device_type=t.device_type)
+            for t in ace.targets  # type: ignore[attr-defined]
+        ],
+        fabric_index=fabric_index,
+    )
+    return struct.to_tlv()
+
+
+def _acl_key(raw: Any) -> Hashable | None:
+    ace = ace_from_raw(raw)
+    return None if ace is None else acl_value_key(ace)
+
+
+def grants_us(own: OwnIdentity | None, raw: Any) -> bool:
+    """Whether a peer ACL entry grants us Administer over CASE (what lets us manage the node)."""
+    if own is None or not isinstance(raw, dict):
+        return False
+    if raw.get(1) != AccessControlEntryPrivilege.ADMINISTER or raw.get(2) != AuthMode.CASE:
+        return False
+    return raw.get(4) is None and any(own.matches(int(s)) for s in raw.get(3) or ())
+
+
+def _count(value: Any) -> int:
+    return 0 if value is NULL or value is None else len(value)
+
+
+class AclFacet(Facet):
+    band = BAND_ACL
+    kind = EntryKind.ACL
+    name = "acl"
+    combined = True
+
+    def _live_keys(self, ctx: PeerContext, leaving: set[EntryRef]) -> set[bytes]:
+        """Value keys of the node's other entries the datastore wants on the node (not to be dropped as
+        someone's superseded value)."""
+        return {
+            acl_value_key(e.value.acl_entry) for e in ctx.entries
+            if e.ref.kind is EntryKind.ACL and not e.removal and e.ref not in leaving
+        }
+
+    async def apply_and_remove(
+        self, ctx: PeerContext, applies: Sequence[Entry], removes: Sequence[Entry]
+    ) -> dict[EntryRef, int]:
+        caps = ctx.capacities
+        codes: dict[EntryRef, int] = {}
+        ops: list[ListOp] = []
+        for entry in removes:
+            others = self._live_keys(ctx, {entry.ref})
+            values = [entry.value.acl_entry, *entry.superseded]
+            ops.append(ListOp(entry.ref, drop=frozenset(k for k in map(acl_value_key, values) if k not in others)))
+        for entry in applies:
+            ace: AccessControlEntry = entry.value.acl_entry
+            if (caps.subjects is not None and _count(ace.subjects) > caps.subjects) or (
+                    caps.targets is not None and _count(ace.targets) > caps.targets):
+                codes[entry.ref] = Status.RESOURCE_EXHAUSTED
+                continue
+            others = self._live_keys(ctx, {entry.ref})
+            superseded = frozenset(k for k in map(acl_value_key, entry.superseded) if k not in others)
+            ops.append(ListOp(entry.ref, drop=superseded, key=acl_value_key(ace),
+                              raw=ace_to_raw(ace, caps.fabric_index)))
+        if ops:
+            written, ctx.cache[_ACL] = await write_merged(
+                ctx.io, ACL, ops, _acl_key, limit=caps.acl_entries, protected=lambda raw: grants_us(ctx.own, raw))
+            codes.update(written)
+        return codes
+
+    async def apply(self, ctx: PeerContext, entries: Sequence[Entry]) -> dict[EntryRef, int]:
+        return await self.apply_and_remove(ctx, entries, ())
+
+    async def remove(self, ctx: PeerContext, entries: Sequence[Entry]) -> dict[EntryRef, int]:
+        return await self.apply_and_remove(ctx, (), entries)
+
+    async def observe(self, ctx: PeerContext) -> None:
+        ctx.cache[_ACL] = list(await ctx.io.read_value(ACL.endpoint, ACL.cluster, ACL.attribute) or [])
+
+    def present(self, ctx: PeerContext, entry: Entry) -> bool | None:
+        held = ctx.cache.get(_ACL)
+        if held is None:
+            return None
+        return acl_value_key(entry.value.acl_entry) in {_acl_key(raw) for raw in held}
+
+
+# ---------------------------------------------------------------------------------------------- bindings
+
+
+def binding_key(raw: Any) -> Hashable | None:
+    """A binding target's identity: (node, group, endpoint, cluster), absent fields None."""
+    if not isinstance(raw, dict):
+        return None
+    return (raw.get(1), raw.get(2), raw.get(3), raw.get(4))
+
+
+def binding_to_raw(target: BindingTarget, fabric_index: int | None) -> dict[int, Any]:
+    return binding.TargetStruct(node=target.node, group=target.group, endpoint=target.endpoint,
+                                cluster=target.cluster, fabric_index=fabric_index).to_tlv()
+
+
+def _path(endpoint: int) -> ListPath:
+    return ListPath(endpoint, binding.CLUSTER_ID, binding.BINDING)
+
+
+class BindingFacet(Facet):
+    """Per endpoint: the endpoint's whole Binding list is read, merged and written once per pass."""
+
+    band = BAND_BINDING
+    kind = EntryKind.BINDING
+    name = "binding"
+    combined = True
+
+    async def apply_and_remove(
+        self, ctx: PeerContext, applies: Sequence[Entry], removes: Sequence[Entry]
+    ) -> dict[EntryRef, int]:
+        fabric_index = ctx.capacities.fabric_index
+        per_endpoint: dict[int, list[ListOp]] = defaultdict(list)
+        for entry in removes:
+            key = binding_key(binding_to_raw(entry.value.binding, None))
+            per_endpoint[entry.ref.endpoint_id].append(ListOp(entry.ref, drop=frozenset({key})))  # type: ignore[index]
+        for entry in applies:
+            raw = binding_to_raw(entry.value.binding, fabric_index)
+            per_endpoint[entry.ref.endpoint_id].append(ListOp(entry.ref, key=binding_key(raw), raw=raw))  # type: ignore[index]
+        codes: dict[EntryRef, int] = {}
+        held = ctx.cache.setdefault(_BINDINGS, {})
+        for endpoint, ops in sorted(per_endpoint.items()):
+            try:
+                written, held[endpoint] = await write_merged(ctx.io, _path(endpoint), ops, binding_key)
+            except IMStatusError as exc:  # the read failed: e.g. no Binding cluster on that endpoint
+                gone = exc.status in ABSENT  # then a removal is done: the endpoint cannot hold the binding
+                written = {op.ref: Status.SUCCESS if gone and not op.is_add else exc.status for op in ops}
+            codes.update(written)
+        return codes
+
+    async def apply(self, ctx: PeerContext, entries: Sequence[Entry]) -> dict[EntryRef, int]:
+        return await self.apply_and_remove(ctx, entries, ())
+
+    async def remove(self, ctx: PeerContext, entries: Sequence[Entry]) -> dict[EntryRef, int]:
+        return await self.apply_and_remove(ctx, (), entries)
+
+    async def observe(self, ctx: PeerContext) -> None:
+        endpoints = sorted({e.ref.endpoint_id for e in ctx.entries if e.ref.kind is EntryKind.BINDING})
+        held: dict[int, list[Any]] = {}
+        for endpoint in endpoints:
+            try:
+                held[endpoint] = list(await ctx.io.read_value(endpoint, binding.CLUSTER_ID, binding.BINDING) or [])  # type: ignore[arg-type]
+            except IMStatusError:
+                continue
+        ctx.cache[_BINDINGS] = held
+
+    def present(self, ctx: PeerContext, entry: Entry) -> bool | None:
+        held = ctx.cache.get(_BINDINGS, {}).get(entry.ref.endpoint_id)
+        if held is None:
+            return None
+        return binding_key(binding_to_raw(entry.value.binding, None)) in {binding_key(r) for r in held}

@@ -1,0 +1,226 @@
+"""Read-merge-write of a peer's fabric-scoped list attribute (AccessControl.ACL, Binding, GroupKeyMap).
+
+A list write replaces the accessing fabric's whole list (Core spec 7.13.6, 8.7.3.3), so the reconciler reads
+the list, edits it and writes all of it back. ``merge_list`` is the pure edit: elements are matched by an
+identity key (the ACL's by-value key, a binding's target, a map entry's group id); elements no operation names
+keep their place and content (foreign entries are never removed or reordered). ``write_merged`` drives it
+against the peer and handles failures:
+
+* after any failed write the list is read back; a partial result of our own write (the matter.js client's
+  chunked replace-all-then-append leaves the list cleared when one item is refused, shared/reference/matterjs.md
+  §5) is undone by writing the list as it was;
+* a refused batch is retried one operation at a time, so each entry gets its own status (one bad entry does
+  not fail the others).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from jfds_device.codec import tlv
+from jfds_device.datastore.jfds_records import EntryRef
+from jfds_device.im.client import IMStatusError
+from jfds_device.im.provider import Status
+from jfds_device.reconciler.peer import PeerIO, TransportError
+
+__all__ = ["ListOp", "ListPath", "canonical", "merge_list", "write_merged"]
+
+log = logging.getLogger(__name__)
+
+FABRIC_INDEX_TAG = 0xFE
+
+
+@dataclass(frozen=True, slots=True)
+class ListOp:
+    """One entry's edit. An add (``key`` set) puts ``raw`` in: it replaces the element with the same key if that
+    differs (an upsert), else the first element whose key is in ``drop`` (an edit by value keeps the entry's
+    place), else it is appended. A removal (``key`` None) drops every element whose key is in ``drop``."""
+
+    ref: EntryRef
+    drop: frozenset[Hashable] = frozenset()
+    key: Hashable | None = None
+    raw: Any = None
+
+    @property
+    def is_add(self) -> bool:
+        return self.key is not None
+
+
+@dataclass(frozen=True, slots=True)
+class ListPath:
+    endpoint: int
+    cluster: int
+    attribute: int
+
+    def __str__(self) -> str:
+        return f"{self.endpoint}/0x{self.cluster:04X}/0x{self.attribute:04X}"
+
+
+def canonical(element: Any) -> bytes:
+    """An element's bytes without its FabricIndex (the server stamps that), for comparing lists."""
+    if isinstance(element, dict):
+        element = {k: element[k] for k in sorted(element, key=_tag_order) if k != FABRIC_INDEX_TAG}
+    return tlv.encode(element)
+
+
+def _tag_order(tag: Any) -> tuple[int, str]:
+    return (tag, "") if isinstance(tag, int) else (1 << 32, repr(tag))
+
+
+def _same(a: Sequence[Any], b: Sequence[Any]) -> bool:
+    return len(a) == len(b) and all(canonical(x) == canonical(y) for x, y in zip(a, b, strict=True))
+
+
+def _subsequence(part: Sequence[Any], whole: Sequence[Any]) -> bool:
+    """Whether ``part`` is ``whole`` with some elements left out (order kept)."""
+    items = iter(canonical(e) for e in whole)
+    return all(any(c == w for w in items) for c in map(canonical, part))
+
+
+def merge_list(
+    current: Sequence[Any],
+    ops: Sequence[ListOp],
+    key_of: Callable[[Any], Hashable | None],
+    *,
+    limit: int | None = None,
+    protected: Callable[[Any], bool] | None = None,
+) -> tuple[list[Any], dict[EntryRef, int]]:
+    """Apply ``ops`` to ``current`` (removals first, so they free room; then adds in the given order).
+
+    Returns the new list and a status per operation: SUCCESS, RESOURCE_EXHAUSTED for an add that does not fit
+    ``limit`` elements, or CONSTRAINT_ERROR for an edit that would drop the last element ``protected`` accepts
+    (the entry that grants us Administer: without it we could never manage the node again)."""
+    result = list(current)
+    codes: dict[EntryRef, int] = {}
+
+    def guarded(candidate: list[Any]) -> bool:
+        if protected is None or not any(protected(e) for e in result):
+            return True
+        return any(protected(e) for e in candidate)
+
+    for op in [o for o in ops if not o.is_add]:
+        candidate = [e for e in result if key_of(e) not in op.drop]
+        if not guarded(candidate):
+            codes[op.ref] = Status.CONSTRAINT_ERROR
+            continue
+        result, codes[op.ref] = candidate, Status.SUCCESS
+    for op in [o for o in ops if o.is_add]:
+        keys = [key_of(e) for e in result]
+        candidate = list(result)
+        if op.key in keys:
+            at = keys.index(op.key)
+            if canonical(candidate[at]) != canonical(op.raw):
+                candidate[at] = op.raw  # upsert: same identity, new content
+        else:
+            at = next((i for i, k in enumerate(keys) if k in op.drop), None)
+            if at is not None:
+                candidate[at] = op.raw  # an edit by value keeps the entry's place
+            elif limit is not None and len(candidate) >= limit:
+                codes[op.ref] = Status.RESOURCE_EXHAUSTED
+                continue
+            else:
+                candidate.append(op.raw)
+        # Superseded values the node still holds go (not the element just written).
+        candidate = [e for e in candidate if e is op.raw or key_of(e) not in op.drop or key_of(e) == op.key]
+        if not guarded(candidate):
+            codes[op.ref] = Status.CONSTRAINT_ERROR
+            continue
+        result, codes[op.ref] = candidate, Status.SUCCESS
+    return result, codes
+
+
+@dataclass(slots=True)
+class _Writer:
+    io: PeerIO
+    path: ListPath
+    key_of: Callable[[Any], Hashable | None]
+    limit: int | None
+    protected: Callable[[Any], bool] | None
+    writes: int = field(default=0)
+
+    async def read(self) -> list[Any]:
+        value = await self.io.read_value(self.path.endpoint, self.path.cluster, self.path.attribute)
+        return list(value or [])
+
+    async def write(self, elements: list[Any]) -> None:
+        self.writes += 1
+        await self.io.write(self.path.endpoint, self.path.cluster, self.path.attribute, elements)
+
+    async def recover(self, before: list[Any], attempted: list[Any]) -> list[Any]:
+        """After a failed write: what the node holds now, restoring ``before`` if our write left it half done."""
+        try:
+            after = await self.read()
+        except (IMStatusError, TransportError) as exc:
+            log.warning("list %s: cannot read back after a failed write: %s", self.path, exc)
+            return before
+        if _same(after, before):
+            return before
+        if _same(after, attempted):
+            return after
+        if _subsequence(after, attempted):
+            # Our write got half done: a chunked write (replace-all, then one append per item) whose refused items
+            # were dropped while the clear and the other items stayed (matter.js, matterjs.md §5).
+            log.warning("list %s: a failed write left %d of %d elements; restoring the %d it had",
+                        self.path, len(after), len(attempted), len(before))
+            try:
+                await self.write(before)
+            except (IMStatusError, TransportError) as exc:
+                log.error("list %s: restoring after a failed write failed: %s", self.path, exc)
+                return after
+            return before
+        log.warning("list %s changed under us (another administrator?); leaving it as it is", self.path)
+        return after
+
+    def merge(self, base: list[Any], ops: Sequence[ListOp]) -> tuple[list[Any], dict[EntryRef, int]]:
+        return merge_list(base, ops, self.key_of, limit=self.limit, protected=self.protected)
+
+
+async def write_merged(
+    io: PeerIO,
+    path: ListPath,
+    ops: Sequence[ListOp],
+    key_of: Callable[[Any], Hashable | None],
+    *,
+    limit: int | None = None,
+    protected: Callable[[Any], bool] | None = None,
+    current: list[Any] | None = None,
+) -> tuple[dict[EntryRef, int], list[Any]]:
+    """Read (unless ``current`` is given), merge ``ops``, write if anything changed. Returns a status per
+    operation and the list the node holds afterwards. ``TransportError`` propagates (after a best-effort
+    read-back) so the pass can stop; an ``IMStatusError`` becomes the status of the operation(s) it belongs to."""
+    writer = _Writer(io, path, key_of, limit, protected)
+    base = await writer.read() if current is None else list(current)
+    merged, codes = writer.merge(base, ops)
+    if _same(merged, base):
+        return codes, base
+    try:
+        await writer.write(merged)
+        return codes, merged
+    except TransportError:
+        with contextlib.suppress(TransportError):
+            await writer.recover(base, merged)
+        raise
+    except IMStatusError as exc:
+        status = exc.status
+        base = await writer.recover(base, merged)
+    tried = [op for op in ops if codes.get(op.ref) == Status.SUCCESS]
+    if len(tried) == 1:
+        codes[tried[0].ref] = status
+        return codes, base
+    # Attribute the refusal: one operation at a time, each on top of those that went through.
+    for op in tried:
+        candidate, single = writer.merge(base, [op])
+        codes[op.ref] = single[op.ref]
+        if single[op.ref] != Status.SUCCESS or _same(candidate, base):
+            continue
+        try:
+            await writer.write(candidate)
+            base = candidate
+        except IMStatusError as exc:
+            codes[op.ref] = exc.status
+            base = await writer.recover(base, candidate)
+    return codes, base

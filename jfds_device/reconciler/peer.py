@@ -1,0 +1,159 @@
+"""How the reconciler talks to one peer node during a pass: ``PeerIO`` (the IM client bound to one CASE
+session), the peer's capacities, who we are on the fabric, and per-pass caches the item kinds share.
+
+``PeerClient`` is the part of ``im.client.InteractionClient`` the reconciler uses; tests pass a fake peer that
+implements it. Transport failures surface as ``TransportError`` (the executor records TIMEOUT, Core spec
+11.24.4 / the reference's SyncFailureCode); a peer's refusal stays an ``IMStatusError``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from clusters.access_control import schema as ac
+from clusters.group_key_management import schema as gkm
+from clusters.operational_credentials import schema as oc
+from jfds_device.datamodel import acl
+from jfds_device.datastore.jfds import JfdsStore
+from jfds_device.datastore.jfds_records import Entry
+from jfds_device.errors import LocalProtocolError, MatterError
+from jfds_device.im.client import IMStatusError, InteractionError, InvokeResult, ReadResult
+from jfds_device.im.provider import Status
+
+__all__ = ["Capacities", "OwnIdentity", "PeerClient", "PeerContext", "PeerIO", "TransportError"]
+
+
+class TransportError(MatterError):
+    """The node was not reached or the exchange broke (recorded as ``status``: TIMEOUT, or BUSY)."""
+
+    def __init__(self, message: str, status: int = Status.TIMEOUT) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class PeerClient(Protocol):
+    """What the reconciler needs of ``InteractionClient`` (a fake peer in tests implements the same)."""
+
+    async def read(self, session: Any, paths: Sequence[Any], *, fabric_filtered: bool = True) -> ReadResult: ...
+
+    async def write_attribute(self, session: Any, endpoint: int, cluster: int, attribute: int, value: Any) -> None: ...
+
+    async def invoke(self, session: Any, endpoint: int, cluster: int, command: int, fields: Any = None
+                     ) -> InvokeResult: ...
+
+
+class PeerIO:
+    """The client bound to one session. Every interaction is bounded by ``timeout`` (a safety net over the
+    exchange layer's MRP timeouts) and every transport failure becomes ``TransportError``."""
+
+    def __init__(self, client: PeerClient, session: Any, *, timeout: float = 30.0) -> None:
+        self.client, self.session, self.timeout = client, session, timeout
+        self.interactions = 0
+
+    async def _run(self, what: str, coro: Any) -> Any:
+        if getattr(self.session, "closing", False):
+            coro.close()
+            raise TransportError(f"{what}: the session is closing")
+        self.interactions += 1
+        try:
+            async with asyncio.timeout(self.timeout):
+                return await coro
+        except IMStatusError:
+            raise
+        except (InteractionError, TimeoutError) as exc:
+            raise TransportError(f"{what}: {exc}") from exc
+        except LocalProtocolError as exc:  # e.g. the session closed between the check and the exchange
+            if getattr(self.session, "closing", False):
+                raise TransportError(f"{what}: {exc}") from exc
+            raise
+
+    async def read(self, paths: Sequence[tuple[int | None, int, int]]) -> ReadResult:
+        result: ReadResult = await self._run(f"read {paths}", self.client.read(self.session, list(paths)))
+        return result
+
+    async def read_value(self, endpoint: int, cluster: int, attribute: int) -> Any:
+        """One attribute's value (IMStatusError if the peer reported a status for it)."""
+        return (await self.read([(endpoint, cluster, attribute)])).value(endpoint, cluster, attribute)
+
+    async def write(self, endpoint: int, cluster: int, attribute: int, value: Any) -> None:
+        what = f"write {endpoint}/0x{cluster:04X}/0x{attribute:04X}"
+        await self._run(what, self.client.write_attribute(self.session, endpoint, cluster, attribute, value))
+
+    async def invoke(self, endpoint: int, cluster: int, command: int, fields: Any = None) -> InvokeResult:
+        what = f"invoke {endpoint}/0x{cluster:04X}/0x{command:02X}"
+        result: InvokeResult = await self._run(what, self.client.invoke(self.session, endpoint, cluster, command,
+                                                                         fields))
+        return result
+
+
+@dataclass(frozen=True, slots=True)
+class Capacities:
+    """The peer's limits (None: not readable; the node's own answer is then the gate). ``fabric_index`` is our
+    fabric's index on the peer (CurrentFabricIndex), carried in the lists we write."""
+
+    acl_entries: int | None = None  # AccessControlEntriesPerFabric (9.10.6.5), includes our admin entry
+    subjects: int | None = None  # SubjectsPerAccessControlEntry
+    targets: int | None = None  # TargetsPerAccessControlEntry
+    max_group_keys: int | None = None  # MaxGroupKeysPerFabric (11.2.6.4), includes the IPK
+    max_groups: int | None = None  # MaxGroupsPerFabric (11.2.6.3)
+    fabric_index: int | None = None
+
+    PATHS = (
+        (0, ac.CLUSTER_ID, ac.ACCESS_CONTROL_ENTRIES_PER_FABRIC),
+        (0, ac.CLUSTER_ID, ac.SUBJECTS_PER_ACCESS_CONTROL_ENTRY),
+        (0, ac.CLUSTER_ID, ac.TARGETS_PER_ACCESS_CONTROL_ENTRY),
+        (0, gkm.CLUSTER_ID, gkm.MAX_GROUP_KEYS_PER_FABRIC_ATTR),
+        (0, gkm.CLUSTER_ID, gkm.MAX_GROUPS_PER_FABRIC_ATTR),
+        (0, oc.CLUSTER_ID, oc.CURRENT_FABRIC_INDEX),
+    )
+
+    @classmethod
+    async def read(cls, io: PeerIO) -> Capacities:
+        """The limits; unknown ones (a refused read included) are None and the node's answer is the gate."""
+        try:
+            result = await io.read(cls.PATHS)
+        except IMStatusError:
+            return cls()
+        values = []
+        for endpoint, cluster, attribute in cls.PATHS:
+            try:
+                value = result.value(endpoint, cluster, attribute)
+            except (IMStatusError, KeyError):
+                value = None
+            values.append(value if isinstance(value, int) else None)
+        return cls(*values)
+
+
+@dataclass(frozen=True, slots=True)
+class OwnIdentity:
+    """Who the reconciler is on the fabric: our operational node id and the CATs of our NOC. An ACL entry
+    granting these Administer is what lets us manage the node; the reconciler never removes the last one."""
+
+    node_id: int
+    cats: tuple[int, ...] = ()
+
+    def matches(self, subject: int) -> bool:
+        if subject == self.node_id:
+            return True
+        if not acl.is_cat_subject(subject):
+            return False
+        identifier, version = (subject >> 16) & 0xFFFF, subject & 0xFFFF
+        return any(cat >> 16 == identifier and cat & 0xFFFF >= version for cat in self.cats)
+
+
+@dataclass(slots=True)
+class PeerContext:
+    """Everything the item kinds need during one pass on one node. ``entries``: the node's entries as planned
+    (a facet may check siblings, e.g. whether another endpoint still uses a group); ``cache``: reads shared
+    between facets within the pass (the key set indices, the GroupTable, ...)."""
+
+    io: PeerIO
+    node_id: int
+    store: JfdsStore
+    entries: list[Entry]
+    capacities: Capacities = field(default_factory=Capacities)
+    own: OwnIdentity | None = None
+    cache: dict[str, Any] = field(default_factory=dict)

@@ -1,0 +1,400 @@
+"""The reconciler's planner: pure decisions, no I/O, no clock of its own (architecture rule 1).
+
+Given one node's datastore entries (``JfdsStore.entries_for_node``) and, on a verify pass, which Committed
+entries the peer was seen to hold, ``plan_node`` says what to do with each entry. ``status_write`` maps an
+action's outcome to the datastore call that records it. ``RetryState`` schedules retries of a node after
+recoverable failures; ``DriftBook`` bounds how often drift is repaired.
+
+Lifecycles (Core spec 11.24.4; shared/reference/jfds_reference_semantics.md §4):
+
+* Pending → apply → Committed (FailureCode 0), or CommitFailed(IM status; TIMEOUT 0x94 / BUSY 0x9C for
+  transport failures);
+* DeletePending → remove → erased (``confirm_removed``), or CommitFailed with the removal intent kept;
+* CommitFailed is retried automatically only for *transient* codes (timeouts, busy, generic failure); a value
+  the node *rejected* (CONSTRAINT_ERROR, RESOURCE_EXHAUSTED) or any other refusal (UNSUPPORTED_ACCESS, ...) is
+  left for the operator. RefreshNode (11.24.7.11) drops rejected adds, as the reference does, and retries the
+  rest.
+
+Every status write carries the revision the action was planned from, so an intent that changed meanwhile
+(re-add, removal request, node removed) wins: the stale outcome is ignored and the entry is planned again.
+That is also why a removal is never resurrected: a status write for the old revision changes nothing.
+
+Decision table (``plan_node``), per entry kind that is pushed (key sets, endpoint groups, ACLs, bindings;
+node and endpoint entries are never pushed):
+
+    ============  =======  ============  ===========================================
+    state         removal  mode          action
+    ============  =======  ============  ===========================================
+    Pending       no       any           APPLY
+    DeletePending yes      any           REMOVE
+    CommitFailed  no       transient     APPLY (retry)
+    CommitFailed  no       rejected      REFRESH: DROP; else none (operator)
+    CommitFailed  no       other         REFRESH: APPLY; else none (operator)
+    CommitFailed  yes      transient     REMOVE (retry)
+    CommitFailed  yes      other         REFRESH: REMOVE; else none
+    Committed     no       VERIFY        APPLY if the peer lacks it (drift, within budget)
+    ============  =======  ============  ===========================================
+
+Dependencies (the reference's rules, 11.24.7.15/16): a group is added only once the node holds its key set
+(an endpoint-group APPLY waits for the key set's APPLY in the same pass and is HELD while the key set entry is
+failed or being removed); a key set is removed only after the node's groups that use it (its REMOVE waits for
+their REMOVEs and is HELD while a live group still uses it). HELD entries keep their status.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from clusters.joint_fabric_datastore.schema import DatastoreState
+from jfds_device.datastore.jfds_records import Entry, EntryKind, EntryRef
+from jfds_device.errors import LocalProtocolError
+from jfds_device.im.provider import Status
+
+__all__ = [
+    "BANDS",
+    "BAND_ACL",
+    "BAND_BINDING",
+    "BAND_GROUP_KEY_MAP",
+    "BAND_KEY_SET",
+    "BAND_MEMBERSHIP",
+    "Action",
+    "DriftBook",
+    "Mode",
+    "Op",
+    "Outcome",
+    "Plan",
+    "RetryClass",
+    "RetryPolicy",
+    "RetryState",
+    "StatusWrite",
+    "Write",
+    "plan_node",
+    "retry_class",
+    "status_write",
+]
+
+# Priority bands (node_manager_design.md "priority.ts"): lower applies first, removal runs in reverse. One entry
+# kind can span several bands: an endpoint group is the GroupKeyMap entry (20) plus the membership (30).
+BAND_KEY_SET = 10  # GroupKeyManagement KeySetWrite / KeySetRemove
+BAND_GROUP_KEY_MAP = 20  # GroupKeyManagement.GroupKeyMap, read-merge-write by group id
+BAND_MEMBERSHIP = 30  # Groups.AddGroup / RemoveGroup on the endpoint
+BAND_ACL = 40  # AccessControl.ACL, read-merge-write by value
+BAND_BINDING = 45  # Binding, per endpoint, read-merge-write by value
+
+BANDS: Mapping[EntryKind, tuple[int, ...]] = {
+    EntryKind.NODE_KEY_SET: (BAND_KEY_SET,),
+    EntryKind.ENDPOINT_GROUP: (BAND_GROUP_KEY_MAP, BAND_MEMBERSHIP),
+    EntryKind.ACL: (BAND_ACL,),
+    EntryKind.BINDING: (BAND_BINDING,),
+}
+
+
+# ---------------------------------------------------------------------------------------------- failure classes
+
+
+class RetryClass(enum.Enum):
+    TRANSIENT = "transient"  # retried automatically, with backoff
+    REJECTED = "rejected"  # the node refused the value itself; RefreshNode drops it
+    PERMANENT = "permanent"  # will not change by retrying alone; RefreshNode retries it
+
+
+# TIMEOUT and BUSY are what the reference records for transport failures (SyncFailureCode); FAILURE is the
+# generic status a node answers for internal errors (storage, memory), which usually pass.
+_TRANSIENT = frozenset({Status.TIMEOUT, Status.BUSY, Status.FAILURE})
+# IsUnrecoverableCommitFailure in the reference core: the value does not fit the node.
+_REJECTED = frozenset({Status.CONSTRAINT_ERROR, Status.RESOURCE_EXHAUSTED})
+
+
+def retry_class(code: int) -> RetryClass:
+    """How a CommitFailed FailureCode (an IM status) is retried."""
+    if code in _TRANSIENT:
+        return RetryClass.TRANSIENT
+    if code in _REJECTED:
+        return RetryClass.REJECTED
+    return RetryClass.PERMANENT
+
+
+# ---------------------------------------------------------------------------------------------- plan
+
+
+class Mode(enum.Enum):
+    NORMAL = "normal"  # a datastore change, a sweep, a retry
+    VERIFY = "verify"  # also compare Committed entries with what the peer holds (reconnect)
+    REFRESH = "refresh"  # RefreshNode: drop rejected adds, retry every other failure
+
+
+class Op(enum.Enum):
+    APPLY = "apply"
+    REMOVE = "remove"
+    DROP = "drop"  # erase from the datastore without touching the node (RefreshNode, rejected add)
+    HOLD = "hold"  # a dependency is not on the node; leave the entry as it is
+
+
+@dataclass(frozen=True, slots=True)
+class Action:
+    """What to do with one entry. ``requires``: entries whose action in the same pass must succeed first;
+    ``reason`` says why (pending, retry, drift, refresh, or why it is held)."""
+
+    op: Op
+    entry: Entry
+    reason: str
+    requires: tuple[EntryRef, ...] = ()
+
+    @property
+    def ref(self) -> EntryRef:
+        return self.entry.ref
+
+    @property
+    def revision(self) -> int:
+        return self.entry.revision
+
+    @property
+    def bands(self) -> tuple[int, ...]:
+        """The bands this action runs in, in execution order (removal runs them in reverse)."""
+        bands = BANDS[self.ref.kind]
+        return tuple(reversed(bands)) if self.op is Op.REMOVE else bands
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """One node's actions, in execution order: applies by ascending band (then revision), removals by
+    descending band (then revision), then drops and holds."""
+
+    node_id: int
+    mode: Mode
+    actions: tuple[Action, ...]
+
+    def of(self, op: Op) -> list[Action]:
+        return [a for a in self.actions if a.op is op]
+
+    @property
+    def needs_peer(self) -> bool:
+        """Whether executing the plan talks to the node (drops and holds do not)."""
+        return any(a.op in (Op.APPLY, Op.REMOVE) for a in self.actions)
+
+    @property
+    def empty(self) -> bool:
+        return not self.actions
+
+
+def _failed(entry: Entry) -> RetryClass | None:
+    if entry.state is not DatastoreState.COMMIT_FAILED:
+        return None
+    return retry_class(entry.status.failure_code)
+
+
+def _base_op(entry: Entry, mode: Mode, observed: Mapping[EntryRef, bool] | None) -> tuple[Op, str] | None:
+    """The decision table (module docstring), before dependencies and the drift budget."""
+    state, removal = entry.state, entry.removal
+    if state is DatastoreState.PENDING and not removal:
+        return Op.APPLY, "pending"
+    if state is DatastoreState.DELETE_PENDING:
+        return Op.REMOVE, "delete pending"
+    failed = _failed(entry)
+    if failed is not None:
+        op = Op.REMOVE if removal else Op.APPLY
+        if failed is RetryClass.TRANSIENT:
+            return op, f"retry after 0x{entry.status.failure_code:02X}"
+        if mode is Mode.REFRESH:
+            if failed is RetryClass.REJECTED and not removal:
+                return Op.DROP, f"refresh drops rejected 0x{entry.status.failure_code:02X}"
+            return op, f"refresh retries 0x{entry.status.failure_code:02X}"
+        return None
+    if state is DatastoreState.COMMITTED and not removal and observed is not None and observed.get(entry.ref) is False:
+        return Op.APPLY, "drift"
+    return None
+
+
+def plan_node(
+    node_id: int,
+    entries: Iterable[Entry],
+    *,
+    mode: Mode = Mode.NORMAL,
+    key_set_of_group: Mapping[int, int | None] | None = None,
+    observed: Mapping[EntryRef, bool] | None = None,
+    drift: DriftBook | None = None,
+) -> Plan:
+    """Plan one node. ``entries``: the node's entries (other nodes' are ignored); ``key_set_of_group``: each
+    group's key set id from GroupList (dependencies between groups and key sets); ``observed``: on a VERIFY
+    pass, for Committed entries, whether the peer holds them; ``drift``: the repair budget (None: unlimited)."""
+    mine = [e for e in entries if e.ref.node_id == node_id and e.ref.kind in BANDS]
+    groups = dict(key_set_of_group or {})
+    decided: dict[EntryRef, tuple[Op, str]] = {}
+    for entry in mine:
+        decision = _base_op(entry, mode, observed if mode is Mode.VERIFY else None)
+        if decision is None:
+            continue
+        if decision[1] == "drift" and drift is not None and not drift.allows(entry.ref, entry.revision):
+            continue  # another administrator keeps undoing it: stop fighting (reported by the runner)
+        decided[entry.ref] = decision
+    by_ref = {e.ref: e for e in mine}
+    actions = [_with_dependencies(by_ref[ref], op, reason, decided, mine, groups) for ref, (op, reason) in
+               decided.items()]
+    return Plan(node_id, mode, tuple(sorted(actions, key=_order)))
+
+
+def _order(action: Action) -> tuple[int, int, int]:
+    rank = {Op.APPLY: 0, Op.REMOVE: 1, Op.DROP: 2, Op.HOLD: 3}[action.op]
+    band = action.bands[0]
+    return rank, -band if action.op is Op.REMOVE else band, action.revision
+
+
+def _with_dependencies(
+    entry: Entry,
+    op: Op,
+    reason: str,
+    decided: Mapping[EntryRef, tuple[Op, str]],
+    entries: Sequence[Entry],
+    groups: Mapping[int, int | None],
+) -> Action:
+    ref = entry.ref
+    if ref.kind is EntryKind.ENDPOINT_GROUP and op is Op.APPLY:
+        key_set = groups.get(ref.key)  # type: ignore[arg-type]
+        if key_set is None:
+            return Action(op, entry, reason)  # unknown group or no key set: the apply fails and says so
+        key_ref = EntryRef.node_key_set(ref.node_id, key_set)
+        key_entry = next((e for e in entries if e.ref == key_ref), None)
+        planned = decided.get(key_ref)
+        if planned is not None and planned[0] is Op.APPLY:
+            return Action(op, entry, reason, (key_ref,))
+        if key_entry is not None and (key_entry.removal or key_entry.state is not DatastoreState.COMMITTED):
+            return Action(Op.HOLD, entry, f"waits for key set {key_set} on the node")
+        return Action(op, entry, reason)
+    if ref.kind is EntryKind.NODE_KEY_SET and op is Op.REMOVE:
+        users = [e for e in entries if e.ref.kind is EntryKind.ENDPOINT_GROUP and groups.get(e.ref.key) == ref.key]  # type: ignore[arg-type]
+        if any(not e.removal for e in users):
+            return Action(Op.HOLD, entry, "a live group of the node still uses the key set")
+        removing = tuple(e.ref for e in users if decided.get(e.ref, (None,))[0] is Op.REMOVE)
+        return Action(op, entry, reason, removing)
+    return Action(op, entry, reason)
+
+
+# ---------------------------------------------------------------------------------------------- outcomes
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """How one action ended: ``status`` 0 is success, else the IM status to record; ``transport``: the node
+    was not reached (or the exchange broke), so the status is TIMEOUT/BUSY; ``held``: not attempted."""
+
+    status: int = Status.SUCCESS
+    transport: bool = False
+    held: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.status == Status.SUCCESS and not self.held
+
+    @property
+    def transient(self) -> bool:
+        return not self.ok and not self.held and (self.transport or retry_class(self.status) is RetryClass.TRANSIENT)
+
+
+SUCCESS = Outcome()
+HELD = Outcome(held=True)
+
+
+class Write(enum.Enum):
+    NONE = "none"
+    COMMITTED = "committed"  # set_status(ref, COMMITTED, revision=)
+    COMMIT_FAILED = "commit_failed"  # set_status(ref, COMMIT_FAILED, code, revision=)
+    ERASE = "erase"  # confirm_removed(ref, revision=)
+    DROP = "drop"  # request_removal + confirm_removed (the entry never reached / stays off the node)
+
+
+@dataclass(frozen=True, slots=True)
+class StatusWrite:
+    write: Write
+    ref: EntryRef
+    revision: int
+    failure_code: int = 0
+
+
+def status_write(action: Action, outcome: Outcome) -> StatusWrite:
+    """The datastore call that records ``outcome`` (always with the planned revision: a stale outcome is
+    ignored by the store)."""
+    ref, revision = action.ref, action.revision
+    if action.op is Op.HOLD or outcome.held:
+        return StatusWrite(Write.NONE, ref, revision)
+    if action.op is Op.DROP:
+        return StatusWrite(Write.DROP, ref, revision)
+    if not outcome.ok:
+        code = outcome.status if outcome.status != Status.SUCCESS else Status.FAILURE
+        return StatusWrite(Write.COMMIT_FAILED, ref, revision, int(code))
+    if action.op is Op.REMOVE:
+        return StatusWrite(Write.ERASE, ref, revision)
+    return StatusWrite(Write.COMMITTED, ref, revision)
+
+
+# ---------------------------------------------------------------------------------------------- retries
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Delays after consecutive transient failures of a node: ``initial * factor**(n-1)`` capped at ``maximum``,
+    spread by ±``jitter`` so nodes that failed together do not retry in lockstep."""
+
+    initial: float = 1.0
+    factor: float = 2.0
+    maximum: float = 20.0  # a node that returns is caught up within about this long (plus jitter)
+    jitter: float = 0.25
+
+    def __post_init__(self) -> None:
+        if self.initial <= 0 or self.factor < 1 or self.maximum < self.initial or not 0 <= self.jitter < 1:
+            raise LocalProtocolError(f"invalid retry policy {self}")
+
+    def delay(self, failures: int, rand: float) -> float:
+        """The wait after the ``failures``-th consecutive failure (>= 1); ``rand`` is uniform in [0, 1]."""
+        if failures < 1 or not 0.0 <= rand <= 1.0:
+            raise LocalProtocolError(f"bad retry inputs: failures={failures}, rand={rand}")
+        base = min(self.maximum, self.initial * self.factor ** min(failures - 1, 64))
+        return base * (1.0 + self.jitter * (2.0 * rand - 1.0))
+
+
+@dataclass(slots=True)
+class RetryState:
+    """One node's retry schedule; time is a parameter."""
+
+    policy: RetryPolicy = field(default_factory=RetryPolicy)
+    failures: int = 0
+    retry_at: float = -math.inf
+
+    def failed(self, now: float, rand: float) -> float:
+        self.failures += 1
+        delay = self.policy.delay(self.failures, rand)
+        self.retry_at = now + delay
+        return delay
+
+    def succeeded(self) -> None:
+        self.failures, self.retry_at = 0, -math.inf
+
+    def wait(self, now: float) -> float:
+        return max(0.0, self.retry_at - now)
+
+
+@dataclass(slots=True)
+class DriftBook:
+    """Drift repairs per entry revision (node_manager_design.md "DriftBudget"): a node or another administrator
+    that keeps undoing an entry must not start a write fight that never ends. A new revision (the intent
+    changed) starts a new budget."""
+
+    budget: int = 3
+    spent: dict[tuple[EntryRef, int], int] = field(default_factory=dict)
+
+    def allows(self, ref: EntryRef, revision: int) -> bool:
+        return self.spent.get((ref, revision), 0) < self.budget
+
+    def spend(self, ref: EntryRef, revision: int) -> int:
+        """Record one repair; returns how many are left."""
+        key = (ref, revision)
+        self.spent[key] = self.spent.get(key, 0) + 1
+        return self.budget - self.spent[key]
+
+    def forget(self, keep: Iterable[tuple[EntryRef, int]]) -> None:
+        """Drop the books of revisions that no longer exist."""
+        live = set(keep)
+        for key in [k for k in self.spent if k not in live]:
+            del self.spent[key]

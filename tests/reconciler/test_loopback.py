@@ -1,0 +1,277 @@
+"""Loopback integration: the reconciler against another of our own stacks over ::1 (real UDP, MRP, CASE and IM).
+
+The peer serves endpoint 0 with our AccessControl and GroupKeyManagement servers; its ACL grants the reconciler's
+node id Administer on fabric 1, next to the commissioner's entry. The reconciler side is what node/app.py wires:
+ExchangeDispatcher, PeerConnections (operational discovery replaced by a fixed address), InteractionClient and a
+JfdsStore; nothing calls the reconciler: datastore changes trigger it.
+
+Proves: ACL Pending → Committed (read-merge-write keeps the commissioner's entry), DeletePending → erased, a
+key set and group map pushed and removed, capacity as RESOURCE_EXHAUSTED, and a peer restart (sessions lost)
+recovered by the retry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import random
+from collections.abc import AsyncIterator, Callable, Hashable
+from typing import Any
+
+import pytest
+
+from clusters.access_control import schema as ac
+from clusters.access_control.server import AccessControlServer
+from clusters.group_key_management.server import GroupKeyManagementServer
+from clusters.joint_fabric_datastore.schema import DatastoreState
+from jfds_device.codec.message import ProtocolId
+from jfds_device.crypto.cert_issuer import CertificateIssuer
+from jfds_device.crypto.primitives import P256Keypair
+from jfds_device.datamodel.commissioning_window import CommissioningWindow
+from jfds_device.datamodel.node import DeviceType, Node
+from jfds_device.datastore.jfds import JfdsStore
+from jfds_device.datastore.jfds_records import EntryRef
+from jfds_device.im.client import InteractionClient
+from jfds_device.im.provider import AuthMode, RequestContext, Status, SubjectDescriptor
+from jfds_device.im.server import InteractionServer, Outgoing
+from jfds_device.node.handshakes import HandshakeManager
+from jfds_device.node.peers import ClientOnlyEvents, ExchangeDispatcher, PeerConnections
+from jfds_device.reconciler import OwnIdentity, Reconciler, ReconcilerConfig, RetryPolicy
+from jfds_device.securechannel.case_identity import InMemoryResumptionStore, OperationalIdentity
+from jfds_device.securechannel.session_params import SessionParameters
+from jfds_device.transport.exchange import (
+    CloseReason,
+    Event,
+    ExchangeClosed,
+    ExchangeManager,
+    ExchangeRef,
+    MessageReceived,
+    SessionClosed,
+)
+from jfds_device.transport.sessions import SecureSession, SessionTable
+from jfds_device.transport.udp import UdpEndpoint
+from tests.reconciler.fakes import group, jace, key_set, new_store
+
+PEER_NODE, US, COMMISSIONER = 0x55, 0x01, 112233
+ROOT = DeviceType(device_type=0x0016, revision=3)
+P, C, F = DatastoreState.PENDING, DatastoreState.COMMITTED, DatastoreState.COMMIT_FAILED
+
+
+@functools.cache
+def fabric() -> tuple[CertificateIssuer, bytes]:
+    return CertificateIssuer.create_root(0xCAFE), bytes(range(16))
+
+
+def identity(node_id: int) -> OperationalIdentity:
+    root, epoch_key = fabric()
+    keypair = P256Keypair.generate()
+    noc = root.issue_noc(keypair.public_key_bytes, node_id, 0xFAB1).tlv
+    return OperationalIdentity.from_certificates(1, rcac=root.issued.tlv, noc=noc, icac=None, keypair=keypair,
+                                                 epoch_key=epoch_key)
+
+
+def admin(subject: int) -> ac.AccessControlEntryStruct:
+    return ac.AccessControlEntryStruct(privilege=ac.AccessControlEntryPrivilegeEnum.ADMINISTER,
+                                       auth_mode=ac.AccessControlEntryAuthModeEnum.CASE, subjects=[subject],
+                                       targets=None)
+
+
+class PeerNode:
+    """Our stack serving AccessControl + GroupKeyManagement (the node/app.py event routing, reduced)."""
+
+    def __init__(self) -> None:
+        self.acl = AccessControlServer()
+        self.gkm = GroupKeyManagementServer(None, max_group_keys_per_fabric=3)
+        node = Node()
+        node.add_endpoint(0, [ROOT], [self.acl, self.gkm])
+        node.set_acl_source(self.acl)
+        self.acl.add_entry(1, admin(COMMISSIONER))
+        self.acl.add_entry(1, admin(US))
+        self.identity = identity(PEER_NODE)
+        self.im = InteractionServer(node)
+        self._refs: dict[Hashable, ExchangeRef] = {}
+        self._keys: dict[ExchangeRef, Hashable] = {}
+        self.port = 0
+
+    async def start(self) -> None:
+        self.sessions = SessionTable(rng=random.Random(7))
+        self.endpoint = await UdpEndpoint.open(ExchangeManager(self.sessions), port=self.port, host="::1",
+                                               on_event=self._on_event)
+        self.port = self.endpoint.local_address[1]
+        self.handshakes = HandshakeManager(self.endpoint, self.sessions, CommissioningWindow(20202021, 3840),
+                                           SessionParameters(), identities=lambda: [self.identity],
+                                           resumption=InMemoryResumptionStore())
+
+    def close(self) -> None:
+        self.endpoint.close()
+
+    def _on_event(self, event: Event) -> None:
+        if isinstance(event, MessageReceived):
+            session = event.session
+            if not isinstance(session, SecureSession):
+                self.handshakes.on_message(event)
+            elif event.protocol_id == ProtocolId.INTERACTION_MODEL:
+                key = self._keys.get(event.exchange, event.exchange)
+                subject = SubjectDescriptor(AuthMode.CASE, session.peer_node_id, session.fabric_index, session.cats)
+                ctx = RequestContext(subject=subject, session_id=session.local_session_id)
+                outs = self.im.on_message(key, ctx, event.opcode, event.payload, self.endpoint.now())
+                self._send(outs)
+                if not any(out.exchange == key for out in outs):
+                    self._close(key)
+            else:
+                self.endpoint.close_exchange(event.exchange)
+        elif isinstance(event, ExchangeClosed):
+            self.handshakes.on_exchange_closed(event.exchange)
+            key = self._keys.pop(event.exchange, event.exchange)
+            self._refs.pop(key, None)
+            self.im.on_exchange_closed(key, failed=event.reason is not CloseReason.CLOSED)
+        elif isinstance(event, SessionClosed) and isinstance(event.session, SecureSession):
+            self.im.on_session_closed(event.session.local_session_id)
+
+    def _send(self, outs: list[Outgoing]) -> None:
+        for out in outs:
+            ref = out.exchange if isinstance(out.exchange, ExchangeRef) else self._refs.get(out.exchange)
+            assert ref is not None
+            self.endpoint.send(ref, ProtocolId.INTERACTION_MODEL, out.opcode, out.payload,
+                               expect_response=out.expect_response, response_timeout=out.response_timeout)
+            if out.close_exchange:
+                self._close(out.exchange)
+
+    def _close(self, key: Hashable) -> None:
+        ref = key if isinstance(key, ExchangeRef) else self._refs.get(key)
+        if ref is not None and self.endpoint.manager.is_open(ref):
+            self.endpoint.close_exchange(ref)
+
+    def acl_subjects(self) -> list[list[int]]:
+        return [list(e.subjects) for e in self.acl.entries(1)]
+
+
+class Resolver:
+    def __init__(self, peer: PeerNode) -> None:
+        self.peer = peer
+
+    async def resolve_operational(self, compressed_fabric_id: bytes | int, node_id: int,
+                                  timeout: float = 3.0) -> list[tuple[str, int]]:
+        return [("::1", self.peer.port)] if node_id == PEER_NODE else []
+
+
+class Side:
+    """Our node's client side and the reconciler, as node/app.py wires them."""
+
+    def __init__(self, store: JfdsStore, peer: PeerNode) -> None:
+        self.store, self.peer = store, peer
+
+    async def start(self) -> Side:
+        self.dispatcher = ExchangeDispatcher()
+        events = ClientOnlyEvents(self.dispatcher)
+        self.endpoint = await UdpEndpoint.open(ExchangeManager(SessionTable()), port=0, host="::1", on_event=events)
+        events.endpoint = self.endpoint
+        me = identity(US)
+        self.peers = PeerConnections(self.endpoint, self.dispatcher, lambda: [me], InMemoryResumptionStore(),
+                                     Resolver(self.peer))
+        self.client = InteractionClient(self.endpoint, self.dispatcher, response_timeout=2.0)
+        config = ReconcilerConfig(sweep_interval=0.3, settle_delay=0.0, retry=RetryPolicy(initial=0.1, maximum=0.5),
+                                  interaction_timeout=5.0)
+        self.reconciler = Reconciler(self.store, self.client,
+                                     lambda p: self.peers.connect(p, ignore_backoff=True), fabric_index=lambda: 1,
+                                     own_identity=lambda _: OwnIdentity(US), session_failed=self.peers.session_failed,
+                                     add_peer_listener=self.peers.add_listener, config=config)
+        self.reconciler.start()
+        return self
+
+    async def close(self) -> None:
+        await self.reconciler.stop()
+        await self.peers.close()
+        await self.client.close()
+        await asyncio.sleep(0.05)
+        self.endpoint.close()
+
+    def state(self, ref: EntryRef) -> tuple[DatastoreState, int] | None:
+        found = self.store.entry(ref)
+        return None if found is None else (found.state, found.status.failure_code)
+
+    async def until(self, predicate: Callable[[], Any], timeout: float = 10.0) -> None:
+        async with asyncio.timeout(timeout):
+            while not predicate():
+                await asyncio.sleep(0.02)
+        await self.reconciler.wait_idle()
+
+
+@pytest.fixture
+async def peer() -> AsyncIterator[PeerNode]:
+    node = PeerNode()
+    await node.start()
+    try:
+        yield node
+    finally:
+        node.close()
+
+
+@pytest.fixture
+async def side(peer: PeerNode) -> AsyncIterator[Side]:
+    store = new_store()
+    store.add_node(PEER_NODE, "loopback peer")
+    started = await Side(store, peer).start()
+    try:
+        yield started
+    finally:
+        await started.close()
+
+
+async def test_acl_entry_is_pushed_and_removed_over_case(side: Side, peer: PeerNode) -> None:
+    ref = side.store.add_acl(PEER_NODE, jace(3, [0x1122], [(6, 1, None)]))  # AddACLToNode
+    assert side.state(ref) == (P, 0)
+    await side.until(lambda: side.state(ref) == (C, 0))
+    assert peer.acl_subjects() == [[COMMISSIONER], [US], [0x1122]]
+    assert peer.acl.entries(1)[2].targets[0].cluster == 6
+    side.store.request_removal(ref)  # RemoveACLFromNode
+    await side.until(lambda: side.state(ref) is None)
+    assert peer.acl_subjects() == [[COMMISSIONER], [US]]
+    stats = side.reconciler.stats
+    assert (stats.applied, stats.removed, stats.failures) == (1, 1, 0)
+
+
+async def test_acl_capacity_on_our_own_server(side: Side, peer: PeerNode) -> None:
+    refs = [side.store.add_acl(PEER_NODE, jace(1, [0x100 + i])) for i in range(3)]  # 2 + 3 > 4 per fabric
+    await side.until(lambda: all(side.state(r) not in (None, (P, 0)) for r in refs))
+    assert [side.state(r) for r in refs] == [(C, 0), (C, 0), (F, Status.RESOURCE_EXHAUSTED)]
+    assert len(peer.acl.entries(1)) == 4
+
+
+async def test_key_set_and_group_map_reach_our_gkm_server(side: Side, peer: PeerNode) -> None:
+    store = side.store
+    store.sync_endpoints(PEER_NODE, [0])
+    store.add_key_set(key_set(0x42))
+    store.add_group(group(0x101, 0x42))
+    ks = store.add_node_key_set(PEER_NODE, 0x42)
+    grp = store.add_endpoint_group(PEER_NODE, 0, 0x101)  # endpoint 0 has no Groups server here
+    await side.until(lambda: side.state(ks) == (C, 0) and side.state(grp) not in (None, (P, 0)))
+    assert [s.group_key_set_id for s in peer.gkm.key_sets(1)] == [0x42]
+    assert [(e.group_id, e.group_key_set_id) for e in peer.gkm.fabric_entries(0x0000, 1)] == [(0x101, 0x42)]
+    # The map went in, the membership cannot (no Groups cluster): that band's status is the entry's.
+    assert side.state(grp) == (F, Status.UNSUPPORTED_CLUSTER)
+    store.request_removal(grp)
+    store.request_removal(ks)
+    await side.until(lambda: side.state(ks) is None and side.state(grp) is None)
+    assert peer.gkm.key_sets(1) == [] and peer.gkm.fabric_entries(0x0000, 1) == []
+
+
+async def test_peer_restart_is_recovered_by_the_retry(side: Side, peer: PeerNode) -> None:
+    first = side.store.add_acl(PEER_NODE, jace(1, [0x77]))
+    await side.until(lambda: side.state(first) == (C, 0))
+    peer.close()  # the peer goes away: our session is now dead
+    second = side.store.add_acl(PEER_NODE, jace(1, [0x78]))
+    await side.until(lambda: side.state(second) == (F, Status.TIMEOUT), timeout=30)
+    restarted = PeerNode()  # back on the same port, without our CASE session (a reboot)
+    restarted.port = peer.port
+    restarted.acl.add_entry(1, ac.AccessControlEntryStruct(
+        privilege=ac.AccessControlEntryPrivilegeEnum.VIEW, auth_mode=ac.AccessControlEntryAuthModeEnum.CASE,
+        subjects=[0x77], targets=None))
+    await restarted.start()
+    side.peer = restarted
+    side.peers._resolver = Resolver(restarted)  # type: ignore[assignment]
+    try:
+        await side.until(lambda: side.state(second) == (C, 0), timeout=30)
+        assert restarted.acl_subjects() == [[COMMISSIONER], [US], [0x77], [0x78]]
+    finally:
+        restarted.close()
