@@ -75,6 +75,7 @@ class Device:
         self.resolver: Resolver | None = None
         self.peers: PeerConnections | None = None
         self.client: InteractionClient | None = None
+        self.reconciler: Reconciler | None = None
         self._timer_at: float | None = None
         # IM keys of exchanges we opened for subscription reports, both ways.
         self._ref_by_key: dict[Hashable, ExchangeRef] = {}
@@ -171,7 +172,7 @@ class Device:
             self._timer.cancel()
         if self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
-        if getattr(self, "reconciler", None) is not None:
+        if self.reconciler is not None:
             await self.reconciler.stop()  # before the sessions it uses go away
         if self.peers is not None:
             await self.peers.close()
