@@ -9,6 +9,7 @@ implements it. Transport failures surface as ``TransportError`` (the executor re
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -47,17 +48,22 @@ class PeerClient(Protocol):
 
 class PeerIO:
     """The client bound to one session. Every interaction is bounded by ``timeout`` (a safety net over the
-    exchange layer's MRP timeouts) and every transport failure becomes ``TransportError``."""
+    exchange layer's MRP timeouts) and every transport failure becomes ``TransportError``. ``read_s`` / ``read_n``
+    and ``write_s`` / ``write_n`` (writes and invokes): time spent in, and number of, the interactions (failed ones
+    included), for the reconciler's phase timers."""
 
     def __init__(self, client: PeerClient, session: Any, *, timeout: float = 30.0) -> None:
         self.client, self.session, self.timeout = client, session, timeout
         self.interactions = 0
+        self.read_s = self.write_s = 0.0
+        self.read_n = self.write_n = 0
 
-    async def _run(self, what: str, coro: Any) -> Any:
+    async def _run(self, what: str, coro: Any, *, reading: bool = False) -> Any:
         if getattr(self.session, "closing", False):
             coro.close()
             raise TransportError(f"{what}: the session is closing")
         self.interactions += 1
+        started = time.monotonic()
         try:
             async with asyncio.timeout(self.timeout):
                 return await coro
@@ -69,9 +75,17 @@ class PeerIO:
             if getattr(self.session, "closing", False):
                 raise TransportError(f"{what}: {exc}") from exc
             raise
+        finally:
+            if reading:
+                self.read_s += time.monotonic() - started
+                self.read_n += 1
+            else:
+                self.write_s += time.monotonic() - started
+                self.write_n += 1
 
     async def read(self, paths: Sequence[tuple[int | None, int, int]]) -> ReadResult:
-        result: ReadResult = await self._run(f"read {paths}", self.client.read(self.session, list(paths)))
+        coro = self.client.read(self.session, list(paths))
+        result: ReadResult = await self._run(f"read {paths}", coro, reading=True)
         return result
 
     async def read_value(self, endpoint: int, cluster: int, attribute: int) -> Any:

@@ -25,7 +25,7 @@ import math
 import random
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 from clusters.joint_fabric_datastore.schema import DatastoreState
@@ -37,7 +37,8 @@ from jfds_device.errors import MatterError
 from jfds_device.im.client import IMStatusError
 from jfds_device.im.provider import Status
 from jfds_device.node.peers import PeerId, PeerState, PeerUnreachableError
-from jfds_device.reconciler.config import PassReport, ReconcilerConfig, ReconcilerStats
+from jfds_device.reconciler.config import PassReport, ReconcilerConfig
+from jfds_device.reconciler.config import ReconcilerStats as _Counters
 from jfds_device.reconciler.execute import Execution, execute
 from jfds_device.reconciler.items import Facet, default_facets
 from jfds_device.reconciler.peer import Capacities, OwnIdentity, PeerClient, PeerContext, PeerIO, TransportError
@@ -59,6 +60,24 @@ from jfds_device.reconciler.refresh import RefreshReport, adopt, read_node
 __all__ = ["PassReport", "Reconciler", "ReconcilerConfig", "ReconcilerStats"]
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class ReconcilerStats(_Counters):
+    """The counters, plus cumulative phase timers (seconds and counts since start): CASE session establishment
+    (``connect``, failed attempts included), peer reads, peer writes and invokes."""
+
+    case_s: float = 0.0
+    case_n: int = 0
+    read_s: float = 0.0
+    read_n: int = 0
+    write_s: float = 0.0
+    write_n: int = 0
+
+    def line(self) -> str:
+        """``passes=.. applied=.. ... case_s=.. case_n=.. read_s=.. read_n=.. write_s=.. write_n=..``"""
+        return " ".join(f"{f.name}={getattr(self, f.name):.3f}" if isinstance(getattr(self, f.name), float)
+                        else f"{f.name}={getattr(self, f.name)}" for f in fields(self))
 
 
 @dataclass(slots=True)
@@ -104,6 +123,7 @@ class Reconciler:
         self._rng = rng or random.Random()
         self._nodes: dict[int, _Node] = {}
         self._stats = ReconcilerStats()
+        self._logged_work = 0  # stats.case_n + read_n + write_n when the stats line was last logged
         self._cleanup: list[Callable[[], None]] = []
         self._sweeper: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -152,11 +172,20 @@ class Reconciler:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        self._log_stats(force=True)
 
     @property
     def stats(self) -> ReconcilerStats:
         self._stats.queue_depth = sum(1 for n in self._nodes.values() if n.wanted or n.task is not None)
         return self._stats
+
+    def _log_stats(self, *, force: bool = False) -> None:
+        """One INFO line with the counters and phase timers, when peer work happened since the last one."""
+        stats = self.stats
+        work = stats.case_n + stats.read_n + stats.write_n
+        if work != self._logged_work or force:
+            self._logged_work = work
+            log.info("reconciler stats: %s", stats.line())
 
     def last_pass(self, node_id: int) -> PassReport | None:
         node = self._nodes.get(node_id)
@@ -284,6 +313,8 @@ class Reconciler:
                 with contextlib.suppress(Exception):  # cleanup only; the database may be closing
                     if self.store.node(node.node_id) is None:
                         del self._nodes[node.node_id]  # RemoveNode during the pass: forget the node
+            if all(n.task is None for n in self._nodes.values()):
+                self._log_stats()  # idle after work
 
     def _arm_retry(self, node: _Node) -> None:
         assert self._loop is not None
@@ -341,10 +372,14 @@ class Reconciler:
             return self._finish(node, plan, execution, started, None, node_entry)
         peer = PeerId(fabric_index, node.node_id)
         report: RefreshReport | None = RefreshReport() if refresh else None
+        connecting = time.monotonic()
         try:
             session = await self._connect(peer)
         except (PeerUnreachableError, TransportError) as exc:
             return self._unreachable(node, plan, str(exc), started, report, node_entry)
+        finally:
+            self._stats.case_s += time.monotonic() - connecting
+            self._stats.case_n += 1
         io = PeerIO(self.client, session, timeout=self.config.interaction_timeout)
         try:
             if node.capacities is None or mode is not Mode.NORMAL:
@@ -363,7 +398,10 @@ class Reconciler:
         except IMStatusError as exc:  # a whole read refused (RefreshNode's, e.g. UNSUPPORTED_ACCESS)
             return self._unreachable(node, plan, str(exc), started, report, node_entry, exc.status)
         finally:
-            self._stats.interactions += io.interactions
+            stats = self._stats
+            stats.interactions += io.interactions
+            stats.read_s, stats.read_n = stats.read_s + io.read_s, stats.read_n + io.read_n
+            stats.write_s, stats.write_n = stats.write_s + io.write_s, stats.write_n + io.write_n
         if execution.transport_error is not None and self._session_failed is not None:
             self._session_failed(peer)
         elif mode is not Mode.NORMAL and self._loop is not None:
