@@ -18,7 +18,6 @@ import asyncio
 import contextlib
 import enum
 import logging
-import math
 import random
 import socket
 from collections.abc import Callable, Sequence
@@ -26,6 +25,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
 
+from jfds_device.backoff import Backoff, BackoffPolicy
 from jfds_device.codec.message import InteractionModelOpcode, ProtocolId, SecureChannelOpcode
 from jfds_device.crypto.case_keys import compressed_fabric_id
 from jfds_device.errors import DecodeError, LocalProtocolError, MatterError
@@ -178,49 +178,6 @@ class ClientOnlyEvents:
 # ---------------------------------------------------------------------------------------------- backoff (sans-IO)
 
 
-@dataclass(frozen=True, slots=True)
-class BackoffPolicy:
-    """Reconnect delays: ``initial * factor**(failures - 1)``, capped at ``maximum``, spread by ±``jitter`` so
-    peers that failed together do not retry in lockstep (the CHIP SDK's CASE reconnects grow the same way)."""
-
-    initial: float = 1.0
-    factor: float = 2.0
-    maximum: float = 300.0
-    jitter: float = 0.25
-
-    def __post_init__(self) -> None:
-        if self.initial <= 0 or self.factor < 1 or self.maximum < self.initial or not 0 <= self.jitter < 1:
-            raise LocalProtocolError(f"invalid backoff policy {self}")
-
-    def delay(self, failures: int, rand: float) -> float:
-        """The wait after the ``failures``-th consecutive failure (>= 1); ``rand`` is uniform in [0, 1)."""
-        if failures < 1 or not 0.0 <= rand <= 1.0:
-            raise LocalProtocolError(f"bad backoff inputs: failures={failures}, rand={rand}")
-        base = min(self.maximum, self.initial * self.factor ** min(failures - 1, 64))
-        return base * (1.0 + self.jitter * (2.0 * rand - 1.0))
-
-
-@dataclass(slots=True)
-class Backoff:
-    """One peer's reconnect schedule; time is a parameter (``now``)."""
-
-    policy: BackoffPolicy = field(default_factory=BackoffPolicy)
-    failures: int = 0
-    retry_at: float = -math.inf
-
-    def failed(self, now: float, rand: float) -> float:
-        """Record a failed attempt; returns the delay until the next one may start."""
-        self.failures += 1
-        delay = self.policy.delay(self.failures, rand)
-        self.retry_at = now + delay
-        return delay
-
-    def succeeded(self) -> None:
-        self.failures, self.retry_at = 0, -math.inf
-
-    def wait(self, now: float) -> float:
-        """Seconds until an attempt may start (0 when it may start now)."""
-        return max(0.0, self.retry_at - now)
 
 
 # ---------------------------------------------------------------------------------------------- peers

@@ -44,13 +44,12 @@ their REMOVEs and is HELD while a live group still uses it). HELD entries keep t
 from __future__ import annotations
 
 import enum
-import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from clusters.joint_fabric_datastore.schema import DatastoreState
+from jfds_device.backoff import Backoff, BackoffPolicy
 from jfds_device.datastore.jfds_records import Entry, EntryKind, EntryRef
-from jfds_device.errors import LocalProtocolError
 from jfds_device.im.provider import Status
 
 __all__ = [
@@ -332,47 +331,16 @@ def status_write(action: Action, outcome: Outcome) -> StatusWrite:
 # ---------------------------------------------------------------------------------------------- retries
 
 
-@dataclass(frozen=True, slots=True)
-class RetryPolicy:
-    """Delays after consecutive transient failures of a node: ``initial * factor**(n-1)`` capped at ``maximum``,
-    spread by ±``jitter`` so nodes that failed together do not retry in lockstep."""
-
-    initial: float = 1.0
-    factor: float = 2.0
-    maximum: float = 20.0  # a node that returns is caught up within about this long (plus jitter)
-    jitter: float = 0.25
-
-    def __post_init__(self) -> None:
-        if self.initial <= 0 or self.factor < 1 or self.maximum < self.initial or not 0 <= self.jitter < 1:
-            raise LocalProtocolError(f"invalid retry policy {self}")
-
-    def delay(self, failures: int, rand: float) -> float:
-        """The wait after the ``failures``-th consecutive failure (>= 1); ``rand`` is uniform in [0, 1]."""
-        if failures < 1 or not 0.0 <= rand <= 1.0:
-            raise LocalProtocolError(f"bad retry inputs: failures={failures}, rand={rand}")
-        base = min(self.maximum, self.initial * self.factor ** min(failures - 1, 64))
-        return base * (1.0 + self.jitter * (2.0 * rand - 1.0))
+# A node that returns is caught up within about RETRY_MAXIMUM seconds (plus jitter).
+RETRY_MAXIMUM = 20.0
+RetryState = Backoff
 
 
-@dataclass(slots=True)
-class RetryState:
-    """One node's retry schedule; time is a parameter."""
-
-    policy: RetryPolicy = field(default_factory=RetryPolicy)
-    failures: int = 0
-    retry_at: float = -math.inf
-
-    def failed(self, now: float, rand: float) -> float:
-        self.failures += 1
-        delay = self.policy.delay(self.failures, rand)
-        self.retry_at = now + delay
-        return delay
-
-    def succeeded(self) -> None:
-        self.failures, self.retry_at = 0, -math.inf
-
-    def wait(self, now: float) -> float:
-        return max(0.0, self.retry_at - now)
+def RetryPolicy(
+    initial: float = 1.0, factor: float = 2.0, maximum: float = RETRY_MAXIMUM, jitter: float = 0.25
+) -> BackoffPolicy:
+    """Delays after consecutive transient failures of a node."""
+    return BackoffPolicy(initial=initial, factor=factor, maximum=maximum, jitter=jitter)
 
 
 @dataclass(slots=True)
