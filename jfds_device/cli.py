@@ -32,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--product-id", type=_int, default=defaults.product_id)
     run.add_argument("--friendly-name", default=None, help="the datastore's FriendlyName")
     run.add_argument("--certs", type=Path, default=None, help="attestation material directory")
-    run.add_argument("--log-level", default=defaults.log_level,
+    run.add_argument("--log-level", default=defaults.log_level, type=str.lower,
                      choices=["debug", "info", "warning", "error"])
     return parser
 

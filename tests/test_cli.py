@@ -72,3 +72,12 @@ def run_and_stop(ns: str, tmp_path: Path) -> None:
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_log_level_is_case_insensitive_and_unknown_values_exit_2() -> None:
+    from jfds_device.cli import build_parser
+
+    assert build_parser().parse_args(["run", "--log-level", "INFO"]).log_level == "info"
+    with pytest.raises(SystemExit) as exit_info:
+        build_parser().parse_args(["run", "--log-level", "loud"])
+    assert exit_info.value.code == 2
