@@ -303,6 +303,13 @@ def test_raw_tlv_is_refused_with_the_spec_status_and_changes_nothing(
 # ---------------------------------------------------------------------------------------------- durability
 
 
+def kill_after_invokes(device: DeviceProcess, mark: int, count: int) -> None:
+    deadline = time.monotonic() + 60
+    while device.output()[mark:].count("Type 0001:08") < count and time.monotonic() < deadline:
+        time.sleep(0.005)
+    device.stop(sig=signal.SIGKILL)
+
+
 def test_kill_9_during_a_burst_of_add_acl_to_node_loses_nothing_acknowledged(env: Env) -> None:
     """Runs after the others in this module: it kills and restarts the shared device."""
     assert invoke(env, JF.Commands.AddPendingNode(nodeID=4, friendlyName="burst")) == SUCCESS
@@ -313,12 +320,14 @@ def test_kill_9_during_a_burst_of_add_acl_to_node_loses_nothing_acknowledged(env
             subjects=[0x1000 + i], targets=NullValue))
         for i in range(200)
     ]
-    killer = threading.Timer(1.0, env.device.stop, kwargs={"sig": signal.SIGKILL})
+    # SIGKILL once the device has received a quarter of the burst (counted in its debug log), wherever that falls.
+    mark = len(env.device.output())
+    killer = threading.Thread(target=kill_after_invokes, args=(env.device, mark, 50), daemon=True)
     killer.start()
     try:
         answers = env.ctrl.call("invoke_many", NODE_ID, EP, commands, 2000, timeout=120)
     finally:
-        killer.join()
+        killer.join(timeout=60)
     acknowledged = sum(1 for a in answers if a is None)
     assert 0 < acknowledged < 200, "the kill must land inside the burst"
     env.device.start()
