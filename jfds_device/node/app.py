@@ -13,7 +13,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Callable, Coroutine, Hashable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -30,16 +30,17 @@ from jfds_device.errors import MatterError
 from jfds_device.fabrics import FabricInfo, SqliteResumptionStore
 from jfds_device.im.client import InteractionClient
 from jfds_device.im.provider import AuthMode, RequestContext, SubjectDescriptor
-from jfds_device.im.server import InteractionServer, Outgoing
+from jfds_device.im.server import InteractionServer
 from jfds_device.node.anchor import AnchorRole
 from jfds_device.node.config import NodeConfig
 from jfds_device.node.dnssd import Advertiser, CommissionableInfo, MrpIntervals, Resolver
 from jfds_device.node.handshakes import HandshakeManager
+from jfds_device.node.im_routing import ImRouter
 from jfds_device.node.peers import ExchangeDispatcher, PeerConnections
 from jfds_device.onboarding import SetupPayload
 from jfds_device.reconciler import Reconciler
 from jfds_device.securechannel.session_params import SessionParameters
-from jfds_device.transport.exchange import ExchangeClosed, ExchangeManager, ExchangeRef, MessageReceived, SessionClosed
+from jfds_device.transport.exchange import ExchangeClosed, ExchangeManager, MessageReceived, SessionClosed
 from jfds_device.transport.mrp import MrpParameters
 from jfds_device.transport.sessions import SecureSession, SessionAuthMode, SessionTable
 from jfds_device.transport.udp import UdpBindError, UdpEndpoint
@@ -63,6 +64,7 @@ class Device:
         self.db: Database | None = None
         self.root: RootNode | None = None
         self.im: InteractionServer | None = None
+        self.router: ImRouter | None = None
         self.endpoint: UdpEndpoint | None = None
         self.sessions: SessionTable | None = None
         self.handshakes: HandshakeManager | None = None
@@ -77,9 +79,6 @@ class Device:
         self.client: InteractionClient | None = None
         self.reconciler: Reconciler | None = None
         self._timer_at: float | None = None
-        # IM keys of exchanges we opened for subscription reports, both ways.
-        self._ref_by_key: dict[Hashable, ExchangeRef] = {}
-        self._key_by_ref: dict[ExchangeRef, Hashable] = {}
 
     # --- lifecycle ---------------------------------------------------------------------------------------------
 
@@ -131,6 +130,7 @@ class Device:
             active_interval_ms=round(local_mrp.active_interval * 1000),
             active_threshold_ms=round(local_mrp.active_threshold * 1000),
         )
+        self.router = ImRouter(self.endpoint, self.sessions, self.im)
         self.handshakes = HandshakeManager(
             self.endpoint,
             self.sessions,
@@ -345,27 +345,19 @@ class Device:
         self.endpoint.close_exchange(event.exchange)
 
     def _on_im_message(self, event: MessageReceived, session: SecureSession) -> None:
-        assert self.im is not None and self.endpoint is not None
-        key = self._key_by_ref.get(event.exchange, event.exchange)
+        assert self.router is not None
         ctx = RequestContext(
             subject=self._subject(session),
             session_id=session.local_session_id,
             attestation_challenge=session.attestation_challenge,
             bind_fabric=self._binder(session) if session.auth_mode is SessionAuthMode.PASE else None,
         )
-        outgoing = self.im.on_message(key, ctx, event.opcode, event.payload, self.loop.time())
-        self._send_im(outgoing)
-        if not any(out.exchange == key for out in outgoing):
-            self._close(key)
+        self.router.on_message(event, ctx)
 
     def _on_exchange_closed(self, event: ExchangeClosed) -> None:
-        from jfds_device.transport.exchange import CloseReason
-
-        assert self.handshakes is not None and self.im is not None
+        assert self.handshakes is not None and self.router is not None
         self.handshakes.on_exchange_closed(event.exchange)
-        key = self._key_by_ref.pop(event.exchange, event.exchange)
-        self._ref_by_key.pop(key, None)
-        self.im.on_exchange_closed(key, failed=event.reason is not CloseReason.CLOSED)
+        self.router.on_exchange_closed(event)
 
     @staticmethod
     def _binder(session: SecureSession) -> Callable[[int], None]:
@@ -379,51 +371,6 @@ class Device:
             # A PASE session holds implicit Administer while the node is being commissioned (Core spec 6.6.2.9).
             return SubjectDescriptor(AuthMode.PASE, 0, session.fabric_index, (), is_commissioning=True)
         return SubjectDescriptor(AuthMode.CASE, session.peer_node_id, session.fabric_index, tuple(session.cats))
-
-    # --- IM output ---------------------------------------------------------------------------------------------
-
-    def _send_im(self, outgoing: list[Outgoing]) -> None:
-        assert self.endpoint is not None and self.sessions is not None and self.im is not None
-        for out in outgoing:
-            ref = self._ref_for(out)
-            if ref is None:
-                self.im.on_exchange_closed(out.exchange, failed=True)
-                continue
-            try:
-                self.endpoint.send(
-                    ref,
-                    ProtocolId.INTERACTION_MODEL,
-                    out.opcode,
-                    out.payload,
-                    expect_response=out.expect_response,
-                    response_timeout=out.response_timeout,
-                )
-            except MatterError as exc:
-                log.warning("cannot send IM opcode 0x%02x on %r: %s", out.opcode, ref, exc)
-                self._close(out.exchange)
-                continue
-            if out.close_exchange:
-                self._close(out.exchange)
-
-    def _ref_for(self, out: Outgoing) -> ExchangeRef | None:
-        assert self.endpoint is not None and self.sessions is not None
-        if isinstance(out.exchange, ExchangeRef):
-            return out.exchange
-        ref = self._ref_by_key.get(out.exchange)
-        if ref is None and out.new_exchange:
-            session = self.sessions.get(out.session_id)
-            if session is None:
-                return None
-            ref = self.endpoint.new_exchange(session)
-            self._ref_by_key[out.exchange] = ref
-            self._key_by_ref[ref] = out.exchange
-        return ref
-
-    def _close(self, key: Hashable) -> None:
-        assert self.endpoint is not None
-        ref = key if isinstance(key, ExchangeRef) else self._ref_by_key.get(key)
-        if ref is not None and self.endpoint.manager.is_open(ref):
-            self.endpoint.close_exchange(ref)
 
     # --- timers ------------------------------------------------------------------------------------------------
 
@@ -454,8 +401,8 @@ class Device:
             if self.root is not None:
                 self.root.handle_timer(now)
             self.window.handle_timer(now)
-            if self.im is not None:
-                self._send_im(self.im.on_timer(now))
+            if self.router is not None:
+                self.router.on_timer(now)
         except Exception:  # a timer bug must not stop the node; it is logged with its traceback
             log.exception("timer handling failed")
         finally:

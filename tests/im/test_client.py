@@ -35,8 +35,9 @@ from jfds_device.errors import DecodeError, LocalProtocolError, RemoteProtocolEr
 from jfds_device.im import client as c
 from jfds_device.im import messages as m
 from jfds_device.im.provider import AttributePath, AuthMode, RequestContext, Status, SubjectDescriptor
-from jfds_device.im.server import InteractionServer, LocalExchange, Outgoing
+from jfds_device.im.server import InteractionServer, LocalExchange
 from jfds_device.node.handshakes import HandshakeManager
+from jfds_device.node.im_routing import ImRouter
 from jfds_device.node.peers import (
     Backoff,
     BackoffPolicy,
@@ -548,8 +549,6 @@ class MiniNode:
         self.dispatcher = ExchangeDispatcher()
         self.resumption = InMemoryResumptionStore()
         self.im = InteractionServer(node, max_payload=max_payload, wakeup=lambda: self._loop.call_soon(self._rearm))
-        self._refs: dict[Hashable, ExchangeRef] = {}
-        self._keys: dict[ExchangeRef, Hashable] = {}
         self._timer: asyncio.TimerHandle | None = None
 
     async def start(self) -> None:
@@ -561,6 +560,7 @@ class MiniNode:
                                    active_interval_ms=round(self.mrp.active_interval * 1000))
         self.handshakes = HandshakeManager(self.endpoint, self.sessions, CommissioningWindow(20202021, 3840),
                                            params, identities=lambda: [self.identity], resumption=self.resumption)
+        self.router = ImRouter(self.endpoint, self.sessions, self.im)
         self.resolver = FakeResolver()
         self.peers = PeerConnections(self.endpoint, self.dispatcher, lambda: [self.identity], self.resumption,
                                      self.resolver)
@@ -583,42 +583,16 @@ class MiniNode:
             if not isinstance(session, SecureSession):
                 self.handshakes.on_message(event)
             elif event.protocol_id == ProtocolId.INTERACTION_MODEL:
-                key = self._keys.get(event.exchange, event.exchange)
                 subject = SubjectDescriptor(AuthMode.CASE, session.peer_node_id, session.fabric_index, session.cats)
-                ctx = RequestContext(subject=subject, session_id=session.local_session_id)
-                outs = self.im.on_message(key, ctx, event.opcode, event.payload, self.endpoint.now())
-                self._send(outs)
-                if not any(out.exchange == key for out in outs):
-                    self._close(key)
+                self.router.on_message(event, RequestContext(subject=subject, session_id=session.local_session_id))
             else:
                 self.endpoint.close_exchange(event.exchange)
         elif isinstance(event, ExchangeClosed):
             self.handshakes.on_exchange_closed(event.exchange)
-            key = self._keys.pop(event.exchange, event.exchange)
-            self._refs.pop(key, None)
-            self.im.on_exchange_closed(key, failed=event.reason is not CloseReason.CLOSED)
+            self.router.on_exchange_closed(event)
         elif isinstance(event, SessionClosed) and isinstance(event.session, SecureSession):
             self.im.on_session_closed(event.session.local_session_id)
         self._rearm()
-
-    def _send(self, outs: list[Outgoing]) -> None:
-        for out in outs:
-            ref = self._refs.get(out.exchange) if not isinstance(out.exchange, ExchangeRef) else out.exchange
-            if ref is None and out.new_exchange:
-                session = self.sessions.get(out.session_id)
-                assert session is not None
-                ref = self._refs[out.exchange] = self.endpoint.new_exchange(session)
-                self._keys[ref] = out.exchange
-            assert ref is not None
-            self.endpoint.send(ref, ProtocolId.INTERACTION_MODEL, out.opcode, out.payload,
-                               expect_response=out.expect_response, response_timeout=out.response_timeout)
-            if out.close_exchange:
-                self._close(out.exchange)
-
-    def _close(self, key: Hashable) -> None:
-        ref = key if isinstance(key, ExchangeRef) else self._refs.get(key)
-        if ref is not None and self.endpoint.manager.is_open(ref):
-            self.endpoint.close_exchange(ref)
 
     def _rearm(self) -> None:
         if self._timer is not None:
@@ -628,7 +602,7 @@ class MiniNode:
 
     def _on_timer(self) -> None:
         self._timer = None
-        self._send(self.im.on_timer(max(self._loop.time(), self.im.next_deadline() or 0.0)))
+        self.router.on_timer(max(self._loop.time(), self.im.next_deadline() or 0.0))
         self._rearm()
 
     def close_sessions(self) -> None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import random
-from collections.abc import AsyncIterator, Callable, Hashable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
@@ -33,18 +33,17 @@ from jfds_device.datastore.jfds import JfdsStore
 from jfds_device.datastore.jfds_records import EntryRef
 from jfds_device.im.client import InteractionClient
 from jfds_device.im.provider import AuthMode, RequestContext, Status, SubjectDescriptor
-from jfds_device.im.server import InteractionServer, Outgoing
+from jfds_device.im.server import InteractionServer
 from jfds_device.node.handshakes import HandshakeManager
+from jfds_device.node.im_routing import ImRouter
 from jfds_device.node.peers import ClientOnlyEvents, ExchangeDispatcher, PeerConnections
 from jfds_device.reconciler import OwnIdentity, Reconciler, ReconcilerConfig, RetryPolicy
 from jfds_device.securechannel.case_identity import InMemoryResumptionStore, OperationalIdentity
 from jfds_device.securechannel.session_params import SessionParameters
 from jfds_device.transport.exchange import (
-    CloseReason,
     Event,
     ExchangeClosed,
     ExchangeManager,
-    ExchangeRef,
     MessageReceived,
     SessionClosed,
 )
@@ -89,8 +88,6 @@ class PeerNode:
         self.acl.add_entry(1, admin(US))
         self.identity = identity(PEER_NODE)
         self.im = InteractionServer(node)
-        self._refs: dict[Hashable, ExchangeRef] = {}
-        self._keys: dict[ExchangeRef, Hashable] = {}
         self.port = 0
 
     async def start(self) -> None:
@@ -98,6 +95,7 @@ class PeerNode:
         self.endpoint = await UdpEndpoint.open(ExchangeManager(self.sessions), port=self.port, host="::1",
                                                on_event=self._on_event)
         self.port = self.endpoint.local_address[1]
+        self.router = ImRouter(self.endpoint, self.sessions, self.im)
         self.handshakes = HandshakeManager(self.endpoint, self.sessions, CommissioningWindow(20202021, 3840),
                                            SessionParameters(), identities=lambda: [self.identity],
                                            resumption=InMemoryResumptionStore())
@@ -111,36 +109,15 @@ class PeerNode:
             if not isinstance(session, SecureSession):
                 self.handshakes.on_message(event)
             elif event.protocol_id == ProtocolId.INTERACTION_MODEL:
-                key = self._keys.get(event.exchange, event.exchange)
                 subject = SubjectDescriptor(AuthMode.CASE, session.peer_node_id, session.fabric_index, session.cats)
-                ctx = RequestContext(subject=subject, session_id=session.local_session_id)
-                outs = self.im.on_message(key, ctx, event.opcode, event.payload, self.endpoint.now())
-                self._send(outs)
-                if not any(out.exchange == key for out in outs):
-                    self._close(key)
+                self.router.on_message(event, RequestContext(subject=subject, session_id=session.local_session_id))
             else:
                 self.endpoint.close_exchange(event.exchange)
         elif isinstance(event, ExchangeClosed):
             self.handshakes.on_exchange_closed(event.exchange)
-            key = self._keys.pop(event.exchange, event.exchange)
-            self._refs.pop(key, None)
-            self.im.on_exchange_closed(key, failed=event.reason is not CloseReason.CLOSED)
+            self.router.on_exchange_closed(event)
         elif isinstance(event, SessionClosed) and isinstance(event.session, SecureSession):
             self.im.on_session_closed(event.session.local_session_id)
-
-    def _send(self, outs: list[Outgoing]) -> None:
-        for out in outs:
-            ref = out.exchange if isinstance(out.exchange, ExchangeRef) else self._refs.get(out.exchange)
-            assert ref is not None
-            self.endpoint.send(ref, ProtocolId.INTERACTION_MODEL, out.opcode, out.payload,
-                               expect_response=out.expect_response, response_timeout=out.response_timeout)
-            if out.close_exchange:
-                self._close(out.exchange)
-
-    def _close(self, key: Hashable) -> None:
-        ref = key if isinstance(key, ExchangeRef) else self._refs.get(key)
-        if ref is not None and self.endpoint.manager.is_open(ref):
-            self.endpoint.close_exchange(ref)
 
     def acl_subjects(self) -> list[list[int]]:
         return [list(e.subjects) for e in self.acl.entries(1)]
