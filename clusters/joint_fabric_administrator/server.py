@@ -19,17 +19,25 @@ ICACCSRRequest / AddICAC       not CASE → INVALID_COMMAND (SDK; "must be invok
 ICACCSRRequest only            VID not verified → FAILURE + VIDNotVerified (only with a ``vid_verified``
                                hook); AdministratorFabricIndex null → FAILURE + InvalidAdministratorFabricIndex
 AddICAC certificate checks     ICACResponse InvalidICAC / InvalidPublicKey (see ``logic``)
-OpenJointCommissioningWindow   no accessing fabric → INVALID_COMMAND; AdministratorFabricIndex null →
-                               InvalidAdministratorFabricIndex; fail-safe armed or window open → BUSY (IM
-                               status: the pinned enum has no Busy); CommissioningTimeout outside 180..900 →
-                               INVALID_COMMAND (as AdministratorCommissioning); verifier that does not parse
+OpenJointCommissioningWindow   no accessing fabric → INVALID_COMMAND; AdministratorFabricIndex null or not
+                               the accessing fabric → InvalidAdministratorFabricIndex; fail-safe armed or
+                               window open → BUSY (IM status: the pinned enum has no Busy);
+                               CommissioningTimeout outside 180..900 → INVALID_COMMAND (as
+                               AdministratorCommissioning); verifier that does not parse
                                → INVALID_COMMAND (PAKEParameterError is not in the pinned enum). Iterations,
                                salt length, verifier length and discriminator are schema constraints, so
                                the decoder answers CONSTRAINT_ERROR before the handler runs.
-TransferAnchorRequest          TransferAnchorResponse(NoUserConsent), always
-TransferAnchorComplete         INVALID_IN_STATE
+TransferAnchorRequest          not the joint fabric → InvalidAdministratorFabricIndex; else
+                               TransferAnchorResponse(NoUserConsent), always
+TransferAnchorComplete         not the joint fabric → InvalidAdministratorFabricIndex; else INVALID_IN_STATE
 AnnounceJointFabricAdministr.  EndpointID 0xFFFF → CONSTRAINT_ERROR; else recorded, SUCCESS
 =============================  ======================================================================
+
+Which fabric each command serves (the cluster is readable by any fabric's Administer: AdministratorFabricIndex
+is a local index and no secret): ICACCSRRequest and AddICAC serve the fabric that holds the fail-safe (they are
+about that fabric's ICAC), AnnounceJointFabricAdministrator the accessing fabric (recorded per fabric);
+OpenJointCommissioningWindow and TransferAnchor* act on the joint fabric and serve only the anchor fabric. The
+Joint Fabric Datastore itself serves only the anchor fabric (``JointFabricDatastoreServer.serves``).
 
 Every check runs before any state changes (the node rolls back only attribute changes of a failed invoke).
 """
@@ -273,8 +281,7 @@ class JointFabricAdministratorServer(ClusterServer):
         info = self.fabric_table.get(fabric_index, include_pending=True) if fabric_index != 0 else None
         if info is None:
             raise ActionError(Status.INVALID_COMMAND, message="the accessing fabric is unknown")
-        if self.anchor_fabric_index is None:
-            raise _cluster_failure(StatusCode.INVALID_ADMINISTRATOR_FABRIC_INDEX, "AdministratorFabricIndex is null")
+        self._require_anchor_fabric(ctx)
         self._check_not_busy(now)
         timeout = request.commissioning_timeout
         if not MIN_COMMISSIONING_TIMEOUT_S <= timeout <= MAX_COMMISSIONING_TIMEOUT_S:
@@ -291,6 +298,18 @@ class JointFabricAdministratorServer(ClusterServer):
             admin_fabric_index=fabric_index,
             admin_vendor_id=info.vendor_id,
         )
+
+    def _require_anchor_fabric(self, ctx: RequestContext) -> None:
+        """Commands about the Joint Fabric itself serve only the fabric this node anchors (11.25.5.1: the
+        AdministratorFabricIndex is the joint fabric); another fabric's admin must not open a window into it or
+        move its anchor."""
+        if self.anchor_fabric_index is None:
+            raise _cluster_failure(StatusCode.INVALID_ADMINISTRATOR_FABRIC_INDEX, "AdministratorFabricIndex is null")
+        if ctx.subject.fabric_index != self.anchor_fabric_index:
+            raise _cluster_failure(
+                StatusCode.INVALID_ADMINISTRATOR_FABRIC_INDEX,
+                f"fabric {ctx.subject.fabric_index} is not the joint fabric {self.anchor_fabric_index}",
+            )
 
     def _check_not_busy(self, now: float) -> None:
         # As AdministratorCommissioning (11.19.8.1): a running fail-safe means a commissioning is under way.
@@ -318,11 +337,13 @@ class JointFabricAdministratorServer(ClusterServer):
         implement). This node is headless and has no way to ask for or record that consent, so consent is
         never given. DatastoreBusy would claim a transient condition and invite retries that cannot succeed.
         """
+        self._require_anchor_fabric(ctx)
         log.info("TransferAnchorRequest from fabric %d refused: no user consent", ctx.subject.fabric_index)
         return TransferAnchorResponse(status_code=TransferAnchorResponseStatus.NO_USER_CONSENT)
 
     def on_transfer_anchor_complete(self, ctx: RequestContext, request: TransferAnchorComplete) -> None:
         """11.25.7.8: no transfer can be in progress (TransferAnchorRequest never says OK)."""
+        self._require_anchor_fabric(ctx)
         raise ActionError(Status.INVALID_IN_STATE, message="no anchor transfer is in progress")
 
     def on_announce_joint_fabric_administrator(

@@ -17,6 +17,7 @@ store built over the same ``Database`` as the ``Node``; call ``close()`` when un
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from clusters.joint_fabric_datastore import schema as s
@@ -56,7 +57,7 @@ from jfds_device.codec import tlv
 from jfds_device.datamodel.cluster import ClusterServer
 from jfds_device.datastore.jfds import JfdsStore
 from jfds_device.datastore.jfds_records import DatastoreChange, EntryKind, Table
-from jfds_device.im.provider import RequestContext
+from jfds_device.im.provider import AuthMode, RequestContext, SubjectDescriptor
 
 __all__ = ["ATTRIBUTES_OF", "JointFabricDatastoreServer"]
 
@@ -80,9 +81,12 @@ _LIST_TABLE = {attrs[0]: table for table, attrs in ATTRIBUTES_OF.items() if tabl
 class JointFabricDatastoreServer(ClusterServer):
     CLUSTER = s.CLUSTER
 
-    def __init__(self, store: JfdsStore) -> None:
+    def __init__(self, store: JfdsStore, *, anchor_fabric: Callable[[], int | None]) -> None:
+        """``anchor_fabric()``: the local index of the fabric the datastore was bootstrapped from (None before
+        the bootstrap and after that fabric's removal)."""
         super().__init__()
         self.store = store
+        self._anchor_fabric = anchor_fabric
         self.logic = DatastoreLogic(store)
         self._cache: dict[int, list[tlv.Raw]] = {}
         self._unsubscribe = store.observe(self._on_change)
@@ -90,6 +94,14 @@ class JointFabricDatastoreServer(ClusterServer):
     def close(self) -> None:
         """Stop following the datastore (unmount)."""
         self._unsubscribe()
+
+    def serves(self, subject: SubjectDescriptor) -> bool:
+        """The datastore belongs to the anchor fabric: only CASE sessions of that fabric reach it (the ACL then asks
+        for Administer). Another fabric's admin, a PASE commissioner and a group message are treated as the ACL
+        treats a denied subject, so the anchor's entries and epoch keys never leave the anchor fabric and nobody
+        else can make the reconciler act with the anchor's credentials. Before the bootstrap nobody is served."""
+        anchor = self._anchor_fabric()
+        return anchor is not None and subject.auth_mode is AuthMode.CASE and subject.fabric_index == anchor
 
     def _on_change(self, change: DatastoreChange) -> None:
         for table in change.tables:

@@ -43,7 +43,14 @@ from jfds_device.codec.schema import (
     WrongTypeError,
 )
 from jfds_device.errors import DecodeError, LocalProtocolError, SchemaError, StorageError
-from jfds_device.im.provider import ActionError, CommandResponse, ListOperation, RequestContext, Status
+from jfds_device.im.provider import (
+    ActionError,
+    CommandResponse,
+    ListOperation,
+    RequestContext,
+    Status,
+    SubjectDescriptor,
+)
 
 __all__ = [
     "ACCEPTED_COMMAND_LIST",
@@ -148,6 +155,12 @@ class ClusterServer:
     @property
     def feature_map(self) -> int:
         return self.CLUSTER.feature_map
+
+    def serves(self, subject: SubjectDescriptor) -> bool:
+        """Whether this instance serves ``subject`` at all; asked before the ACL, with the same effect as an ACL
+        denial (UNSUPPORTED_ACCESS on a concrete path, nothing on a wildcard path). Every subject by default; a
+        cluster that belongs to one fabric (the Joint Fabric Datastore) narrows it."""
+        return True
 
     # ------------------------------------------------------------------------------------------ lifecycle
 

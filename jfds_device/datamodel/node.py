@@ -10,8 +10,9 @@ Responsibilities (architecture §6):
   in-memory undo journal; change notifications are held until the outermost block commits, so a
   subscriber never sees a value that was rolled back. A write interaction (``begin_write``/``end_write``)
   is one such block, and every single write and invoke runs in a nested one;
-* ``allowed()`` delegates to the ACL engine (``datamodel.acl``) over the entries an ``AclSource`` (the
-  AccessControl cluster) provides.
+* ``allowed()`` asks the cluster instance whether it serves the subject at all (``ClusterServer.serves``:
+  the Joint Fabric Datastore serves only its anchor fabric), then the ACL engine (``datamodel.acl``) over the
+  entries an ``AclSource`` (the AccessControl cluster) provides.
 
 A transaction must not stay open across an ``await``: counter reservations (``Database.reserve``) refuse
 to run inside one. The IM engine handles one request message synchronously, so this holds by design.
@@ -316,6 +317,9 @@ class Node:
             return server.invoke(ctx, path.command, fields)
 
     def allowed(self, subject: SubjectDescriptor, endpoint: int, cluster: int, privilege: Privilege) -> bool:
+        server = self.server(endpoint, cluster)
+        if server is not None and not server.serves(subject):
+            return False
         entries = self._acl_source.acl_entries() if self._acl_source is not None else ()
         return acl.check(entries, subject, endpoint, cluster, privilege, self.device_type_ids(endpoint))
 

@@ -30,12 +30,13 @@ class AnchorRole:
     ) -> None:
         self.store = store
         self._root = root
+        self.anchor_fabric_index: int | None = None
         self._friendly_name = friendly_name
-        self.datastore = JointFabricDatastoreServer(store)
+        self.datastore = JointFabricDatastoreServer(store, anchor_fabric=lambda: self.anchor_fabric_index)
         self.administrator = JointFabricAdministratorServer(root.fabric_table, root.failsafe, root.window, now=now)
         root.node.add_server(JFA_ENDPOINT, self.datastore)
         root.node.add_server(JFA_ENDPOINT, self.administrator)
-        self.anchor_fabric_index: int | None = self._find_anchor_fabric()
+        self.anchor_fabric_index = self._find_anchor_fabric()
         self.administrator.set_anchor_fabric(self.anchor_fabric_index)
 
     def _find_anchor_fabric(self) -> int | None:

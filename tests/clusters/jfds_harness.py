@@ -42,6 +42,7 @@ ENDPOINT = 1
 ANCHOR_NODE = 1  # the DUT's node id in the cert tests
 ANCHOR_VENDOR = 0xFFF1
 TH_NODE = 101  # the TH controller (TC-JFDS harness)
+ANCHOR_FABRIC = 1  # the local index of the fabric the harness bootstraps the datastore from
 ROOT_CA = bytes.fromhex("1530010100") + b"rcac" * 40
 ICAC = b"\x30\x82" + b"icac" * 50
 IPK = bytes.fromhex("101112131415161718191a1b1c1d1e1f")
@@ -114,7 +115,7 @@ class Jfds:
         self.db = Database(path, synchronous="NORMAL")
         self.store = JfdsStore(self.db, clock=self.clock)
         self.node = Node(self.db)
-        self.server = JointFabricDatastoreServer(self.store)
+        self.server = JointFabricDatastoreServer(self.store, anchor_fabric=lambda: ANCHOR_FABRIC)
         self.node.add_endpoint(0, [ROOT])
         self.node.add_endpoint(ENDPOINT, [JF_ADMIN], [self.server])
         self.node.set_acl_source(_Acl())
@@ -122,7 +123,7 @@ class Jfds:
         self.changes: list[DatastoreChange] = []
         self.node.subscribe_changes(self)
         self.store.observe(self.changes.append)
-        self.ctx = RequestContext(SubjectDescriptor(AuthMode.CASE, TH_NODE, 1, cats=(0xFFFF_0001,)))
+        self.ctx = RequestContext(SubjectDescriptor(AuthMode.CASE, TH_NODE, ANCHOR_FABRIC, cats=(0xFFFF_0001,)))
         if bootstrap:
             self.bootstrap()
 

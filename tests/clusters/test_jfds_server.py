@@ -26,13 +26,16 @@ from clusters.joint_fabric_datastore.schema import (
     UpdateEndpointForNode,
 )
 from jfds_device.codec import tlv
+from jfds_device.codec.model import Privilege
 from jfds_device.codec.schema import NULL
+from jfds_device.datamodel import acl
+from jfds_device.datamodel.acl import AclEntry
 from jfds_device.datamodel.cluster import snake_case
 from jfds_device.datastore.jfds_records import EntryKind, EntryRef
 from jfds_device.im.messages import AttributePathIB, ReportData
-from jfds_device.im.provider import ActionError, Status
+from jfds_device.im.provider import ActionError, AuthMode, RequestContext, Status, SubjectDescriptor
 from jfds_device.im.reports import AttributeReader, build_report
-from tests.clusters.jfds_harness import CASE, VIEW, Jfds, ace, key_set
+from tests.clusters.jfds_harness import ANCHOR_FABRIC, CASE, TH_NODE, VIEW, Jfds, ace, key_set
 
 NODE = 2
 ALL_ATTRIBUTES = [a.id for a in s.CLUSTER.attributes]
@@ -84,6 +87,63 @@ def test_reads_of_the_whole_cluster_through_the_im_engine(jf: Jfds) -> None:
     got = {r.attribute_data.path.attribute for r in reports if r.attribute_data is not None}
     assert set(ALL_ATTRIBUTES) <= got
     assert all(r.attribute_status is None for r in reports)
+
+
+def _report(jf: Jfds, subject: SubjectDescriptor, path: AttributePathIB) -> list[Any]:
+    reader = AttributeReader(jf.node, RequestContext(subject))
+    payloads = build_report(reader, [path], [], 1024, None, suppress_last=True)
+    return [r for p in payloads for r in ReportData.decode(p).attribute_reports or []]
+
+
+class _EveryoneAdministers:
+    """An ACL that grants every outsider below Administer, so only the datastore's own rule can refuse them."""
+
+    def acl_entries(self) -> list[AclEntry]:
+        return [
+            AclEntry(ANCHOR_FABRIC, Privilege.ADMINISTER, AuthMode.CASE, (TH_NODE,)),
+            AclEntry(ANCHOR_FABRIC + 1, Privilege.ADMINISTER, AuthMode.CASE, (TH_NODE,)),
+            AclEntry(ANCHOR_FABRIC, Privilege.ADMINISTER, AuthMode.GROUP, (0x0101,)),
+        ]
+
+
+OUTSIDERS = {
+    "another fabric's admin": SubjectDescriptor(AuthMode.CASE, TH_NODE, ANCHOR_FABRIC + 1, cats=(0xFFFF_0001,)),
+    "a PASE commissioner": SubjectDescriptor(AuthMode.PASE, 0, 0, is_commissioning=True),
+    "a PASE session bound to the anchor fabric": SubjectDescriptor(
+        AuthMode.PASE, 0, ANCHOR_FABRIC, is_commissioning=True
+    ),
+    "a group": SubjectDescriptor(AuthMode.GROUP, 0x0101, ANCHOR_FABRIC),
+}
+
+
+@pytest.mark.parametrize("who", OUTSIDERS)
+def test_the_datastore_is_served_only_to_the_anchor_fabric(jf: Jfds, who: str) -> None:
+    """Denied like the ACL denies: UNSUPPORTED_ACCESS on a concrete path, nothing on a wildcard path."""
+    populate(jf)
+    jf.node.set_acl_source(_EveryoneAdministers())
+    subject = OUTSIDERS[who]
+    assert acl.check(_EveryoneAdministers().acl_entries(), subject, 1, s.CLUSTER_ID, Privilege.ADMINISTER)
+    for attribute in ALL_ATTRIBUTES:
+        [report] = _report(jf, subject, AttributePathIB(endpoint=1, cluster=s.CLUSTER_ID, attribute=attribute))
+        assert report.attribute_data is None and report.attribute_status is not None
+        assert report.attribute_status.status.status == Status.UNSUPPORTED_ACCESS
+    everything = _report(jf, subject, AttributePathIB())
+    assert everything, "the rest of the node stays readable"
+    assert all(r.attribute_data.path.cluster != s.CLUSTER_ID for r in everything if r.attribute_data is not None)
+    assert all(r.attribute_status is None for r in everything)
+    assert _report(jf, subject, AttributePathIB(endpoint=1, cluster=s.CLUSTER_ID)) == []
+    for privilege in Privilege:
+        assert not jf.node.allowed(subject, 1, s.CLUSTER_ID, privilege)
+    assert jf.node.allowed(jf.ctx.subject, 1, s.CLUSTER_ID, Privilege.ADMINISTER)
+
+
+def test_before_the_bootstrap_nobody_is_served(tmp_path: Path) -> None:
+    jf = Jfds(tmp_path / "db.sqlite", bootstrap=False)
+    jf.server._anchor_fabric = lambda: None  # what AnchorRole reports before the first committed fabric
+    try:
+        assert not jf.node.allowed(jf.ctx.subject, 1, s.CLUSTER_ID, Privilege.VIEW)
+    finally:
+        jf.close()
 
 
 def _read_chunked(jf: Jfds, attribute: int, max_payload: int = 1200) -> tuple[list[Any], int]:

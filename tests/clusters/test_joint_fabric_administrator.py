@@ -527,6 +527,18 @@ def test_transfer_anchor(h: Harness) -> None:
     assert h.jfa.anchor_fabric_index == h.own_index  # nothing changed
 
 
+def test_commands_about_the_joint_fabric_serve_only_the_anchor_fabric(h: Harness) -> None:
+    other = h.join()  # an administrator of another fabric on this node
+    refused = (Status.FAILURE, StatusCode.INVALID_ADMINISTRATOR_FABRIC_INDEX)
+    assert h.failure(case(other), OJCW, ojcw()) == refused
+    assert not h.window.is_open
+    assert h.failure(case(other), TRANSFER) == refused
+    assert h.failure(case(other), TRANSFER_COMPLETE) == refused
+    assert h.jfa.anchor_fabric_index == h.own_index
+    # The anchor fabric passes the fabric check (and meets the joining fabric's armed fail-safe).
+    assert h.failure(case(h.own_index), OJCW, ojcw()) == (Status.BUSY, None)
+
+
 def test_announce_joint_fabric_administrator(h: Harness) -> None:
     joint = h.join()
     assert h.invoke(case(joint), ANNOUNCE, {0: 1}) is None
