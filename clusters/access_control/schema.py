@@ -28,10 +28,12 @@ from jfds_device.codec.schema import (
 
 CLUSTER_ID = 0x001F
 
-# Capacities we guarantee; the spec minima (9.10.5.5..7) are 4 subjects, 3 targets, 4 entries per fabric.
+# Capacities we guarantee; the spec minima (9.10.5.5..7) are 4 subjects, 3 targets, 4 entries per fabric. A Joint
+# Fabric Administrator holds entries for several ecosystems' admins and CAT groups, so it keeps 16 per fabric; an
+# ACL that large no longer fits one message and is written in chunks (Core spec 8.7.3.3).
 SUBJECTS_PER_ENTRY = 4
 TARGETS_PER_ENTRY = 3
-ENTRIES_PER_FABRIC = 4
+ENTRIES_PER_FABRIC = 16
 
 # Event ids (9.10.7); events are not served yet.
 EVENT_ACCESS_CONTROL_ENTRY_CHANGED = 0x00

@@ -513,6 +513,10 @@ class WriteSession:
     # Lists replaced earlier in this interaction: their appends skip the DataVersion check, since the
     # replace itself bumped the version the client read (the SDK client's chunked list writes rely on it).
     replaced: set[AttributePath] = field(default_factory=set)
+    # Access granted earlier in this interaction, per attribute and privilege. The decision is taken once per
+    # attribute per write interaction, as the CHIP SDK's WriteHandler caches it (mACLCheckCache): a chunked list
+    # write of the ACL (replace-all with [], then appends) must not lock its own writer out half-way.
+    granted: set[tuple[AttributePath, Privilege]] = field(default_factory=set)
 
     def take(self, node: AttributeReader, ctx: RequestContext, ib: AttributeDataIB, busy: bool) -> Outcome:
         path = AttributePath(ib.path.endpoint, ib.path.cluster, ib.path.attribute)
@@ -533,9 +537,11 @@ class WriteSession:
         if attribute is None or not attribute.writable:
             return (Status.UNSUPPORTED_WRITE, None)
         provider, subject = node.provider, ctx.subject
-        # Asked afresh for every IB: an earlier IB of this very write may have changed the ACL.
-        if not provider.allowed(subject, path.endpoint, path.cluster, attribute.write_privilege):
-            return (Status.UNSUPPORTED_ACCESS, None)
+        grant = (path, attribute.write_privilege)
+        if grant not in self.granted:
+            if not provider.allowed(subject, path.endpoint, path.cluster, attribute.write_privilege):
+                return (Status.UNSUPPORTED_ACCESS, None)
+            self.granted.add(grant)
         if attribute.timed_write and not ctx.timed:
             return (Status.NEEDS_TIMED_INTERACTION, None)
         if attribute.fabric_scoped and subject.fabric_index == 0:

@@ -503,6 +503,8 @@ class InteractionServer:
     ) -> list[Outgoing]:
         """Core spec 8.7.3: apply, answer WriteResponse; MoreChunkedMessages keeps the exchange open."""
         more = bool(request.more_chunked_messages)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("write request on %r (more chunks: %s): %s", exchange, more, _ib_summary(request.write_requests))
         if more and session.timed:
             # A timed write is one message (the SDK's WriteHandler refuses a chunked one as malformed).
             raise RequestError(Status.INVALID_ACTION, "chunked timed write")
@@ -541,6 +543,20 @@ class InteractionServer:
         self, exchange: Hashable, ctx: RequestContext, window: _TimedWindow, payload: bytes, now: float
     ) -> list[Outgoing]:
         return self._on_invoke(exchange, ctx, payload, now, window)
+
+
+def _ib_summary(ibs: Sequence[AttributeDataIB]) -> str:
+    """What a write message carries, for the log: ``0x0000/0x001f/0x0000 replace x1, ... append x4``."""
+    runs: list[list[Any]] = []
+    for ib in ibs:
+        p = ib.path  # not validated yet: any part may be missing
+        where = "/".join("*" if v is None else f"{v:#06x}" for v in (p.endpoint, p.cluster, p.attribute))
+        key = f"{where} {'append' if p.list_index is not None else 'replace'}"
+        if runs and runs[-1][0] == key:
+            runs[-1][1] += 1
+        else:
+            runs.append([key, 1])
+    return ", ".join(f"{key} x{count}" for key, count in runs)
 
 
 # The first message of an interaction, by opcode (Core spec 8.2: which actions start an interaction).

@@ -10,10 +10,13 @@ import pytest
 from clusters.access_control import schema
 from clusters.access_control.schema import AccessControlEntryStruct
 from clusters.access_control.server import AccessControlServer, admin_entry
+from jfds_device.codec.message import InteractionModelOpcode as Op
 from jfds_device.codec.model import Privilege
+from jfds_device.codec.schema import NULL
 from jfds_device.datamodel.acl import AclEntry, AclTarget, cat_subject
 from jfds_device.datamodel.node import DeviceType, Node
 from jfds_device.datastore.sqlite import Database
+from jfds_device.im import messages as m
 from jfds_device.im.provider import (
     ActionError,
     AttributePath,
@@ -23,6 +26,7 @@ from jfds_device.im.provider import (
     Status,
     SubjectDescriptor,
 )
+from jfds_device.im.server import InteractionServer
 
 ROOT = DeviceType(device_type=0x0016, revision=3)
 ACL_PATH = AttributePath(0, schema.CLUSTER_ID, schema.ACL)
@@ -69,7 +73,7 @@ def test_capacity_attributes(node: Node) -> None:
 
     assert read(schema.SUBJECTS_PER_ACCESS_CONTROL_ENTRY) == 4
     assert read(schema.TARGETS_PER_ACCESS_CONTROL_ENTRY) == 3
-    assert read(schema.ACCESS_CONTROL_ENTRIES_PER_FABRIC) == 4
+    assert read(schema.ACCESS_CONTROL_ENTRIES_PER_FABRIC) == 16
     assert read(0xFFFB) == [0, 2, 3, 4, 0xFFF8, 0xFFF9, 0xFFFB, 0xFFFC, 0xFFFD]  # no Extension, no ARL
     assert read(0xFFFC) == 0
 
@@ -213,3 +217,57 @@ def test_acl_survives_restart(tmp_path: Path) -> None:
     with Database(file) as db:
         _, server = make(db)
         assert server.acl_entries() == (AclEntry(4, Privilege.ADMINISTER, AuthMode.CASE, (ADMIN_NODE,)),)
+
+
+
+# ------------------------------------------------------------------------------- chunked ACL writes via the IM
+
+
+def _im_write(im: InteractionServer, ctx: RequestContext, exchange: int, items: list[Any], more: bool) -> list[int]:
+    """One WriteRequest of ACL IBs, each ``(list_index, value)`` (NULL = append); its WriteResponse statuses."""
+    ibs = [
+        m.AttributeDataIB(
+            path=m.AttributePathIB(endpoint=0, cluster=schema.CLUSTER_ID, attribute=schema.ACL, list_index=index),
+            data=value,
+        )
+        for index, value in items
+    ]
+    request = m.WriteRequest(timed_request=False, write_requests=ibs, more_chunked_messages=more or None)
+    [out] = im.on_message(exchange, ctx, Op.WRITE_REQUEST, request.encode(), 0.0)
+    assert out.opcode is Op.WRITE_RESPONSE
+    return [s.status.status for s in m.WriteResponse.decode(out.payload).write_responses]
+
+
+def test_a_chunked_acl_write_keeps_its_writers_access(node: Node) -> None:
+    """Replace-all with [] then appends (matter.js always, the CHIP SDK past one message): the access decision is
+    taken once per attribute per write interaction (the SDK's WriteHandler caches it), so the writer is not locked
+    out half-way; the ACL in force meanwhile is what has been written so far."""
+    write(node, [entry()])
+    im = InteractionServer(node)
+    admin = ctx()
+    viewer = entry(VIEW, subjects=[0x2222])
+    assert _im_write(im, admin, 1, [(None, [])], more=True) == [Status.SUCCESS]
+    # Meanwhile the fabric's ACL is empty and enforced: any other interaction of the writer has no access.
+    assert not node.allowed(admin.subject, 0, schema.CLUSTER_ID, Privilege.VIEW)
+    assert _im_write(im, admin, 1, [(NULL, viewer)], more=True) == [Status.SUCCESS]
+    assert _im_write(im, admin, 1, [(NULL, entry())], more=False) == [Status.SUCCESS]
+    assert node.read_attribute(admin, ACL_PATH) == [viewer | {0xFE: 1}, entry() | {0xFE: 1}]
+    assert node.allowed(admin.subject, 0, schema.CLUSTER_ID, Privilege.ADMINISTER)
+
+
+def test_the_cached_decision_does_not_outlive_its_interaction(node: Node) -> None:
+    write(node, [entry()])
+    im = InteractionServer(node)
+    # A write that leaves the writer only View is granted (access was decided before it); the next interaction
+    # is decided against the new ACL.
+    assert _im_write(im, ctx(), 1, [(None, [entry(VIEW)])], more=False) == [Status.SUCCESS]
+    assert _im_write(im, ctx(), 2, [(None, [entry()])], more=False) == [Status.UNSUPPORTED_ACCESS]
+
+
+def test_a_chunked_write_without_access_is_refused_for_every_chunk(node: Node) -> None:
+    write(node, [entry()])
+    im = InteractionServer(node)
+    stranger = RequestContext(SubjectDescriptor(AuthMode.CASE, 0x3333, 1))
+    assert _im_write(im, stranger, 1, [(None, [])], more=True) == [Status.UNSUPPORTED_ACCESS]
+    assert _im_write(im, stranger, 1, [(NULL, entry(subjects=[0x3333]))], more=False) == [Status.UNSUPPORTED_ACCESS]
+    assert node.read_attribute(ctx(), ACL_PATH) == [entry() | {0xFE: 1}]
