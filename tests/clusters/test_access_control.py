@@ -137,7 +137,7 @@ def test_append(node: Node) -> None:
         ([entry(targets=[{0: None, 1: None, 2: 0xC000}])], Status.CONSTRAINT_ERROR),  # invalid device type
         ([entry(subjects=[ADMIN_NODE + i for i in range(5)])], Status.RESOURCE_EXHAUSTED),
         ([entry(targets=[{0: c, 1: None, 2: None} for c in range(4)])], Status.RESOURCE_EXHAUSTED),
-        ([entry()] * 5, Status.RESOURCE_EXHAUSTED),
+        ([entry()] * (schema.ENTRIES_PER_FABRIC + 1), Status.RESOURCE_EXHAUSTED),
         ([{1: ADMINISTER, 2: CASE, 3: None}], Status.CONSTRAINT_ERROR),  # Targets field missing
         ([{1: "admin", 2: CASE, 3: None, 4: None}], Status.CONSTRAINT_ERROR),
     ],
@@ -149,8 +149,8 @@ def test_invalid_entries(node: Node, value: Any, status: Status) -> None:
 
 
 def test_capacity_is_per_fabric(node: Node) -> None:
-    write(node, [entry()] * 4, fabric=1)
-    write(node, [entry()] * 4, fabric=2)
+    write(node, [entry()] * schema.ENTRIES_PER_FABRIC, fabric=1)
+    write(node, [entry()] * schema.ENTRIES_PER_FABRIC, fabric=2)
     assert write_status(node, entry(), fabric=2, op=APPEND) is Status.RESOURCE_EXHAUSTED
 
 
@@ -191,7 +191,7 @@ def test_acl_entries_view() -> None:
 
 def test_add_entry_validates_and_counts() -> None:
     _, server = make()
-    for _ in range(4):
+    for _ in range(schema.ENTRIES_PER_FABRIC):
         server.add_entry(1, admin_entry(ADMIN_NODE))
     with pytest.raises(ActionError) as info:
         server.add_entry(1, admin_entry(ADMIN_NODE))
