@@ -79,7 +79,7 @@ class PeerNode:
     """Our stack serving AccessControl + GroupKeyManagement (the node/app.py event routing, reduced)."""
 
     def __init__(self) -> None:
-        self.acl = AccessControlServer()
+        self.acl = AccessControlServer(entries_per_fabric=4)  # the spec minimum: capacity tests fill it
         self.gkm = GroupKeyManagementServer(None, max_group_keys_per_fabric=3)
         node = Node()
         node.add_endpoint(0, [ROOT], [self.acl, self.gkm])
