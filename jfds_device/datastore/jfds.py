@@ -20,8 +20,9 @@ entry with ``confirm_removed`` -- no tombstone stays visible. Re-adding an entry
 cancels the removal. Every status change stamps UpdateTimestamp (Matter-epoch seconds), which the reference
 SDK never sets.
 
-ListIDs (bindings and ACL entries share one space) come from a persisted counter and are never reused within
-the datastore's life, not even after ``wipe()``; the 65535th allocation exhausts the space (CapacityError).
+ListIDs (bindings and ACL entries share one space, uint16 as the spec's struct fields) are the lowest id not in
+use: an erased entry's id is handed out again, so allocation never runs out while fewer than 65535 entries live,
+and a wipe starts again at 1.
 Epoch keys are stored unencrypted, like the fabric table's keys, and are never logged (the ``GroupKeySet``
 repr masks them).
 """
@@ -158,7 +159,7 @@ class JfdsStore(EntryStore):
 
     @atomic
     def wipe(self) -> None:
-        """Forget everything (the anchor fabric was removed). The ListID and revision counters survive."""
+        """Forget everything (the anchor fabric was removed). The revision counter survives; ListIDs restart at 1."""
         for table in (
             "jfds_bindings",
             "jfds_endpoint_groups",

@@ -35,6 +35,7 @@ from jfds_device.datastore.jfds_tables import (
     JFDS_MIGRATIONS,
     KEY_COLUMN,
     KINDS,
+    LIST_ID_HINT_STATEMENTS,
     MAX_LIST_ID,
     MIGRATION_COMPONENT,
     SUPERSEDED,
@@ -110,6 +111,10 @@ class EntryStore:
         self._batch: _Batch | None = None
         self._observers: list[Callable[[DatastoreChange], None]] = []
         db.migrate(MIGRATION_COMPONENT, JFDS_MIGRATIONS)
+        # The lowest ListID that may be free, per connection: deletes lower it (temp triggers fire for cascades and
+        # wipes too); it starts at 1 on every open, so a stale value can never skip a free id.
+        for statement in LIST_ID_HINT_STATEMENTS:
+            db.execute(statement)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self._db.path!r})"
@@ -181,12 +186,21 @@ class EntryStore:
         return int(self._one("UPDATE jfds_counters SET value = value + 1 WHERE name = 'revision' RETURNING value")[0])
 
     def _next_list_id(self, table: Table) -> int:
-        """The next ListID of the space bindings and ACL entries share; persisted, so never handed out twice."""
-        current = int(self._one("SELECT value FROM jfds_counters WHERE name = 'list_id'")[0])
-        if current >= MAX_LIST_ID:
-            raise CapacityError(table, MAX_LIST_ID, "the ListID space is used up (ListIDs are never reused)")
-        self._db.execute("UPDATE jfds_counters SET value = ? WHERE name = 'list_id'", (current + 1,))
-        return current + 1
+        """The lowest free ListID of the space bindings and ACL entries share (1..0xFFFF, the spec's uint16): ids
+        of erased entries are handed out again, so the space lasts forever; full only with 65535 live entries.
+        Candidates are the hint and every used id above it plus one: O(used ids above the hint)."""
+        hint = int(self._one("SELECT value FROM temp.jfds_list_id_hint")[0])
+        found = self._one(
+            "SELECT MIN(c) FROM (SELECT ? AS c UNION ALL SELECT list_id + 1 FROM jfds_acls WHERE list_id >= ?"
+            " UNION ALL SELECT list_id + 1 FROM jfds_bindings WHERE list_id >= ?) WHERE c <= ?"
+            " AND NOT EXISTS (SELECT 1 FROM jfds_acls WHERE list_id = c)"
+            " AND NOT EXISTS (SELECT 1 FROM jfds_bindings WHERE list_id = c)",
+            (hint, hint, hint, MAX_LIST_ID),
+        )[0]
+        if found is None:
+            raise CapacityError(table, MAX_LIST_ID, "every ListID is in use")
+        self._db.execute("UPDATE temp.jfds_list_id_hint SET value = ?", (found + 1,))
+        return int(found)
 
     # ------------------------------------------------------------------------------------------ entries: reads
 

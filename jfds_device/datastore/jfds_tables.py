@@ -72,6 +72,20 @@ JFDS_MIGRATIONS: tuple[Migration, ...] = (
             "CREATE UNIQUE INDEX jfds_acls_value ON jfds_acls (node_id, value_key)",
         ),
     ),
+    # ListIDs are now the lowest free id (computed from the tables), not a counter.
+    Migration(2, ("DELETE FROM jfds_counters WHERE name = 'list_id'",)),
+)
+
+# Per-connection helper of ListID allocation (``EntryStore._next_list_id``): the lowest id that may be free.
+LIST_ID_HINT_STATEMENTS = (
+    "CREATE TEMP TABLE IF NOT EXISTS jfds_list_id_hint (value INTEGER NOT NULL)",
+    "DELETE FROM temp.jfds_list_id_hint",
+    "INSERT INTO temp.jfds_list_id_hint (value) VALUES (1)",
+    *(
+        f"CREATE TEMP TRIGGER IF NOT EXISTS jfds_{table}_frees_list_id AFTER DELETE ON main.jfds_{table}"
+        " BEGIN UPDATE jfds_list_id_hint SET value = MIN(value, OLD.list_id); END"
+        for table in ("acls", "bindings")
+    ),
 )
 
 SUPERSEDED = List(StructType(AccessControlEntry))

@@ -36,6 +36,7 @@ from jfds_device.datastore.jfds_records import (
     Table,
     WrongStateError,
 )
+from jfds_device.datastore.jfds_tables import to_sql_u64
 from jfds_device.datastore.sqlite import Database
 from jfds_device.errors import LocalProtocolError
 
@@ -142,17 +143,17 @@ def test_bootstrap_needs_an_empty_datastore_and_the_ipk(st: Setup, tmp_path: Pat
         fresh.set_datastore_status(COMMITTED)
 
 
-def test_wipe_forgets_everything_but_list_ids_continue(st: Setup) -> None:
+def test_wipe_forgets_everything_and_list_ids_start_again(st: Setup) -> None:
     store = st.store
-    first = store.add_acl(NODE, ace(5))
+    store.add_acl(NODE, ace(4))
+    store.add_acl(NODE, ace(5))
     store.wipe()
     assert st.changes[-1].wiped and st.changes[-1].tables == set(Table)
     assert not store.is_bootstrapped and store.nodes() == [] and store.key_sets() == [] and store.admins() == []
     assert store.entries(EntryKind.ACL) == [] and store.groups() == []
     store.bootstrap_anchor(b"rcac", 1, 0xFFF1, "anchor", key_set(0, IPK), T0)
     store.add_node(NODE, "two")
-    second = store.add_acl(NODE, ace(5))
-    assert second.key > first.key  # type: ignore[operator]
+    assert store.add_acl(NODE, ace(5)).key == 1
 
 
 def test_epoch_keys_never_appear_in_reprs_or_logs(st: Setup, caplog: pytest.LogCaptureFixture) -> None:
@@ -396,25 +397,65 @@ def test_adoption_as_committed_does_not_cancel_a_removal(st: Setup) -> None:
 # ---------------------------------------------------------------------------------------------------- ids, limits
 
 
-def test_list_ids_are_shared_unique_and_persisted(st: Setup) -> None:
+def test_list_ids_are_shared_unique_and_the_lowest_free(st: Setup) -> None:
     store = st.store
     ids = [store.add_acl(NODE, ace(i)).key for i in range(3)]
     ids += [store.add_binding(NODE, 1, BindingTarget(group=i + 1)).key for i in range(3)]
     assert ids == list(range(1, 7))
-    for entry in store.entries(EntryKind.ACL):
-        store.request_removal(entry.ref)
-        store.confirm_removed(entry.ref)
+    second = store.entries(EntryKind.ACL)[1].ref
+    store.request_removal(second)
+    assert store.add_acl(NODE, ace(9)).key == 7  # a DeletePending entry still holds its id
+    store.confirm_removed(second)
+    assert store.add_binding(NODE, 1, BindingTarget(group=9)).key == 2  # freed: handed out again, to either kind
     reopened = st.reopen().store
-    assert reopened.add_acl(NODE, ace(0)).key == 7
+    for entry in reopened.entries(EntryKind.ACL):
+        reopened.request_removal(entry.ref)
+        reopened.confirm_removed(entry.ref)
+    assert [reopened.add_acl(NODE, ace(i)).key for i in range(10, 14)] == [1, 3, 7, 8]
 
 
-def test_the_list_id_space_is_finite(st: Setup) -> None:
-    # Jump the persisted counter to its end instead of allocating 65535 entries.
-    st.db.execute("UPDATE jfds_counters SET value = 65534 WHERE name = 'list_id'")
-    assert st.store.add_acl(NODE, ace(1)).key == 0xFFFF
+def test_erasing_a_node_or_an_endpoint_frees_its_list_ids(st: Setup) -> None:
+    store = st.store
+    store.add_node(NODE + 1, "three")
+    store.sync_endpoints(NODE + 1, [0, 1])
+    assert [store.add_acl(NODE + 1, ace(i)).key for i in range(2)] == [1, 2]
+    assert store.add_binding(NODE, 1, BindingTarget(group=1)).key == 3
+    assert store.add_binding(NODE + 1, 1, BindingTarget(group=1)).key == 4
+    store.sync_endpoints(NODE + 1, [0])  # endpoint 1 and its binding go
+    assert store.add_acl(NODE, ace(7)).key == 4
+    store.remove_node(NODE + 1)  # RemoveNode erases the node's entries at once
+    assert [store.add_acl(NODE, ace(i)).key for i in (8, 9, 10)] == [1, 2, 5]
+    st.db.execute("DELETE FROM jfds_nodes WHERE node_id = ?", (to_sql_u64(NODE),))  # a bare cascade frees ids
+    store.add_node(NODE, "two again")
+    assert store.add_acl(NODE, ace(11)).key == 1
+
+
+def test_70000_add_remove_cycles_never_run_out_of_list_ids(st: Setup) -> None:
+    store = st.store
+    keeper = store.add_acl(NODE, ace(0)).key  # a long-lived entry below the churn
+    seen = set()
+    for batch in range(70):
+        with store.transaction():  # 1000 cycles per commit keeps the test fast; allocation is the same
+            for cycle in range(1000):
+                ref = store.add_acl(NODE, ace(1 + (batch + cycle) % 2))
+                seen.add(ref.key)
+                store.request_removal(ref)
+                store.confirm_removed(ref)
+    assert keeper == 1 and seen == {2}
+
+
+def test_the_list_id_space_is_full_only_with_65535_live_entries(st: Setup) -> None:
+    # Fill ids 1..65535 but 40000 directly in SQL instead of through 65534 commands.
+    st.db.execute(
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 65535)"
+        " INSERT INTO jfds_acls (list_id, node_id, ace, value_key, superseded, state, removal, updated, failure,"
+        " revision) SELECT i, ?, x'1518', CAST(i AS BLOB), NULL, 0, 0, 0, 0, 0 FROM n WHERE i != 40000",
+        (to_sql_u64(NODE),),
+    )
+    assert st.store.add_binding(NODE, 1, BindingTarget(group=1)).key == 40000
     with pytest.raises(CapacityError):
-        st.store.add_binding(NODE, 1, BindingTarget(group=1))
-    assert st.store.entries(EntryKind.BINDING) == []
+        st.store.add_acl(NODE, ace(1))
+    assert st.db.execute("SELECT COUNT(*), MAX(list_id) FROM jfds_acls").fetchone() == (65534, 0xFFFF)
 
 
 def test_limits(st: Setup) -> None:
