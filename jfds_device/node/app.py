@@ -20,13 +20,13 @@ from typing import Any
 from clusters.basic_information.server import BasicInformationConfig
 from jfds_device import qr
 from jfds_device.codec.message import ProtocolId
-from jfds_device.crypto.attestation import load_attestation
+from jfds_device.crypto.attestation import AttestationMaterial, load_attestation
 from jfds_device.datamodel.commissioning_window import CloseReason as WindowCloseReason
 from jfds_device.datamodel.commissioning_window import CommissioningWindow
 from jfds_device.datamodel.root import RootNode, RootNodeConfig, build_root_node
 from jfds_device.datastore.jfds import JfdsStore
 from jfds_device.datastore.sqlite import Database
-from jfds_device.errors import MatterError
+from jfds_device.errors import CertificateError, MatterError, StorageError
 from jfds_device.fabrics import FabricInfo, SqliteResumptionStore
 from jfds_device.im.client import InteractionClient
 from jfds_device.im.provider import AuthMode, RequestContext, SubjectDescriptor
@@ -37,6 +37,7 @@ from jfds_device.node.dnssd import Advertiser, CommissionableInfo, MrpIntervals,
 from jfds_device.node.handshakes import HandshakeManager
 from jfds_device.node.im_routing import ImRouter
 from jfds_device.node.peers import ExchangeDispatcher, PeerConnections
+from jfds_device.node.storage_dir import StartupError, prepare_storage_dir
 from jfds_device.onboarding import SetupPayload
 from jfds_device.reconciler import Reconciler
 from jfds_device.securechannel.session_params import SessionParameters
@@ -49,10 +50,6 @@ log = logging.getLogger("jfds_device")
 
 GLOBAL_COUNTER = "global_unencrypted"
 STATE_FILE = "jfds.sqlite3"
-
-
-class StartupError(MatterError):
-    """The node cannot start (e.g. the port is busy); the CLI prints it and exits with status 2."""
 
 
 class Device:
@@ -79,40 +76,56 @@ class Device:
         self.client: InteractionClient | None = None
         self.reconciler: Reconciler | None = None
         self._timer_at: float | None = None
+        self._listening = False  # start() completed; a failed start ends with its one error line, no "stopped"
 
     # --- lifecycle ---------------------------------------------------------------------------------------------
 
-    async def start(self) -> None:
+    def _open_state(self, storage: Path, attestation: AttestationMaterial) -> tuple[Database, RootNode]:
+        """The database and everything that loads from it: the fabric table, the data model, the datastore."""
         config = self.config
-        storage = Path(config.storage)
-        storage.mkdir(parents=True, exist_ok=True)
-        os.chmod(storage, 0o700)
-        os.umask(0o077)  # the state file holds operational private keys; SQLite recreates its WAL/SHM files
-        self.db = Database(storage / STATE_FILE)
-        self.root = build_root_node(
-            self.db,
+        self.db = db = Database(storage / STATE_FILE)
+        self.root = root = build_root_node(
+            db,
             RootNodeConfig(
                 basic_information=BasicInformationConfig(vendor_id=config.vendor_id, product_id=config.product_id),
                 interface_name=config.interface or "eth0",
             ),
             monotonic=self.loop.time,
             wall_clock=time.time,
-            attestation=load_attestation(config.certs_dir),
+            attestation=attestation,
             window=self.window,
         )
-        self.fabrics = self.root.fabric_table
-        self.resumption = SqliteResumptionStore(self.db)
+        self.fabrics = root.fabric_table
+        self.resumption = SqliteResumptionStore(db)
         self.fabrics.add_listener(self.resumption)
         self.fabrics.add_listener(self)
         self.anchor = AnchorRole(
-            JfdsStore(self.db),
-            self.root,
+            JfdsStore(db),
+            root,
             friendly_name=config.friendly_name,
             now=self.loop.time,
         )
-        self.im = InteractionServer(self.root.node, wakeup=self._schedule_rearm)
+        return db, root
+
+    async def start(self) -> None:
+        config = self.config
+        storage = Path(config.storage)
+        prepare_storage_dir(storage)
+        os.umask(0o077)  # the state file holds operational private keys; SQLite recreates its WAL/SHM files
+        try:
+            attestation = load_attestation(config.certs_dir)
+        except CertificateError as exc:
+            raise StartupError(f"unusable attestation material: {exc}") from exc
+        try:
+            db, root = self._open_state(storage, attestation)
+        except StorageError as exc:
+            if self.db is not None:
+                self.db.close()
+                self.db = None
+            raise StartupError(f"unusable state in {storage}: {exc}") from exc
+        self.im = InteractionServer(root.node, wakeup=self._schedule_rearm)
         self.sessions = SessionTable(
-            global_counter_start=self.db.counter_limit(GLOBAL_COUNTER),
+            global_counter_start=db.counter_limit(GLOBAL_COUNTER),
             on_counter_reserve=self._reserve_global_counter,
         )
         local_mrp = MrpParameters()
@@ -164,6 +177,7 @@ class Device:
             self.window.open_initial(self.loop.time())
         log.info("listening on [%s]:%d (UDP, IPv6 and IPv4)%s", host, port,
                  f" on {config.interface}" if config.interface else "")
+        self._listening = True
         self._print_onboarding()
         self._rearm()
 
@@ -186,7 +200,8 @@ class Device:
             self.endpoint.close()
         if self.db is not None:
             self.db.close()
-        log.info("stopped")
+        if self._listening:
+            log.info("stopped")
 
     def _print_onboarding(self) -> None:
         payload = SetupPayload(
