@@ -283,6 +283,17 @@ def encode(value: Struct) -> bytes:
 
 
 def check_key_set(key_set: GroupKeySet) -> None:
-    for key in (key_set.epoch_key0, key_set.epoch_key1, key_set.epoch_key2):
+    """What every node's KeySetWrite requires of a key set (Core spec 11.2.7.1): an EpochKey0 with its start time,
+    each epoch key paired with its start time, keys of the epoch key length. The message names no key bytes."""
+    if key_set.epoch_key0 is NULL or key_set.epoch_start_time0 is NULL:
+        raise InvalidEntryError("EpochKey0 and EpochStartTime0 are required")
+    pairs = (
+        (key_set.epoch_key0, key_set.epoch_start_time0),
+        (key_set.epoch_key1, key_set.epoch_start_time1),
+        (key_set.epoch_key2, key_set.epoch_start_time2),
+    )
+    for slot, (key, start) in enumerate(pairs):
+        if (key is NULL) != (start is NULL):
+            raise InvalidEntryError(f"EpochKey{slot} and EpochStartTime{slot} must both be null or both be set")
         if key is not NULL and len(key) != s.EPOCH_KEY_LENGTH:  # type: ignore[arg-type]
-            raise InvalidEntryError(f"an epoch key must be {s.EPOCH_KEY_LENGTH} bytes")
+            raise InvalidEntryError(f"EpochKey{slot} must be {s.EPOCH_KEY_LENGTH} bytes")

@@ -3,6 +3,7 @@ the spec checks the reference SDK skips, per-entry status semantics and the prop
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -147,6 +148,21 @@ def test_key_set_commands(jf: Jfds) -> None:
     assert jf.status(RemoveKeySet(group_key_set_id=0)) is CONSTRAINT
     assert jf.status(RemoveKeySet(group_key_set_id=K1)) is SUCCESS
     assert [k.group_key_set_id for k in jf.read(s.GROUP_KEY_SET_LIST)] == [0]
+
+
+@pytest.mark.parametrize(
+    ("slot", "field"),
+    [(0, "epoch_key0"), (0, "epoch_start_time0"), (1, "epoch_key1"), (1, "epoch_start_time1"),
+     (2, "epoch_key2"), (2, "epoch_start_time2")],
+)  # fmt: skip
+def test_a_key_set_nodes_would_refuse_is_constraint_error(jf: Jfds, slot: int, field: str) -> None:
+    """KeySetWrite needs EpochKey0 with its start time, and each key with its start (Core spec 11.2.7.1): a
+    null EpochKey0, or half a pair, is refused before it reaches the datastore (and so any node)."""
+    broken = dataclasses.replace(key_set(K1), **{field: NULL})
+    assert jf.status(AddKeySet(group_key_set=broken)) is CONSTRAINT
+    assert jf.status(AddKeySet(group_key_set=key_set(K1))) is SUCCESS
+    assert jf.status(UpdateKeySet(group_key_set=broken)) is CONSTRAINT
+    assert jf.store.key_set(K1) == key_set(K1)
 
 
 def test_epoch_keys_are_exactly_16_bytes(jf: Jfds) -> None:
