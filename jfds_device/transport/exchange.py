@@ -21,7 +21,7 @@ import enum
 import logging
 import random
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from jfds_device.codec.message import MessageHeader, ProtocolHeader, ProtocolId, SecureChannelOpcode, SessionType
 from jfds_device.errors import LocalProtocolError, MatterError, MessageDecodeError
@@ -87,7 +87,7 @@ class MessageReceived:
     session: Session
     protocol_id: int
     opcode: int
-    payload: bytes
+    payload: bytes = field(repr=False)  # decrypted application data: never in a log line
     new_exchange: bool
 
 

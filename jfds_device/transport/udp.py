@@ -229,4 +229,5 @@ class UdpEndpoint(asyncio.DatagramProtocol):
                 if inspect.isawaitable(result):
                     await result
             except Exception:
-                log.exception("event callback failed for %r", event)
+                # The event's type only: a MessageReceived carries decrypted payload, which never goes to a log.
+                log.exception("event callback failed for a %s event", type(event).__name__)

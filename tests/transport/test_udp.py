@@ -142,3 +142,27 @@ async def test_unknown_interface_raises() -> None:
 def test_ipv4_peers_are_mapped() -> None:
     assert _sendable(("192.0.2.1", 5540)) == ("::ffff:192.0.2.1", 5540)
     assert _sendable(("::1", 5540, 0, 0)) == ("::1", 5540, 0, 0)
+
+
+async def test_a_failed_event_callback_logs_the_event_type_not_its_payload(caplog: pytest.LogCaptureFixture) -> None:
+    secret = b"decrypted-secret-payload"
+
+    def failing(event: Event) -> None:
+        raise RuntimeError("callback bug")
+
+    caplog.set_level("DEBUG")
+    a, b = await _endpoint(1), await _endpoint(2, on_event=failing)
+    try:
+        session = a.manager.sessions.new_unsecured_initiator(b.local_address, a.now())
+        ex = a.new_exchange(session)
+        a.send(ex, ProtocolId.SECURE_CHANNEL, SecureChannelOpcode.PBKDF_PARAM_REQUEST, secret, expect_response=True)
+        for _ in range(100):
+            if "event callback failed" in caplog.text:
+                break
+            await asyncio.sleep(0.01)
+        assert "event callback failed for a MessageReceived event" in caplog.text
+        assert secret.decode() not in caplog.text and secret.hex() not in caplog.text
+        assert secret.decode() not in repr(MessageReceived(ex, session, 0, 0, secret, True))
+    finally:
+        a.close()
+        b.close()
