@@ -49,6 +49,7 @@ class ReconcilerStats:
     drift_repairs: int = 0
     drift_exhausted: int = 0
     stale_outcomes: int = 0
+    version_mismatches: int = 0  # conditional list writes a peer refused: the list changed since our read
     interactions: int = 0
     queue_depth: int = 0
 

@@ -11,9 +11,10 @@ against the peer and handles failures:
   answers DATA_VERSION_MISMATCH, and we read again, merge again and write again, up to ``attempts`` times; a list
   that changes under every attempt leaves the operations DATA_VERSION_MISMATCH (transient: the runner retries the
   node later, with backoff). Nothing is written from a list read earlier (a previous pass, before a restart);
-* after any other failed write the list is read back; a partial result of our own write (the matter.js client's
-  chunked replace-all-then-append leaves the list cleared when one item is refused, shared/reference/matterjs.md
-  §5) is undone by writing the list as it was, conditioned on the read-back's DataVersion;
+* after any other failed write the list is read back; a partial result of our own write (a chunked
+  replace-all-then-append whose refused item leaves the list cleared or short: matter.js applies each IB of a
+  chunked write on its own, @matter/node ``InteractionServer.handleWriteRequest``) is undone by writing the list
+  as it was, conditioned on the read-back's DataVersion;
 * a refused batch is retried one operation at a time, so each entry gets its own status (one bad entry does
   not fail the others); each try is a read-merge-write of its own.
 """
@@ -192,6 +193,7 @@ class _Writer:
                 if exc.status != MISMATCH:
                     return codes, await self.recover(base, merged), exc.status
                 self.mismatches += 1
+                self.io.version_mismatches += 1
                 log.info("%s: DataVersion mismatch, it changed since our read (another administrator?); %s",
                          self.where, f"re-reading and merging again (attempt {attempt + 1} of {self.attempts})"
                          if attempt < self.attempts else f"giving up after {self.attempts} attempts")
@@ -217,8 +219,8 @@ class _Writer:
             return after
         if _subsequence(after, attempted):
             # Our write got half done: a chunked write (replace-all, then one append per item) whose refused items
-            # were dropped while the clear and the other items stayed (matter.js, matterjs.md §5). The restore is
-            # conditioned on the read-back: if someone wrote since, their list stays.
+            # were dropped while the clear and the other items stayed (matter.js applies each IB on its own). The
+            # restore is conditioned on the read-back: if someone wrote since, their list stays.
             log.warning("%s: a failed write left %d of %d elements; restoring the %d it had",
                         self.where, len(after), len(attempted), len(before))
             try:

@@ -68,6 +68,7 @@ class PeerIO:
         self.client, self.session, self.timeout = client, session, timeout
         self.node_id, self.before_list_write = node_id, before_list_write
         self.interactions = 0
+        self.version_mismatches = 0  # conditional writes the peer refused with DATA_VERSION_MISMATCH
         self.read_s = self.write_s = 0.0
         self.read_n = self.write_n = 0
 

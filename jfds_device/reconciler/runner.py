@@ -414,6 +414,7 @@ class Reconciler:
         finally:
             stats = self._stats
             stats.interactions += io.interactions
+            stats.version_mismatches += io.version_mismatches
             stats.read_s, stats.read_n = stats.read_s + io.read_s, stats.read_n + io.read_n
             stats.write_s, stats.write_n = stats.write_s + io.write_s, stats.write_n + io.write_n
         if execution.transport_error is not None and self._session_failed is not None:

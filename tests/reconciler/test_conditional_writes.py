@@ -306,7 +306,8 @@ async def test_runner_records_the_mismatch_and_commits_once_the_list_settles(
     await until(lambda: state(store, ref) == (C, 0))  # backoff, then a fresh read-merge-write
     await rec.wait_idle()
     assert peer.acl_subjects() == [[COMMISSIONER], [US], [0xB001], [0xB002], [0xB003], [0x55]]
-    assert rec.stats.failures >= 1
+    assert rec.stats.failures >= 1 and rec.stats.version_mismatches == 3
+    assert "version_mismatches=3" in rec.stats.line()
 
 
 async def test_next_pass_reads_afresh_instead_of_reusing_a_list(store: JfdsStore,
