@@ -11,6 +11,7 @@ DATA_VERSION_MISMATCH, the reconciler logs it, reads again, merges again and wri
 * the ACL (a single-message write; the acceptance case);
 * the Binding list, long enough that the write is chunked: the conditioned replace-all is refused and no append
   of ours lands on the light's list (the IM client stops the write), then the retry's chunked write goes through;
+* the GroupKeyMap (pushed with a group membership);
 * kill -9 while the write is held, another administrator's write, restart: the restarted node reads again before
   it writes (no list from before the crash is written back).
 """
@@ -45,11 +46,13 @@ from tests.e2e.reconciler_env import (
 pytestmark = [pytest.mark.netns, pytest.mark.interop]
 
 BINDING = Clusters.Binding
+GKM = Clusters.GroupKeyManagement
 PRIV = JF.Enums.DatastoreAccessControlEntryPrivilegeEnum
 CASE = JF.Enums.DatastoreAccessControlEntryAuthModeEnum.kCase
 LIGHT = 2
 ACL_PATH = (0, AC.id, AC.Attributes.Acl.attribute_id)
 BINDING_PATH = (LIGHT_ENDPOINT, BINDING.id, BINDING.Attributes.Binding.attribute_id)
+GROUP_KEY_MAP_PATH = (0, GKM.id, GKM.Attributes.GroupKeyMap.attribute_id)
 COMMIT_S = 10  # as test_reconciler.py: an added entry is Committed within 10 s
 PARK_S = 10  # the reconciler reaches the armed write
 RESTART_S = 30  # after a restart of jfds-device, its pending entries commit
@@ -174,6 +177,50 @@ def test_chunked_binding_write_meeting_a_foreign_write_stops_then_retries_whole(
     [stopped] = re.findall(r"write of AttributePath\(endpoint=1, cluster=30, attribute=0\) refused \(0x92\); "
                            r"the (\d+) chunk\(s\) left are not sent", text) or [None]
     assert stopped is not None and int(stopped) >= 2, [ln for ln in text.splitlines() if "refused" in ln]
+
+
+# ---------------------------------------------------------------------------------------------- GroupKeyMap
+
+
+def epoch_key_set(gkm_or_jf: Any, set_id: int, **fields: Any) -> Any:
+    """Three epoch keys; matter.js wants EpochStartTime0 > 0 and increasing starts."""
+    return gkm_or_jf(groupKeySetID=set_id, epochKey0=bytes(range(16)), epochStartTime0=1,
+                     epochKey1=bytes(range(16, 32)), epochStartTime1=100000,
+                     epochKey2=bytes(range(32, 48)), epochStartTime2=200000, **fields)
+
+
+def test_foreign_group_key_map_entry_written_between_read_and_write_survives(
+    env: ReconcilerEnv, gate: WriteGate,
+) -> None:
+    """The third read-merge-write kind: GroupKeyMap (pushed with an endpoint's group membership)."""
+    # The other administrator's own key set and group mapping on the light (their group, not the datastore's).
+    env.invoke_peer(LIGHT, 0, GKM.Commands.KeySetWrite(groupKeySet=epoch_key_set(
+        GKM.Structs.GroupKeySetStruct, 0x0061,
+        groupKeySecurityPolicy=GKM.Enums.GroupKeySecurityPolicyEnum.kTrustFirst)))
+    theirs = GKM.Structs.GroupKeyMapStruct(groupId=0x0161, groupKeySetID=0x0061)
+    # Ours: a key set and a group in the datastore, then the group on the light's endpoint.
+    assert env.jfds(JF.Commands.AddKeySet(groupKeySet=epoch_key_set(
+        JF.Structs.DatastoreGroupKeySetStruct, 0x0051,
+        groupKeySecurityPolicy=JF.Enums.DatastoreGroupKeySecurityPolicyEnum.kTrustFirst,
+        groupKeyMulticastPolicy=JF.Enums.DatastoreGroupKeyMulticastPolicyEnum.kPerGroupID))) == SUCCESS
+    assert env.jfds(JF.Commands.AddGroup(groupID=0x0151, friendlyName="conditional", groupKeySetID=0x0051,
+                                         groupCAT=NullValue, groupCATVersion=NullValue,
+                                         groupPermission=PRIV.kOperate)) == SUCCESS
+    mark = log_mark(env)
+    gate.arm(LIGHT, GROUP_KEY_MAP_PATH)
+    assert env.jfds(JF.Commands.AddGroupIDToEndpointForNode(nodeID=LIGHT, endpointID=LIGHT_ENDPOINT,
+                                                            groupID=0x0151)) == SUCCESS
+    assert gate.wait_parked(PARK_S) is not None
+    env.write_peer(LIGHT, 0, GKM.Attributes.GroupKeyMap([*env.read_peer(LIGHT, (0, GKM.Attributes.GroupKeyMap)),
+                                                         theirs]))
+    gate.release()
+    env.wait_committed(JF.Attributes.EndpointGroupIDList, COMMIT_S, nodeID=LIGHT, endpointID=LIGHT_ENDPOINT,
+                       groupID=0x0151)
+    mapped = sorted((m.groupId, m.groupKeySetID) for m in env.read_peer(LIGHT, (0, GKM.Attributes.GroupKeyMap)))
+    assert mapped == [(0x0151, 0x0051), (0x0161, 0x0061)]
+    text = log_since(env, mark)
+    assert len(mismatch_lines(text, "0/0x003F/0x0000")) == 1, text[-3000:]
+    assert re.search(r"list 0/0x003F/0x0000 on node 0x0*2: written on attempt 2", text)
 
 
 # ---------------------------------------------------------------------------------------------- crash
