@@ -111,6 +111,8 @@ class PeerIO:
         peer gave none); IMStatusError if the peer reported a status for it."""
         result = await self.read([(endpoint, cluster, attribute)])
         value = result.value(endpoint, cluster, attribute)
+        if value is not None and type(value) is not list:  # a peer's bug: nothing to merge into, so no write
+            raise IMStatusError(Status.FAILURE, message=f"{endpoint}/0x{cluster:04X}/0x{attribute:04X} is not a list")
         return list(value or []), result.data_versions.get((endpoint, cluster))
 
     async def write(self, endpoint: int, cluster: int, attribute: int, value: Any, *,

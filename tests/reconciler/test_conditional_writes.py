@@ -255,6 +255,17 @@ async def test_read_list_gives_the_clusters_version(store: JfdsStore) -> None:
     assert (value, version) == ([], peer.version(1, binding.CLUSTER_ID))
 
 
+async def test_a_list_attribute_that_is_not_a_list_fails_the_batch_without_a_write(store: JfdsStore) -> None:
+    class Garbled(FakePeer):
+        def _attribute(self, ep: int, cluster: int, attribute: int) -> Any:
+            return 7 if (cluster, attribute) == (ac.CLUSTER_ID, ac.ACL) else super()._attribute(ep, cluster, attribute)
+
+    peer = Garbled()
+    ref = store.add_acl(NODE, jace(VIEW, [0x55]))
+    assert (await one_pass(store, peer))[ref] == Status.FAILURE  # transient: retried by a later pass
+    assert writes(peer, "write:acl") == []
+
+
 # ---------------------------------------------------------------------------------------------- runner, restarts
 
 CONFIG = ReconcilerConfig(sweep_interval=0.2, settle_delay=0.0, verify_interval=None,
