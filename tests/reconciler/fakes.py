@@ -128,7 +128,7 @@ class FakePeer:
         self._seen[key] = state
         return self.versions[key]
 
-    def _bump(self, endpoint: int, cluster: int) -> None:
+    def bump(self, endpoint: int, cluster: int) -> None:
         """A successful write moves the version even when the value did not change."""
         self.version(endpoint, cluster)
         self.versions[(endpoint, cluster)] = (self.versions[(endpoint, cluster)] + 1) & 0xFFFF_FFFF
@@ -210,7 +210,7 @@ class FakePeer:
             self._write_binding(endpoint, value)
         else:
             self._write_map(value)
-        self._bump(endpoint, cluster)
+        self.bump(endpoint, cluster)
 
     @staticmethod
     def _plain(value: Any) -> Any:

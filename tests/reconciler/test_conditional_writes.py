@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from clusters.access_control import schema as ac
 from clusters.binding import schema as binding
@@ -204,6 +206,49 @@ async def test_write_merged_bound_is_at_least_one_write(store: JfdsStore) -> Non
     peer.hooks["write:acl"] = other_admin_writes
     codes, held = await write_merged(io, ListPath(0, ac.CLUSTER_ID, ac.ACL), [op], lambda e: None, attempts=0)
     assert codes == {op.ref: MISMATCH} and held == [*admin_entries()] and len(writes(peer, "write:acl")) == 1
+
+
+def subject_key(raw: Any) -> Any:
+    return tuple(raw.get(3) or ())
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    edits=st.lists(st.lists(st.integers(0x100, 0x10F), max_size=4, unique=True), max_size=5),
+    attempts=st.integers(1, 4),
+    removing=st.booleans(),
+)
+async def test_interleaved_foreign_writes_never_lose_theirs(edits: list[list[int]], attempts: int,
+                                                            removing: bool) -> None:
+    """Another administrator rewrites the list's foreign part before each of our first ``len(edits)`` writes. If
+    that is fewer writes than the bound, we end with exactly their last list plus our edit; else we wrote nothing
+    and say DATA_VERSION_MISMATCH. Never is one of their elements lost or ours applied twice."""
+    ours = ace(VIEW, [0x55])
+    peer = FakePeer(acl=[*admin_entries(), *([ours] if removing else [])], acl_limit=64)
+    pending = [[ace(VIEW, [s]) for s in subjects] for subjects in edits]
+
+    async def other_admin_rewrites() -> None:
+        own = [e for e in peer.acl if e[3] == [0x55]]
+        peer.acl = [*admin_entries(), *pending.pop(0), *own]
+        peer.bump(0, ac.CLUSTER_ID)  # their write moves the version even if it changed nothing
+        if pending:
+            peer.hooks["write:acl"] = other_admin_rewrites
+
+    if pending:
+        peer.hooks["write:acl"] = other_admin_rewrites
+    ref = EntryRef.acl(NODE, 1)
+    op = ListOp(ref, drop=frozenset({(0x55,)})) if removing else ListOp(ref, key=(0x55,), raw=ours)
+    io = PeerIO(peer, peer.session)
+    applied = edits[:attempts]  # they write before each of our writes, and we make at most ``attempts``
+    theirs = [ace(VIEW, [s]) for s in applied[-1]] if applied else []
+    codes, held = await write_merged(io, ListPath(0, ac.CLUSTER_ID, ac.ACL), [op], subject_key, attempts=attempts)
+    if len(edits) < attempts:
+        assert codes == {ref: Status.SUCCESS}
+        assert peer.acl == [*admin_entries(), *theirs, *([] if removing else [ours])] == held
+        assert len(writes(peer, "write:acl")) == len(edits) + 1
+    else:
+        assert codes == {ref: MISMATCH} and len(writes(peer, "write:acl")) == attempts
+        assert peer.acl == [*admin_entries(), *theirs, *([ours] if removing else [])]
 
 
 # ---------------------------------------------------------------------------------------------- other writes
