@@ -178,6 +178,7 @@ class _Writer:
         None if it holds the merge, else why not: the peer's status for the write (after ``recover``), or
         DATA_VERSION_MISMATCH when every attempt met a list changed since its read. ``TransportError``
         propagates after a best-effort read-back."""
+        self.mismatches = 0
         for attempt in range(1, self.attempts + 1):
             base = await self.read()
             merged, codes = self.merge(base, ops)
