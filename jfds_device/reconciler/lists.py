@@ -10,7 +10,10 @@ against the peer and handles failures:
   8.7.3.2), so an entry another administrator writes between our read and our write is never lost: the peer
   answers DATA_VERSION_MISMATCH, and we read again, merge again and write again, up to ``attempts`` times; a list
   that changes under every attempt leaves the operations DATA_VERSION_MISMATCH (transient: the runner retries the
-  node later, with backoff). Nothing is written from a list read earlier (a previous pass, before a restart);
+  node later, with backoff). Nothing is written from a list read earlier (a previous pass, before a restart). A
+  list too long for one message is written replace-all then appends, and only the replace-all carries the
+  DataVersion (it bumps the version itself); the IM client sends it alone and stops if it is refused
+  (``im.client.build_write_chunks``), so a mismatch never leaves our appends on the peer's list;
 * after any other failed write the list is read back; a partial result of our own write (a chunked
   replace-all-then-append whose refused item leaves the list cleared or short: matter.js applies each IB of a
   chunked write on its own, @matter/node ``InteractionServer.handleWriteRequest``) is undone by writing the list
