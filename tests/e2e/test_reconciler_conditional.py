@@ -8,7 +8,8 @@ so the test can hold the reconciler after its read, write through the controller
 The reconciler's write is conditioned on the DataVersion it read (Core spec 8.7.3.2): the light answers
 DATA_VERSION_MISMATCH, the reconciler logs it, reads again, merges again and writes again.
 
-* the ACL (a single-message write; the acceptance case);
+* the ACL (a single-message write; the acceptance case), and an ACL that changes under each of the 3 writes a
+  pass may make: CommitFailed(DATA_VERSION_MISMATCH), then a later pass commits it;
 * the Binding list, long enough that the write is chunked: the conditioned replace-all is refused and no append
   of ours lands on the light's list (the IM client stops the write), then the retry's chunked write goes through;
 * the GroupKeyMap (pushed with a group membership);
@@ -30,6 +31,7 @@ import pytest
 from tests.e2e.gated_device import WriteGate
 from tests.e2e.reconciler_env import (
     AC,
+    COMMIT_FAILED,
     CONTROLLER_NODE_ID,
     JF,
     JFDS_NODE_ID,
@@ -56,6 +58,7 @@ GROUP_KEY_MAP_PATH = (0, GKM.id, GKM.Attributes.GroupKeyMap.attribute_id)
 COMMIT_S = 10  # as test_reconciler.py: an added entry is Committed within 10 s
 PARK_S = 10  # the reconciler reaches the armed write
 RESTART_S = 30  # after a restart of jfds-device, its pending entries commit
+DATA_VERSION_MISMATCH = 0x92
 ADMINS = Counter({(5, 2, (CONTROLLER_NODE_ID,), ()): 1, (5, 2, (JFDS_NODE_ID,), ()): 1})
 
 
@@ -141,6 +144,35 @@ def test_foreign_acl_entry_written_between_read_and_write_survives_and_ours_comm
     assert "re-reading and merging again (attempt 2 of 3)" in mismatch, mismatch
     assert re.search(r"INFO .*list 0/0x001F/0x0000 on node 0x0*2: written on attempt 2, after 1 DataVersion", text)
     assert f"(DataVersion {read_version}) waits for release" in text
+
+
+def test_acl_changing_under_every_write_is_commit_failed_0x92_then_commits_on_a_later_pass(
+    env: ReconcilerEnv, gate: WriteGate,
+) -> None:
+    """The other administrator writes before each of the reconciler's 3 writes of one pass (the bound): the entry
+    becomes CommitFailed(DATA_VERSION_MISMATCH), a transient code, and a later pass (backoff) commits it."""
+    mark = log_mark(env)
+    ours = jf_ace(PRIV.kView, [0xC0DF])
+    theirs = [ac_ace(AC.Enums.AccessControlEntryPrivilegeEnum.kView, [0xF100 + i]) for i in range(3)]
+    gate.arm(LIGHT, ACL_PATH)
+    assert env.jfds(JF.Commands.AddACLToNode(nodeID=LIGHT, ACLEntry=ours)) == SUCCESS
+    for ace in theirs:
+        gate.wait_parked(PARK_S)
+        env.write_peer(LIGHT, 0, AC.Attributes.Acl([*env.peer_acl(LIGHT), ace]))
+        gate.arm(LIGHT, ACL_PATH)  # held again: the third time, the write of the retry pass
+        gate.release()
+    gate.wait_parked(PARK_S)  # the later pass, held while we look at the status the first one left
+    status = env.entry_state(JF.Attributes.NodeACLList, nodeID=LIGHT, listID=acl_list_id(env, ours))
+    assert (status.state, status.failureCode) == (COMMIT_FAILED, DATA_VERSION_MISMATCH)
+    assert ace_key(ours) not in [ace_key(e) for e in env.peer_acl(LIGHT)]
+    gate.release()
+    env.wait_committed(JF.Attributes.NodeACLList, COMMIT_S, nodeID=LIGHT, listID=acl_list_id(env, ours))
+    keys = Counter(ace_key(e) for e in env.peer_acl(LIGHT))
+    assert keys[ace_key(ours)] == 1 and all(keys[ace_key(a)] == 1 for a in theirs)
+    text = log_since(env, mark)
+    lines = mismatch_lines(text, "0/0x001F/0x0000")
+    assert len(lines) == 3 and "giving up after 3 attempts" in lines[-1], lines
+    assert re.search(r"WARNING .*list 0/0x001F/0x0000 on node 0x0*2: changed under each of our 3 writes", text)
 
 
 # ---------------------------------------------------------------------------------------------- chunked Binding
