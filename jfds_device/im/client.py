@@ -1,8 +1,8 @@
 """The Interaction Model client (Core spec 8, 10.7): sans-IO interactions and a thin asyncio driver.
 
-* Builders and parsers (pure): ``build_read_request``, ``build_subscribe_request``, ``build_write_requests``
-  (chunked the CHIP SDK way), ``build_invoke_request``, ``build_timed_request``; ``ReportAssembler`` (ReportData
-  chunks → ``ReadResult``), ``parse_write_response``, ``parse_invoke_response``.
+* Builders and parsers (pure): ``build_read_request``, ``build_subscribe_request``, ``build_write_requests`` /
+  ``build_write_chunks`` (chunked the CHIP SDK way), ``build_invoke_request``, ``build_timed_request``;
+  ``ReportAssembler`` (ReportData chunks → ``ReadResult``), ``parse_write_response``, ``parse_invoke_response``.
 * Interactions, shaped like ``CaseInitiator``: ``start()`` gives the first message, ``receive(opcode, payload)``
   the ``Send`` to answer with (or None); ``done``/``failed`` with ``result``/``error``. No clock, no socket:
   tests drive them straight against an ``InteractionServer``.
@@ -38,8 +38,9 @@ __all__ = [
     "DEFAULT_MAX_PAYLOAD", "AttributeStatus", "AttributeWrite", "CommandRequest", "ExchangeRouter", "IMStatusError",
     "Interaction", "InteractionClient", "InteractionError", "InvokeInteraction", "InvokeResult", "ReadInteraction",
     "ReadResult", "ReportAssembler", "Send", "SubscribeInteraction", "SubscribeResult", "Subscription",
-    "WriteInteraction", "attribute_path", "build_invoke_request", "build_read_request", "build_status_response",
-    "build_subscribe_request", "build_timed_request", "build_write_requests", "parse_invoke_response",
+    "WriteChunk", "WriteInteraction", "attribute_path", "build_invoke_request", "build_read_request",
+    "build_status_response", "build_subscribe_request", "build_timed_request", "build_write_chunks",
+    "build_write_requests", "parse_invoke_response",
     "parse_write_response", "summarize_write",
 ]  # fmt: skip
 
@@ -233,20 +234,42 @@ def _data_ib(write: AttributeWrite, value: Any, *, append: bool = False) -> m.At
     return m.AttributeDataIB(data_version=None if append else write.data_version, path=path, data=value)
 
 
+@dataclass(frozen=True, slots=True)
+class WriteChunk:
+    """One WriteRequest message of a write. ``guarded``: the conditional list writes (``data_version`` set) whose
+    replace-all IB ends this message; if the peer refuses one, the write stops here (``WriteInteraction``)."""
+
+    payload: bytes
+    guarded: frozenset[AttributePath] = frozenset()
+
+
 def build_write_requests(writes: Sequence[AttributeWrite], *, timed: bool = False,
                          max_payload: int = DEFAULT_MAX_PAYLOAD) -> list[bytes]:
-    """WriteRequest payloads for ``writes`` (Core spec 10.7.6), each at most ``max_payload`` bytes.
+    """WriteRequest payloads for ``writes`` (``build_write_chunks`` without the guards)."""
+    return [chunk.payload for chunk in build_write_chunks(writes, timed=timed, max_payload=max_payload)]
+
+
+def build_write_chunks(writes: Sequence[AttributeWrite], *, timed: bool = False,
+                       max_payload: int = DEFAULT_MAX_PAYLOAD) -> list[WriteChunk]:
+    """WriteRequest messages for ``writes`` (Core spec 10.7.6), each at most ``max_payload`` bytes.
 
     A value that fits one message goes whole (in the current message or at the start of the next). A longer list
     goes as the CHIP SDK's WriteClient sends it (Core spec 8.7.3.3, chunked lists): replace-all with an empty list,
     then one m.AttributeDataIB per item with ListIndex null (append), over as many messages as it takes; all but the
     last set MoreChunkedMessages. A timed write must be one message (the SDK's WriteHandler refuses a chunked one).
+
+    A chunked *conditional* list write (``data_version`` set) carries the DataVersion on its replace-all IB only:
+    that IB bumps the version on the peer, so the appends could never match it (matter.js checks every IB that
+    carries one, ``AttributeWriteResponse.#writeConcrete``). Its replace-all ends its message, and the appends start
+    in the next: a peer that refuses the replace (DATA_VERSION_MISMATCH) still applies the appends of the same
+    message to the list it kept (matter.js does), so they must not travel with it (the chunk is ``guarded``).
     """
     if not writes:
         raise LocalProtocolError("a write needs at least one attribute")
     frame = m.WriteRequest(timed_request=timed, write_requests=[], more_chunked_messages=True)
     budget = max_payload - len(frame.encode())
     chunks: list[list[m.AttributeDataIB]] = [[]]
+    guards: list[set[AttributePath]] = [set()]
     used = 0
 
     def put(ib: m.AttributeDataIB) -> bool:
@@ -255,11 +278,16 @@ def build_write_requests(writes: Sequence[AttributeWrite], *, timed: bool = Fals
         if size > budget:
             return False
         if used + size > budget:
-            chunks.append([])
-            used = 0
+            new_chunk()
         chunks[-1].append(ib)
         used += size
         return True
+
+    def new_chunk() -> None:
+        nonlocal used
+        chunks.append([])
+        guards.append(set())
+        used = 0
 
     for write in writes:
         value = _to_tlv(write.value)
@@ -267,14 +295,18 @@ def build_write_requests(writes: Sequence[AttributeWrite], *, timed: bool = Fals
             continue
         if type(value) is not list or not put(_data_ib(write, [])):
             raise LocalProtocolError(f"the value of {write} does not fit in one message")
+        if write.data_version is not None and value:
+            guards[-1].add(AttributePath(write.endpoint, write.cluster, write.attribute))
+            new_chunk()
         for item in value:
             if not put(_data_ib(write, item, append=True)):
                 raise LocalProtocolError(f"an item of {write} does not fit in one message")
     if timed and len(chunks) > 1:
         raise LocalProtocolError("a timed write must fit in one message")
     last = len(chunks) - 1
-    return [m.WriteRequest(timed_request=timed, write_requests=ibs, more_chunked_messages=True if i < last else None)
-            .encode() for i, ibs in enumerate(chunks)]
+    return [WriteChunk(m.WriteRequest(timed_request=timed, write_requests=ibs,
+                                      more_chunked_messages=True if i < last else None).encode(), frozenset(guard))
+            for i, (ibs, guard) in enumerate(zip(chunks, guards, strict=True))]
 
 
 def build_invoke_request(commands: Sequence[CommandRequest], *, timed: bool = False) -> bytes:
@@ -529,16 +561,34 @@ class _Timed(Interaction):
 
 class WriteInteraction(_Timed):
     """Core spec 8.7: [m.TimedRequest →] m.WriteRequest → m.WriteResponse, per chunk. Result: every AttributeStatus in
-    order (``summarize_write`` folds them per attribute)."""
+    order (``summarize_write`` folds them per attribute).
 
-    def __init__(self, payloads: Sequence[bytes], timed_timeout_ms: int | None = None) -> None:
+    ``guards`` (per payload, ``WriteChunk.guarded``): when the peer refuses a guarded replace-all, the chunks left
+    are not sent and a StatusResponse(FAILURE) ends the write (Core spec 8.2.5: a status other than SUCCESS ends
+    the interaction), so no append lands on the list the peer kept. Their paths then have no status of their own
+    (``summarize_write`` reports the refusal)."""
+
+    def __init__(self, payloads: Sequence[bytes], timed_timeout_ms: int | None = None, *,
+                 guards: Sequence[frozenset[AttributePath]] | None = None) -> None:
         if not payloads:
             raise LocalProtocolError("no m.WriteRequest to send")
+        if guards is not None and len(guards) != len(payloads):
+            raise LocalProtocolError("one guard set per WriteRequest payload")
         super().__init__(payloads[0], Op.WRITE_REQUEST, timed_timeout_ms)
         self._rest, self._statuses = list(payloads[1:]), list[AttributeStatus]()
+        self._guards = list(guards or [frozenset()] * len(payloads))
 
     def _on_response(self, payload: bytes) -> Send | None:
-        self._statuses.extend(parse_write_response(payload))
+        statuses = parse_write_response(payload)
+        self._statuses.extend(statuses)
+        guarded = self._guards.pop(0)
+        refused = [s for s in statuses if s.path in guarded and not s.ok]
+        if refused and self._rest:
+            log.debug("write of %s refused (0x%02X); the %d chunk(s) left are not sent", refused[0].path,
+                      refused[0].status, len(self._rest))
+            self._rest.clear()
+            self._finish(self._statuses)
+            return Send(Op.STATUS_RESPONSE, build_status_response(Status.FAILURE), expect_response=False)
         if self._rest:
             return Send(Op.WRITE_REQUEST, self._rest.pop(0))
         self._finish(self._statuses)
@@ -678,8 +728,10 @@ class InteractionClient:
     async def write(self, session: Session, writes: Sequence[AttributeWrite], *,
                     timed_timeout_ms: int | None = None) -> list[AttributeStatus]:
         """Write (long lists chunked); one status per attribute (``summarize_write``)."""
-        payloads = build_write_requests(writes, timed=timed_timeout_ms is not None, max_payload=self.max_payload)
-        statuses: list[AttributeStatus] = await self._run(session, WriteInteraction(payloads, timed_timeout_ms))
+        chunks = build_write_chunks(writes, timed=timed_timeout_ms is not None, max_payload=self.max_payload)
+        interaction = WriteInteraction([c.payload for c in chunks], timed_timeout_ms,
+                                       guards=[c.guarded for c in chunks])
+        statuses: list[AttributeStatus] = await self._run(session, interaction)
         return summarize_write(writes, statuses)
 
     async def write_attribute(self, session: Session, endpoint: int, cluster: int, attribute: int, value: Any, *,

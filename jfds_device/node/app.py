@@ -424,8 +424,9 @@ class Device:
             self._rearm()
 
 
-async def run_until_signalled(config: NodeConfig) -> int:
-    """Run a Device until SIGINT or SIGTERM, then shut it down cleanly; returns the exit status."""
+async def run_until_signalled(config: NodeConfig, *, on_started: Callable[[Device], None] | None = None) -> int:
+    """Run a Device until SIGINT or SIGTERM, then shut it down cleanly; returns the exit status. ``on_started``
+    sees the started device (a seam for test-support launchers, e.g. to set ``Reconciler.before_list_write``)."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):  # before start(): a signal during start-up still stops cleanly
@@ -433,6 +434,8 @@ async def run_until_signalled(config: NodeConfig) -> int:
     device = Device(config)
     try:
         await device.start()
+        if on_started is not None:
+            on_started(device)
         await stop.wait()
     finally:
         await device.stop()

@@ -29,6 +29,9 @@ class ReconcilerConfig:
     """Upper bound of one IM interaction, over the exchange layer's own MRP timeouts."""
     max_parallel_nodes: int = 4
     """Nodes reconciled at the same time."""
+    list_write_attempts: int = 3
+    """Writes one read-merge-write of a peer's list may make while the peer answers DATA_VERSION_MISMATCH (the list
+    changed since our read); then its entries are CommitFailed(DATA_VERSION_MISMATCH), retried with backoff."""
 
 
 @dataclass(slots=True)
@@ -46,6 +49,7 @@ class ReconcilerStats:
     drift_repairs: int = 0
     drift_exhausted: int = 0
     stale_outcomes: int = 0
+    version_mismatches: int = 0  # conditional list writes a peer refused: the list changed since our read
     interactions: int = 0
     queue_depth: int = 0
 

@@ -154,7 +154,8 @@ class GroupKeyMapFacet(Facet):
             ops.append(ListOp(entry.ref, key=group_id, raw=self._raw(ctx, group_id, key_set)))
         if ops:
             written, ctx.cache[_MAP] = await write_merged(ctx.io, GROUP_KEY_MAP, ops, _map_key,
-                                                          limit=ctx.capacities.max_groups)
+                                                          limit=ctx.capacities.max_groups,
+                                                          attempts=ctx.list_write_attempts)
             codes.update(written)
         return codes
 
@@ -167,7 +168,8 @@ class GroupKeyMapFacet(Facet):
         codes = ok_all([e for e in entries if e.ref.key in still_used])  # another endpoint keeps the group
         ops = [ListOp(e.ref, drop=frozenset({e.ref.key})) for e in entries if e.ref.key not in still_used]
         if ops:
-            written, ctx.cache[_MAP] = await write_merged(ctx.io, GROUP_KEY_MAP, ops, _map_key)
+            written, ctx.cache[_MAP] = await write_merged(ctx.io, GROUP_KEY_MAP, ops, _map_key,
+                                                          attempts=ctx.list_write_attempts)
             codes.update(written)
         return codes
 

@@ -139,7 +139,8 @@ class AclFacet(Facet):
                               raw=ace_to_raw(ace, caps.fabric_index)))
         if ops:
             written, ctx.cache[_ACL] = await write_merged(
-                ctx.io, ACL, ops, _acl_key, limit=caps.acl_entries, protected=lambda raw: grants_us(ctx.own, raw))
+                ctx.io, ACL, ops, _acl_key, limit=caps.acl_entries, protected=lambda raw: grants_us(ctx.own, raw),
+                attempts=ctx.list_write_attempts)
             codes.update(written)
         return codes
 
@@ -201,7 +202,8 @@ class BindingFacet(Facet):
         held = ctx.cache.setdefault(_BINDINGS, {})
         for endpoint, ops in sorted(per_endpoint.items()):
             try:
-                written, held[endpoint] = await write_merged(ctx.io, _path(endpoint), ops, binding_key)
+                written, held[endpoint] = await write_merged(ctx.io, _path(endpoint), ops, binding_key,
+                                                             attempts=ctx.list_write_attempts)
             except IMStatusError as exc:  # the read failed: e.g. no Binding cluster on that endpoint
                 gone = exc.status in ABSENT  # then a removal is done: the endpoint cannot hold the binding
                 written = {op.ref: Status.SUCCESS if gone and not op.is_add else exc.status for op in ops}

@@ -6,11 +6,20 @@ identity key (the ACL's by-value key, a binding's target, a map entry's group id
 keep their place and content (foreign entries are never removed or reordered). ``write_merged`` drives it
 against the peer and handles failures:
 
-* after any failed write the list is read back; a partial result of our own write (the matter.js client's
-  chunked replace-all-then-append leaves the list cleared when one item is refused, shared/reference/matterjs.md
-  §5) is undone by writing the list as it was;
+* every write is conditioned on the DataVersion read with the list (AttributeDataIB DataVersion, Core spec
+  8.7.3.2), so an entry another administrator writes between our read and our write is never lost: the peer
+  answers DATA_VERSION_MISMATCH, and we read again, merge again and write again, up to ``attempts`` times; a list
+  that changes under every attempt leaves the operations DATA_VERSION_MISMATCH (transient: the runner retries the
+  node later, with backoff). Nothing is written from a list read earlier (a previous pass, before a restart). A
+  list too long for one message is written replace-all then appends, and only the replace-all carries the
+  DataVersion (it bumps the version itself); the IM client sends it alone and stops if it is refused
+  (``im.client.build_write_chunks``), so a mismatch never leaves our appends on the peer's list;
+* after any other failed write the list is read back; a partial result of our own write (a chunked
+  replace-all-then-append whose refused item leaves the list cleared or short: matter.js applies each IB of a
+  chunked write on its own, @matter/node ``InteractionServer.handleWriteRequest``) is undone by writing the list
+  as it was, conditioned on the read-back's DataVersion;
 * a refused batch is retried one operation at a time, so each entry gets its own status (one bad entry does
-  not fail the others).
+  not fail the others); each try is a read-merge-write of its own.
 """
 
 from __future__ import annotations
@@ -133,6 +142,9 @@ def merge_list(
     return result, codes
 
 
+MISMATCH = Status.DATA_VERSION_MISMATCH
+
+
 @dataclass(slots=True)
 class _Writer:
     io: PeerIO
@@ -140,22 +152,70 @@ class _Writer:
     key_of: Callable[[Any], Hashable | None]
     limit: int | None
     protected: Callable[[Any], bool] | None
+    attempts: int
+    version: int | None = None  # the DataVersion of the last read: the condition of the next write
     writes: int = field(default=0)
+    mismatches: int = field(default=0)
+
+    @property
+    def where(self) -> str:
+        node = self.io.node_id
+        return f"list {self.path}" + ("" if node is None else f" on node 0x{node:016X}")
 
     async def read(self) -> list[Any]:
-        value = await self.io.read_value(self.path.endpoint, self.path.cluster, self.path.attribute)
-        return list(value or [])
+        elements, self.version = await self.io.read_list(self.path.endpoint, self.path.cluster, self.path.attribute)
+        return elements
 
     async def write(self, elements: list[Any]) -> None:
+        """Write ``elements`` if the list is still as last read (IMStatusError(DATA_VERSION_MISMATCH) if not)."""
         self.writes += 1
-        await self.io.write(self.path.endpoint, self.path.cluster, self.path.attribute, elements)
+        path = self.path
+        if self.io.before_list_write is not None:
+            await self.io.before_list_write(self.io, (path.endpoint, path.cluster, path.attribute), self.version)
+        version, self.version = self.version, None  # a write, even a refused one, may change it: read again
+        await self.io.write(path.endpoint, path.cluster, path.attribute, elements, data_version=version)
+
+    async def converge(self, ops: Sequence[ListOp]) -> tuple[dict[EntryRef, int], list[Any], int | None]:
+        """Read, merge ``ops``, write if anything changed, again while the peer answers DATA_VERSION_MISMATCH
+        (at most ``attempts`` writes). Returns the merge's status per operation, the list the node holds, and
+        None if it holds the merge, else why not: the peer's status for the write (after ``recover``), or
+        DATA_VERSION_MISMATCH when every attempt met a list changed since its read. ``TransportError``
+        propagates after a best-effort read-back."""
+        self.mismatches = 0
+        for attempt in range(1, self.attempts + 1):
+            base = await self.read()
+            merged, codes = self.merge(base, ops)
+            if _same(merged, base):
+                return codes, base, None
+            try:
+                await self.write(merged)
+            except TransportError:
+                with contextlib.suppress(TransportError, IMStatusError):
+                    await self.recover(base, merged)
+                raise
+            except IMStatusError as exc:
+                if exc.status != MISMATCH:
+                    return codes, await self.recover(base, merged), exc.status
+                self.mismatches += 1
+                self.io.version_mismatches += 1
+                log.info("%s: DataVersion mismatch, it changed since our read (another administrator?); %s",
+                         self.where, f"re-reading and merging again (attempt {attempt + 1} of {self.attempts})"
+                         if attempt < self.attempts else f"giving up after {self.attempts} attempts")
+                continue
+            if self.mismatches:
+                log.info("%s: written on attempt %d, after %d DataVersion mismatch(es)", self.where, attempt,
+                         self.mismatches)
+            return codes, merged, None
+        log.warning("%s: changed under each of our %d writes; left for a later pass (DATA_VERSION_MISMATCH)",
+                    self.where, self.attempts)
+        return codes, base, MISMATCH
 
     async def recover(self, before: list[Any], attempted: list[Any]) -> list[Any]:
         """After a failed write: what the node holds now, restoring ``before`` if our write left it half done."""
         try:
             after = await self.read()
         except (IMStatusError, TransportError) as exc:
-            log.warning("list %s: cannot read back after a failed write: %s", self.path, exc)
+            log.warning("%s: cannot read back after a failed write: %s", self.where, exc)
             return before
         if _same(after, before):
             return before
@@ -163,16 +223,17 @@ class _Writer:
             return after
         if _subsequence(after, attempted):
             # Our write got half done: a chunked write (replace-all, then one append per item) whose refused items
-            # were dropped while the clear and the other items stayed (matter.js, matterjs.md §5).
-            log.warning("list %s: a failed write left %d of %d elements; restoring the %d it had",
-                        self.path, len(after), len(attempted), len(before))
+            # were dropped while the clear and the other items stayed (matter.js applies each IB on its own). The
+            # restore is conditioned on the read-back: if someone wrote since, their list stays.
+            log.warning("%s: a failed write left %d of %d elements; restoring the %d it had",
+                        self.where, len(after), len(attempted), len(before))
             try:
                 await self.write(before)
             except (IMStatusError, TransportError) as exc:
-                log.error("list %s: restoring after a failed write failed: %s", self.path, exc)
+                log.error("%s: restoring after a failed write failed: %s", self.where, exc)
                 return after
             return before
-        log.warning("list %s changed under us (another administrator?); leaving it as it is", self.path)
+        log.warning("%s changed under us (another administrator?); leaving it as it is", self.where)
         return after
 
     def merge(self, base: list[Any], ops: Sequence[ListOp]) -> tuple[list[Any], dict[EntryRef, int]]:
@@ -187,40 +248,22 @@ async def write_merged(
     *,
     limit: int | None = None,
     protected: Callable[[Any], bool] | None = None,
-    current: list[Any] | None = None,
+    attempts: int = 3,
 ) -> tuple[dict[EntryRef, int], list[Any]]:
-    """Read (unless ``current`` is given), merge ``ops``, write if anything changed. Returns a status per
-    operation and the list the node holds afterwards. ``TransportError`` propagates (after a best-effort
-    read-back) so the pass can stop; an ``IMStatusError`` becomes the status of the operation(s) it belongs to."""
-    writer = _Writer(io, path, key_of, limit, protected)
-    base = await writer.read() if current is None else list(current)
-    merged, codes = writer.merge(base, ops)
-    if _same(merged, base):
-        return codes, base
-    try:
-        await writer.write(merged)
-        return codes, merged
-    except TransportError:
-        with contextlib.suppress(TransportError):
-            await writer.recover(base, merged)
-        raise
-    except IMStatusError as exc:
-        status = exc.status
-        base = await writer.recover(base, merged)
+    """Read, merge ``ops``, write if anything changed, conditioned on the DataVersion read (see the module
+    docstring). Returns a status per operation and the list the node holds afterwards. ``TransportError``
+    propagates (after a best-effort read-back) so the pass can stop; an ``IMStatusError`` of a write becomes the
+    status of the operation(s) it belongs to; one of the read propagates (the facet's batch fails with it)."""
+    writer = _Writer(io, path, key_of, limit, protected, max(1, attempts))
+    codes, held, refused = await writer.converge(ops)
+    if refused is None:
+        return codes, held
     tried = [op for op in ops if codes.get(op.ref) == Status.SUCCESS]
-    if len(tried) == 1:
-        codes[tried[0].ref] = status
-        return codes, base
-    # Attribute the refusal: one operation at a time, each on top of those that went through.
+    if refused == MISMATCH or len(tried) == 1:
+        codes.update({op.ref: refused for op in tried})
+        return codes, held
+    # Attribute the refusal: one operation at a time, each a read-merge-write on top of those that went through.
     for op in tried:
-        candidate, single = writer.merge(base, [op])
-        codes[op.ref] = single[op.ref]
-        if single[op.ref] != Status.SUCCESS or _same(candidate, base):
-            continue
-        try:
-            await writer.write(candidate)
-            base = candidate
-        except IMStatusError as exc:
-            codes[op.ref] = exc.status
-            base = await writer.recover(base, candidate)
-    return codes, base
+        single, held, refused = await writer.converge([op])
+        codes[op.ref] = single[op.ref] if refused is None else refused
+    return codes, held

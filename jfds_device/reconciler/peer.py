@@ -4,13 +4,17 @@ session), the peer's capacities, who we are on the fabric, and per-pass caches t
 ``PeerClient`` is the part of ``im.client.InteractionClient`` the reconciler uses; tests pass a fake peer that
 implements it. Transport failures surface as ``TransportError`` (the executor records TIMEOUT, Core spec
 11.24.4 / the reference's SyncFailureCode); a peer's refusal stays an ``IMStatusError``.
+
+``PeerIO.read_list`` gives a list attribute with its cluster's DataVersion (Core spec 7.10.3) and ``write`` takes
+it back as a condition (AttributeDataIB DataVersion, Core spec 8.7.3.2: the peer answers DATA_VERSION_MISMATCH
+if the cluster changed since), which is how a read-merge-write notices another administrator's write.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -24,7 +28,12 @@ from jfds_device.errors import LocalProtocolError, MatterError
 from jfds_device.im.client import IMStatusError, InteractionError, InvokeResult, ReadResult
 from jfds_device.im.provider import Status
 
-__all__ = ["Capacities", "OwnIdentity", "PeerClient", "PeerContext", "PeerIO", "TransportError"]
+__all__ = ["Capacities", "ListWriteHook", "OwnIdentity", "PeerClient", "PeerContext", "PeerIO", "TransportError"]
+
+ListWriteHook = Callable[["PeerIO", tuple[int, int, int], "int | None"], Awaitable[None]]
+"""Awaited with (io, (endpoint, cluster, attribute), the DataVersion the write is conditioned on) just before the
+conditional write of every read-merge-write (``Reconciler.before_list_write``): a seam for tests that need another
+administrator to write between our read and our write."""
 
 
 class TransportError(MatterError):
@@ -40,7 +49,8 @@ class PeerClient(Protocol):
 
     async def read(self, session: Any, paths: Sequence[Any], *, fabric_filtered: bool = True) -> ReadResult: ...
 
-    async def write_attribute(self, session: Any, endpoint: int, cluster: int, attribute: int, value: Any) -> None: ...
+    async def write_attribute(self, session: Any, endpoint: int, cluster: int, attribute: int, value: Any, *,
+                              data_version: int | None = None) -> None: ...
 
     async def invoke(self, session: Any, endpoint: int, cluster: int, command: int, fields: Any = None
                      ) -> InvokeResult: ...
@@ -50,11 +60,15 @@ class PeerIO:
     """The client bound to one session. Every interaction is bounded by ``timeout`` (a safety net over the
     exchange layer's MRP timeouts) and every transport failure becomes ``TransportError``. ``read_s`` / ``read_n``
     and ``write_s`` / ``write_n`` (writes and invokes): time spent in, and number of, the interactions (failed ones
-    included), for the reconciler's phase timers."""
+    included), for the reconciler's phase timers. ``node_id`` names the peer in log lines; ``before_list_write``
+    is the test seam ``ListWriteHook``."""
 
-    def __init__(self, client: PeerClient, session: Any, *, timeout: float = 30.0) -> None:
+    def __init__(self, client: PeerClient, session: Any, *, timeout: float = 30.0, node_id: int | None = None,
+                 before_list_write: ListWriteHook | None = None) -> None:
         self.client, self.session, self.timeout = client, session, timeout
+        self.node_id, self.before_list_write = node_id, before_list_write
         self.interactions = 0
+        self.version_mismatches = 0  # conditional writes the peer refused with DATA_VERSION_MISMATCH
         self.read_s = self.write_s = 0.0
         self.read_n = self.write_n = 0
 
@@ -92,9 +106,22 @@ class PeerIO:
         """One attribute's value (IMStatusError if the peer reported a status for it)."""
         return (await self.read([(endpoint, cluster, attribute)])).value(endpoint, cluster, attribute)
 
-    async def write(self, endpoint: int, cluster: int, attribute: int, value: Any) -> None:
+    async def read_list(self, endpoint: int, cluster: int, attribute: int) -> tuple[list[Any], int | None]:
+        """A list attribute (null reads as []) and the DataVersion of its cluster in the same report (None if the
+        peer gave none); IMStatusError if the peer reported a status for it."""
+        result = await self.read([(endpoint, cluster, attribute)])
+        value = result.value(endpoint, cluster, attribute)
+        if value is not None and type(value) is not list:  # a peer's bug: nothing to merge into, so no write
+            raise IMStatusError(Status.FAILURE, message=f"{endpoint}/0x{cluster:04X}/0x{attribute:04X} is not a list")
+        return list(value or []), result.data_versions.get((endpoint, cluster))
+
+    async def write(self, endpoint: int, cluster: int, attribute: int, value: Any, *,
+                    data_version: int | None = None) -> None:
+        """Write one attribute; with ``data_version``, only if the peer's cluster still has that DataVersion
+        (else ``IMStatusError(DATA_VERSION_MISMATCH)``)."""
         what = f"write {endpoint}/0x{cluster:04X}/0x{attribute:04X}"
-        await self._run(what, self.client.write_attribute(self.session, endpoint, cluster, attribute, value))
+        await self._run(what, self.client.write_attribute(self.session, endpoint, cluster, attribute, value,
+                                                          data_version=data_version))
 
     async def invoke(self, endpoint: int, cluster: int, command: int, fields: Any = None) -> InvokeResult:
         what = f"invoke {endpoint}/0x{cluster:04X}/0x{command:02X}"
@@ -162,7 +189,9 @@ class OwnIdentity:
 class PeerContext:
     """Everything the item kinds need during one pass on one node. ``entries``: the node's entries as planned
     (a facet may check siblings, e.g. whether another endpoint still uses a group); ``cache``: reads shared
-    between facets within the pass (the key set indices, the GroupTable, ...)."""
+    between facets within the pass (the key set indices, the GroupTable, ...; never a list to write back: every
+    read-merge-write reads the list afresh, with its DataVersion); ``list_write_attempts``: how many times a
+    read-merge-write tries when the list keeps changing under it (DATA_VERSION_MISMATCH)."""
 
     io: PeerIO
     node_id: int
@@ -171,3 +200,4 @@ class PeerContext:
     capacities: Capacities = field(default_factory=Capacities)
     own: OwnIdentity | None = None
     cache: dict[str, Any] = field(default_factory=dict)
+    list_write_attempts: int = 3

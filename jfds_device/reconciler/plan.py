@@ -10,7 +10,8 @@ Lifecycles (Core spec 11.24.4; shared/reference/jfds_reference_semantics.md §4)
 * Pending → apply → Committed (FailureCode 0), or CommitFailed(IM status; TIMEOUT 0x94 / BUSY 0x9C for
   transport failures);
 * DeletePending → remove → erased (``confirm_removed``), or CommitFailed with the removal intent kept;
-* CommitFailed is retried automatically only for *transient* codes (timeouts, busy, generic failure); a value
+* CommitFailed is retried automatically only for *transient* codes (timeouts, busy, generic failure, a list
+  that kept changing under our conditional writes); a value
   the node *rejected* (CONSTRAINT_ERROR, RESOURCE_EXHAUSTED) or any other refusal (UNSUPPORTED_ACCESS, ...) is
   left for the operator. RefreshNode (11.24.7.11) drops rejected adds, as the reference does, and retries the
   rest.
@@ -101,8 +102,10 @@ class RetryClass(enum.Enum):
 
 
 # TIMEOUT and BUSY are what the reference records for transport failures (SyncFailureCode); FAILURE is the
-# generic status a node answers for internal errors (storage, memory), which usually pass.
-_TRANSIENT = frozenset({Status.TIMEOUT, Status.BUSY, Status.FAILURE})
+# generic status a node answers for internal errors (storage, memory), which usually pass; DATA_VERSION_MISMATCH
+# (Core spec 8.7.3.2) is a list that another administrator kept changing under each of our conditional writes
+# (``lists.write_merged``): a later pass reads it afresh.
+_TRANSIENT = frozenset({Status.TIMEOUT, Status.BUSY, Status.FAILURE, Status.DATA_VERSION_MISMATCH})
 # IsUnrecoverableCommitFailure in the reference core: the value does not fit the node.
 _REJECTED = frozenset({Status.CONSTRAINT_ERROR, Status.RESOURCE_EXHAUSTED})
 

@@ -13,6 +13,8 @@
   the peer no longer holds are re-applied, within a per-entry budget (``DriftBook``), so we never fight another
   administrator forever.
 * Restart safety: all state is in the datastore; ``start()`` sweeps at once, which schedules every node with work.
+  No peer list survives a pass: every read-merge-write reads the list (and its DataVersion) afresh and writes
+  conditioned on it (``lists.py``), so nothing read before a crash or restart is ever written back.
 * Observability: one structured log line per pass that did something, counters in ``stats``.
 """
 
@@ -41,7 +43,15 @@ from jfds_device.reconciler.config import PassReport, ReconcilerConfig
 from jfds_device.reconciler.config import ReconcilerStats as _Counters
 from jfds_device.reconciler.execute import Execution, execute
 from jfds_device.reconciler.items import Facet, default_facets
-from jfds_device.reconciler.peer import Capacities, OwnIdentity, PeerClient, PeerContext, PeerIO, TransportError
+from jfds_device.reconciler.peer import (
+    Capacities,
+    ListWriteHook,
+    OwnIdentity,
+    PeerClient,
+    PeerContext,
+    PeerIO,
+    TransportError,
+)
 from jfds_device.reconciler.plan import (
     DriftBook,
     Mode,
@@ -128,6 +138,8 @@ class Reconciler:
         self._sweeper: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._slots: asyncio.Semaphore | None = None
+        self.before_list_write: ListWriteHook | None = None
+        """Test seam (``peer.ListWriteHook``): awaited just before each conditional write of a peer's list."""
 
     @classmethod
     def for_device(cls, device: Any, config: ReconcilerConfig | None = None) -> Reconciler:
@@ -380,11 +392,13 @@ class Reconciler:
         finally:
             self._stats.case_s += time.monotonic() - connecting
             self._stats.case_n += 1
-        io = PeerIO(self.client, session, timeout=self.config.interaction_timeout)
+        io = PeerIO(self.client, session, timeout=self.config.interaction_timeout, node_id=node.node_id,
+                    before_list_write=self.before_list_write)
         try:
             if node.capacities is None or mode is not Mode.NORMAL:
                 node.capacities = await Capacities.read(io)
-            ctx = PeerContext(io, node.node_id, self.store, entries, node.capacities, self._own(fabric_index))
+            ctx = PeerContext(io, node.node_id, self.store, entries, node.capacities, self._own(fabric_index),
+                              list_write_attempts=self.config.list_write_attempts)
             if report is not None:
                 adopt(self.store, node.node_id, await read_node(io, report), report)
                 ctx.entries = entries = self.store.entries_for_node(node.node_id)
@@ -400,6 +414,7 @@ class Reconciler:
         finally:
             stats = self._stats
             stats.interactions += io.interactions
+            stats.version_mismatches += io.version_mismatches
             stats.read_s, stats.read_n = stats.read_s + io.read_s, stats.read_n + io.read_n
             stats.write_s, stats.write_n = stats.write_s + io.write_s, stats.write_n + io.write_n
         if execution.transport_error is not None and self._session_failed is not None:

@@ -223,10 +223,12 @@ class ChipController:
 
 
 class DeviceProcess:
-    """``jfds-device run`` inside ``ns``; ``stop()`` sends SIGTERM and returns the exit code."""
+    """``jfds-device run`` inside ``ns``; ``stop()`` sends SIGTERM and returns the exit code. ``launcher``: what
+    runs it (``python <launcher> run ...``), the package itself unless a test-support module wraps it."""
 
-    def __init__(self, ns: str, storage: Path, *args: str, ready: str = "listening") -> None:
-        self.ns, self.storage, self.args = ns, storage, args
+    def __init__(self, ns: str, storage: Path, *args: str, ready: str = "listening",
+                 launcher: tuple[str, ...] = ("-m", "jfds_device")) -> None:
+        self.ns, self.storage, self.args, self.launcher = ns, storage, args, launcher
         self.log_path = storage.parent / f"{storage.name}.log"
         self.proc: subprocess.Popen[bytes] | None = None
         self.ready = ready
@@ -234,7 +236,7 @@ class DeviceProcess:
 
     def start(self) -> None:
         self.log = self.log_path.open("ab")
-        cmd = ["ip", "netns", "exec", self.ns, PYTHON, "-m", "jfds_device", "run", "--storage", str(self.storage),
+        cmd = ["ip", "netns", "exec", self.ns, PYTHON, *self.launcher, "run", "--storage", str(self.storage),
                "--log-level", "debug", *self.args]
         self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, cwd=REPO)
         deadline = time.monotonic() + 20

@@ -157,8 +157,8 @@ class JfdsDevice(DeviceProcess):
 class ReconcilerEnv:
     """One topology with jfds-device (node 1), matter.js lights (node 2, 3, ...) and the CHIP controller."""
 
-    def __init__(self, net: Topology, tmp: Path) -> None:
-        self.net, self.tmp = net, tmp
+    def __init__(self, net: Topology, tmp: Path, *, device_launcher: tuple[str, ...] = ("-m", "jfds_device")) -> None:
+        self.net, self.tmp, self.device_launcher = net, tmp, device_launcher
         self.device: JfdsDevice | None = None
         self.ctrl: ChipController | None = None
         self.lights: dict[int, Light] = {}
@@ -172,7 +172,7 @@ class ReconcilerEnv:
             self._spawn_light(node_id, settings)
         # A failed start kills the device (JfdsDevice.start); close() stops everything else.
         self.device = JfdsDevice(self.net.dev, self.tmp / "jfds", "--interface", self.net.dev_ifname,
-                                 "--friendly-name", "jfds-reconciler")
+                                 "--friendly-name", "jfds-reconciler", launcher=self.device_launcher)
         self.ctrl = ChipController(self.net.ctl, self.tmp / "ctrl")
         self.timings["processes"] = time.monotonic() - started
         t = time.monotonic()
@@ -404,11 +404,14 @@ class Waiting(list):  # type: ignore[type-arg]
 
 
 @contextlib.contextmanager
-def reconciler_env(prefix: str, lights: dict[int, dict[str, Any]]) -> Iterator[ReconcilerEnv]:
-    """Build the environment with ``lights`` ({node id: MatterJsDevice keywords}); tear it all down afterwards."""
+def reconciler_env(prefix: str, lights: dict[int, dict[str, Any]], *,
+                   device_launcher: Callable[[Path], tuple[str, ...]] | None = None) -> Iterator[ReconcilerEnv]:
+    """Build the environment with ``lights`` ({node id: MatterJsDevice keywords}); tear it all down afterwards.
+    ``device_launcher(workdir)``: how to start jfds-device (``DeviceProcess.launcher``), by default the package."""
     ensure_matterjs()
     with topology() as net, workdir(prefix) as tmp:
-        env = ReconcilerEnv(net, tmp)
+        env = ReconcilerEnv(net, tmp) if device_launcher is None else ReconcilerEnv(
+            net, tmp, device_launcher=device_launcher(tmp))
         try:
             env.build(lights)
             yield env

@@ -238,6 +238,58 @@ def test_big_list_is_replaced_then_appended_like_the_sdk() -> None:
     assert responses == len(payloads) and provider.values[BIG] == items
 
 
+def test_conditional_chunked_list_write_sends_its_replace_all_alone() -> None:
+    """The DataVersion rides on the replace-all only, and no append shares its message (a refused replace would
+    still let them land on the list the peer kept); an unconditional list packs as before."""
+    items = big_list(60)
+    chunks = c.build_write_chunks([c.AttributeWrite(0, BASIC, LABEL, "hall"),
+                                   c.AttributeWrite(1, TEST, BIG_LIST, items, data_version=9)])
+    first = m.WriteRequest.decode(chunks[0].payload).write_requests
+    assert [(ib.path.attribute, ib.path.list_index, ib.data, ib.data_version) for ib in first] == [
+        (LABEL, None, "hall", None), (BIG_LIST, None, [], 9)]
+    assert chunks[0].guarded == {BIG} and all(not chunk.guarded for chunk in chunks[1:])
+    appends = [ib for chunk in chunks[1:] for ib in m.WriteRequest.decode(chunk.payload).write_requests]
+    assert [ib.data for ib in appends] == items and all(ib.data_version is None for ib in appends)
+    unconditional = c.build_write_chunks([c.AttributeWrite(1, TEST, BIG_LIST, items)])
+    assert len(m.WriteRequest.decode(unconditional[0].payload).write_requests) > 1
+    assert all(not chunk.guarded for chunk in unconditional)
+    small = c.build_write_chunks([c.AttributeWrite(1, TEST, BIG_LIST, big_list(3), data_version=9)])
+    assert [chunk.guarded for chunk in small] == [frozenset()]  # one IB, nothing follows it
+
+
+def test_refused_conditional_replace_ends_a_chunked_write_before_any_append() -> None:
+    """Core spec 8.7.3: the peer answers DATA_VERSION_MISMATCH for the replace-all; the appends are not sent and
+    a StatusResponse(FAILURE) ends the write, so the peer's list stays as it was."""
+    provider = FakeProvider()
+    provider.values[BIG] = [b"theirs"]
+    server = InteractionServer(provider)
+    stale = provider.versions[(1, TEST)] - 1
+    writes = [c.AttributeWrite(1, TEST, BIG_LIST, big_list(60), data_version=stale)]
+    chunks = c.build_write_chunks(writes)
+    interaction = c.WriteInteraction([ch.payload for ch in chunks], guards=[ch.guarded for ch in chunks])
+    step = interaction.start()
+    [out] = server.on_message(1, make_ctx(), step.opcode, step.payload, 0.0)
+    end = interaction.receive(out.opcode, out.payload)
+    assert end is not None and end.opcode is Op.STATUS_RESPONSE and not end.expect_response
+    assert m.StatusResponse.decode(end.payload).status == Status.FAILURE
+    # The server drops the write and closes the exchange (as the CHIP SDK's WriteHandler does: InvalidAction).
+    [closing] = server.on_message(1, make_ctx(), end.opcode, end.payload, 0.0)
+    assert closing.close_exchange and m.StatusResponse.decode(closing.payload).status == Status.INVALID_ACTION
+    assert interaction.done and provider.values[BIG] == [b"theirs"]
+    [status] = c.summarize_write(writes, interaction.result)
+    assert status.status == Status.DATA_VERSION_MISMATCH
+    # The same write with the version the peer holds goes through, chunk after chunk.
+    writes = [c.AttributeWrite(1, TEST, BIG_LIST, big_list(60), data_version=provider.versions[(1, TEST)])]
+    statuses, responses = write(server, writes)
+    assert statuses == [c.AttributeStatus(BIG, Status.SUCCESS)] and provider.values[BIG] == big_list(60)
+    assert responses == len(c.build_write_chunks(writes))
+
+
+def test_write_guards_must_match_the_payloads() -> None:
+    with pytest.raises(LocalProtocolError, match="guard"):
+        c.WriteInteraction([b"a", b"b"], guards=[frozenset()])
+
+
 def test_mixed_write_keeps_order_and_reports_per_attribute() -> None:
     provider = FakeProvider()
     server = InteractionServer(provider)

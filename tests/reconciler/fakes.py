@@ -13,8 +13,13 @@ a datastore helper.
   NOT_FOUND, and drops the set's map entries; GroupKeyMap duplicates CONSTRAINT_ERROR, over MaxGroupsPerFabric
   RESOURCE_EXHAUSTED.
 * Groups: AddGroup answers UNSUPPORTED_ACCESS without a map entry; RemoveGroup of an unknown group NOT_FOUND.
+* DataVersion per cluster instance (Core spec 7.10.3): reads report it; it moves on every successful write and on
+  any change of the cluster's state however made (a test assigning ``peer.acl`` is another administrator); a
+  write carrying a DataVersion other than the current one is DATA_VERSION_MISMATCH and changes nothing
+  (matter.js ``AttributeWriteResponse``, the CHIP SDK's ``WriteAttribute``).
 
-``log`` records every operation; ``fail(op, error)`` queues an injected failure (an ``IMStatusError``, an
+``log`` records every operation (a write as ``(name, endpoint, value, data_version)``); ``fail(op, error)`` queues
+an injected failure (an ``IMStatusError``, an
 ``InteractionError``, ...) for the next operation named ``op``; ``hooks[op]`` runs (awaited) before ``op``.
 """
 
@@ -83,6 +88,8 @@ class FakePeer:
         self.log: list[tuple[Any, ...]] = []
         self.failures: dict[str, list[Exception]] = {}
         self.hooks: dict[str, Hook] = {}
+        self.versions: dict[tuple[int, int], int] = {}
+        self._seen: dict[tuple[int, int], str] = {}  # the state each version was given for
 
     # --- test controls -----------------------------------------------------------------------------------
 
@@ -99,6 +106,32 @@ class FakePeer:
         queued = self.failures.get(op)
         if queued:
             raise queued.pop(0)
+
+    # --- DataVersion -------------------------------------------------------------------------------------
+
+    def _state(self, endpoint: int, cluster: int) -> str:
+        if cluster == ac.CLUSTER_ID:
+            return repr(self.acl)
+        if cluster == binding.CLUSTER_ID:
+            return repr(self.bindings.get(endpoint))
+        if cluster == gkm.CLUSTER_ID:
+            return repr((self.group_map, self._group_table()))
+        return ""
+
+    def version(self, endpoint: int, cluster: int) -> int:
+        """The cluster's DataVersion now: moved once for every change since it was last asked for."""
+        key, state = (endpoint, cluster), self._state(endpoint, cluster)
+        if key not in self.versions:
+            self.versions[key] = 0x5000 + 0x100 * endpoint
+        elif self._seen.get(key) != state:
+            self.versions[key] = (self.versions[key] + 1) & 0xFFFF_FFFF
+        self._seen[key] = state
+        return self.versions[key]
+
+    def bump(self, endpoint: int, cluster: int) -> None:
+        """A successful write moves the version even when the value did not change."""
+        self.version(endpoint, cluster)
+        self.versions[(endpoint, cluster)] = (self.versions[(endpoint, cluster)] + 1) & 0xFFFF_FFFF
 
     # --- connect -----------------------------------------------------------------------------------------
 
@@ -122,6 +155,7 @@ class FakePeer:
                 path = AttributePath(ep, cluster, attribute)
                 try:
                     result.attributes[path] = copy.deepcopy(self._attribute(ep, cluster, attribute))
+                    result.data_versions[(ep, cluster)] = self.version(ep, cluster)
                 except IMStatusError as exc:
                     if endpoint is not None:  # a wildcard leaves out what does not exist (Core spec 8.9.2.3)
                         from jfds_device.im.client import AttributeStatus
@@ -161,18 +195,22 @@ class FakePeer:
                 found.setdefault(group_id, {1: group_id, 2: [], 3: name, 0xFE: FABRIC})[2].append(ep)
         return [found[g] for g in sorted(found)]
 
-    async def write_attribute(self, session: Any, endpoint: int, cluster: int, attribute: int, value: Any) -> None:
+    async def write_attribute(self, session: Any, endpoint: int, cluster: int, attribute: int, value: Any, *,
+                              data_version: int | None = None) -> None:
         assert session is self.session
         name = {ac.CLUSTER_ID: "write:acl", binding.CLUSTER_ID: "write:binding", gkm.CLUSTER_ID: "write:map"}[cluster]
         await self._enter(name)
         value = [self._plain(v) for v in value]
-        self.log.append((name, endpoint, copy.deepcopy(value)))
+        self.log.append((name, endpoint, copy.deepcopy(value), data_version))
+        if data_version is not None and data_version != self.version(endpoint, cluster):
+            raise IMStatusError(Status.DATA_VERSION_MISMATCH)
         if cluster == ac.CLUSTER_ID:
             self._write_acl(value)
         elif cluster == binding.CLUSTER_ID:
             self._write_binding(endpoint, value)
         else:
             self._write_map(value)
+        self.bump(endpoint, cluster)
 
     @staticmethod
     def _plain(value: Any) -> Any:

@@ -6,8 +6,8 @@ ExchangeDispatcher, PeerConnections (operational discovery replaced by a fixed a
 JfdsStore; nothing calls the reconciler: datastore changes trigger it.
 
 Proves: ACL Pending → Committed (read-merge-write keeps the commissioner's entry), DeletePending → erased, a
-key set and group map pushed and removed, capacity as RESOURCE_EXHAUSTED, and a peer restart (sessions lost)
-recovered by the retry.
+key set and group map pushed and removed, capacity as RESOURCE_EXHAUSTED, a peer restart (sessions lost)
+recovered by the retry, and a conditional ACL write that meets another administrator's change (DataVersion).
 """
 
 from __future__ import annotations
@@ -252,3 +252,24 @@ async def test_peer_restart_is_recovered_by_the_retry(side: Side, peer: PeerNode
         assert restarted.acl_subjects() == [[COMMISSIONER], [US], [0x77], [0x78]]
     finally:
         restarted.close()
+
+
+async def test_another_administrators_entry_between_our_read_and_write_survives(side: Side, peer: PeerNode) -> None:
+    """Our own IM server checks the write's DataVersion (Core spec 8.7.3.2): the reconciler's write meets
+    DATA_VERSION_MISMATCH after another administrator's change, reads again and writes both."""
+    written: list[tuple[int, int, int]] = []
+
+    async def other_admin_writes(io: Any, path: tuple[int, int, int], data_version: int | None) -> None:
+        assert data_version is not None  # our server reports DataVersion: the write is conditioned
+        if not written:
+            written.append(path)
+            peer.acl.add_entry(1, ac.AccessControlEntryStruct(
+                privilege=ac.AccessControlEntryPrivilegeEnum.OPERATE,
+                auth_mode=ac.AccessControlEntryAuthModeEnum.CASE, subjects=[0xBEEF], targets=None))
+
+    side.reconciler.before_list_write = other_admin_writes
+    ref = side.store.add_acl(PEER_NODE, jace(1, [0x55]))
+    await side.until(lambda: side.state(ref) == (C, 0))
+    assert written == [(0, ac.CLUSTER_ID, ac.ACL)]
+    assert peer.acl_subjects() == [[COMMISSIONER], [US], [0xBEEF], [0x55]]
+    assert side.reconciler.stats.version_mismatches == 1

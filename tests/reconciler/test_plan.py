@@ -100,6 +100,7 @@ def test_nodes_endpoints_and_other_nodes_are_never_pushed() -> None:
 
 @pytest.mark.parametrize(("code", "klass"), [
     (TIMEOUT, RetryClass.TRANSIENT), (BUSY, RetryClass.TRANSIENT), (FAILURE, RetryClass.TRANSIENT),
+    (Status.DATA_VERSION_MISMATCH, RetryClass.TRANSIENT),  # a list another administrator kept changing
     (CONSTRAINT, RetryClass.REJECTED), (EXHAUSTED, RetryClass.REJECTED),
     (UNSUPPORTED, RetryClass.PERMANENT), (Status.INVALID_COMMAND, RetryClass.PERMANENT),
     (Status.NOT_FOUND, RetryClass.PERMANENT), (Status.UNSUPPORTED_CLUSTER, RetryClass.PERMANENT),

@@ -1,0 +1,138 @@
+"""jfds-device with a write gate on its reconciler: test support for ``test_reconciler_conditional.py``.
+
+``python -m tests.e2e.gated_device GATE_DIR run --storage DIR ...`` runs the node exactly as ``jfds-device run``
+does (its own command line follows GATE_DIR) and, once it has started, sets ``Reconciler.before_list_write`` (the
+reconciler's test seam, awaited just before each conditional write of a peer's list) to a gate driven by files in
+GATE_DIR. So a test in another process, outside the device's network namespace, can hold the reconciler between its
+read of a peer's list and its write, and have another administrator write that list meanwhile:
+
+* the test writes ``arm``: ``<node id> <endpoint> <cluster> <attribute>`` (decimal);
+* the next conditional write of that list on that node parks: the gate writes ``parked`` (the DataVersion the write
+  is conditioned on), logs one line, and waits for ``release`` (at most ``RELEASE_TIMEOUT`` seconds, then it goes on
+  by itself and says so in the log);
+* then it removes ``release`` and ``parked``: one arming holds one write; with no ``arm`` the gate does nothing.
+
+``WriteGate`` is the test's side of the same files. Nothing here is imported by the node itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from jfds_device.cli import EXIT_USAGE, build_parser
+from jfds_device.node.config import ConfigError, NodeConfig
+
+RELEASE_TIMEOUT = 60.0
+ARM, PARKED, RELEASE = "arm", "parked", "release"
+
+log = logging.getLogger("tests.e2e.gated_device")
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    scratch = path.with_name(f".{path.name}.{os.getpid()}")
+    scratch.write_text(text)
+    scratch.replace(path)
+
+
+class GateHook:
+    """The device's side: a ``ListWriteHook`` (io, (endpoint, cluster, attribute), data_version)."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        directory.mkdir(parents=True, exist_ok=True)
+
+    async def __call__(self, io: Any, path: tuple[int, int, int], data_version: int | None) -> None:
+        arm = self.directory / ARM
+        try:
+            wanted = tuple(int(x) for x in arm.read_text().split())
+        except (FileNotFoundError, ValueError):
+            return
+        if wanted != (io.node_id, *path):
+            return
+        arm.unlink(missing_ok=True)
+        _write_atomically(self.directory / PARKED, "none" if data_version is None else str(data_version))
+        log.info("write gate: the write of %d/0x%04X/0x%04X on node 0x%016X (DataVersion %s) waits for release",
+                 *path, io.node_id, data_version)
+        release = self.directory / RELEASE
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + RELEASE_TIMEOUT
+        while not release.exists():
+            if loop.time() >= deadline:
+                log.warning("write gate: no release in %.0f s; the write goes on", RELEASE_TIMEOUT)
+                break
+            await asyncio.sleep(0.02)
+        release.unlink(missing_ok=True)
+        (self.directory / PARKED).unlink(missing_ok=True)
+        log.info("write gate: released")
+
+
+class WriteGate:
+    """The test's side: ``arm`` a list write, ``wait_parked`` until the reconciler holds it (its DataVersion),
+    ``release`` it."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        directory.mkdir(parents=True, exist_ok=True)
+
+    def reset(self) -> None:
+        for name in (ARM, PARKED, RELEASE):
+            (self.directory / name).unlink(missing_ok=True)
+
+    def arm(self, node_id: int, path: tuple[int, int, int]) -> None:
+        self.reset()
+        _write_atomically(self.directory / ARM, " ".join(str(x) for x in (node_id, *path)))
+
+    def wait_parked(self, timeout: float) -> int | None:
+        parked = self.directory / PARKED
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                text = parked.read_text().strip()
+            except FileNotFoundError:
+                text = ""
+            if text:
+                return None if text == "none" else int(text)
+            if time.monotonic() >= deadline:
+                raise AssertionError(f"the reconciler did not reach the armed write in {timeout} s")
+            time.sleep(0.02)
+
+    def release(self) -> None:
+        _write_atomically(self.directory / RELEASE, "go")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args_in = list(sys.argv[1:] if argv is None else argv)
+    if not args_in:
+        print("usage: python -m tests.e2e.gated_device GATE_DIR run --storage DIR ...", file=sys.stderr)
+        return EXIT_USAGE
+    gate = GateHook(Path(args_in.pop(0)))
+    args = build_parser().parse_args(args_in)
+    try:  # as jfds_device.cli.main does
+        config = NodeConfig(storage=args.storage, passcode=args.passcode, discriminator=args.discriminator,
+                            port=args.port, interface=args.interface, vendor_id=args.vendor_id,
+                            product_id=args.product_id, friendly_name=args.friendly_name, certs_dir=args.certs,
+                            log_level=args.log_level)
+    except ConfigError as exc:
+        print(f"jfds-device: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    logging.basicConfig(level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        stream=sys.stderr)
+    from jfds_device.node.app import Device, run_until_signalled
+
+    def install(device: Device) -> None:
+        assert device.reconciler is not None
+        device.reconciler.before_list_write = gate
+        log.info("write gate installed on the reconciler (%s)", gate.directory)
+
+    return asyncio.run(run_until_signalled(config, on_started=install))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
