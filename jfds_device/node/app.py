@@ -21,7 +21,7 @@ from clusters.basic_information.server import BasicInformationConfig
 from jfds_device import qr
 from jfds_device.codec.message import ProtocolId
 from jfds_device.crypto.attestation import load_attestation
-from jfds_device.datamodel.commissioning_window import CloseReason as WindowCloseReason
+from jfds_device.datamodel.commissioning_attempt import CommissioningAttempt
 from jfds_device.datamodel.commissioning_window import CommissioningWindow
 from jfds_device.datamodel.root import RootNode, RootNodeConfig, build_root_node
 from jfds_device.datastore.jfds import JfdsStore
@@ -138,10 +138,12 @@ class Device:
             session_params,
             identities=self.fabrics.identities,
             resumption=self.resumption,
+            on_pase_established=self._pase_established,
         )
         host, port = self.endpoint.local_address[:2]
-        self.root.failsafe.add_expiry_listener(self._failsafe_expired)
-        self.root.failsafe.add_commit_listener(lambda: self.window.close(WindowCloseReason.COMMISSIONED))
+        # Every PASE session runs under the fail-safe; its expiry, loss or commit ends the attempt (never deaf).
+        self.commissioning = CommissioningAttempt(self.window, self.root.failsafe,
+                                                  end_pase_sessions=self._end_pase_sessions)
         self.advertiser = Advertiser(
             config.interface,
             port=port,
@@ -253,15 +255,16 @@ class Device:
         for session in self.sessions.sessions_for_fabric(fabric_index):
             self._close_session(session)
 
-    def _failsafe_expired(self) -> None:
-        """Core spec 11.10.7.2.1: after the rollback the commissioning session ends; the window listens again."""
+    def _pase_established(self, session: SecureSession) -> None:
+        self.commissioning.pase_established(session.local_session_id, self.loop.time())
+
+    def _end_pase_sessions(self) -> None:
+        """Fail-safe expiry (Core spec 11.10.7.2.1) or CommissioningComplete ends the PASE sessions."""
         assert self.sessions is not None
         for session in self.sessions.secure_sessions():
             if session.auth_mode is SessionAuthMode.PASE:
                 # Deferred: an ArmFailSafe(0) that expired it still gets its response on this session first.
                 self.loop.call_soon(self._close_session, session)
-        if self.window.is_open:
-            self.window.attempt_failed()
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         """Run an advertisement update in the background, in order, keeping a reference until it ends."""
@@ -307,9 +310,10 @@ class Device:
     def _on_session_closed(self, session: SecureSession) -> None:
         if self.im is not None:
             self.im.on_session_closed(session.local_session_id)
-        if session.auth_mode is SessionAuthMode.PASE and self.window.is_open and not self.window.accepting_pase:
-            # A commissioner went away mid-way: that counts as a failed attempt and the window listens again.
-            self.window.attempt_failed()
+        if session.auth_mode is SessionAuthMode.PASE and self.root is not None:
+            # A commissioner went away mid-way: its fail-safe expires (rollback) and the window listens again.
+            with self.root.node.atomic():
+                self.commissioning.pase_session_closed(session.local_session_id)
 
     def _on_message(self, event: MessageReceived) -> None:
         assert self.handshakes is not None and self.endpoint is not None
