@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 from clusters.basic_information.server import BasicInformationConfig
-from jfds_device import qr
 from jfds_device.codec.message import ProtocolId
 from jfds_device.crypto.attestation import load_attestation
 from jfds_device.datamodel.commissioning_attempt import CommissioningAttempt
@@ -32,6 +31,7 @@ from jfds_device.im.client import InteractionClient
 from jfds_device.im.provider import AuthMode, RequestContext, SubjectDescriptor
 from jfds_device.im.server import InteractionServer
 from jfds_device.node.anchor import AnchorRole
+from jfds_device.node.banner import startup_lines
 from jfds_device.node.config import NodeConfig
 from jfds_device.node.dnssd import Advertiser, CommissionableInfo, MrpIntervals, Resolver
 from jfds_device.node.handshakes import HandshakeManager
@@ -197,10 +197,9 @@ class Device:
             vendor_id=self.config.vendor_id,
             product_id=self.config.product_id,
         )
-        print(f"Manual pairing code: {payload.to_manual_code()}", flush=True)
-        print(f"QR code payload: {payload.to_qr()}", flush=True)
-        if sys.stdout.isatty():  # a picture only for a person at a terminal, not for logs and pipes
-            print(qr.render(qr.encode(payload.to_qr()), quiet_zone=4, invert=True), flush=True)
+        for line in startup_lines(payload, commissionable=self.window.accepting_pase,
+                                  fabric_count=len(self.fabrics.fabrics()), picture=sys.stdout.isatty()):
+            print(line, flush=True)
 
     def _window_changed(self, window: CommissioningWindow) -> None:
         info = (
