@@ -109,10 +109,13 @@ class CommissioningAttempt:
             self.window.attempt_failed()  # no attempt on record, yet the window waits for one: never stay deaf
 
     def _attempt_failed(self) -> None:
-        if self.window.is_open:
-            self.window.attempt_failed()
-        else:
+        if not self.window.is_open:
             log.info("commissioning attempt failed; the commissioning window is closed")
+            return
+        self.window.attempt_failed()
+        log.info("commissioning attempt failed (failures in this window: %d of %d); %s",
+                 self.window.limiter.failed_attempts, self.window.limiter.max_failed_attempts,
+                 "listening for PASE again" if self.window.accepting_pase else "the window closed")
 
     def _commissioning_complete(self) -> None:
         self._session_id = None
