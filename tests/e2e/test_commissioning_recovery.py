@@ -1,0 +1,145 @@
+"""Issue 9 end to end: commissioning never wedges. A commissioner that opens a PASE session and goes away
+leaves the node commissionable again, as the CHIP SDK does (CommissioningWindowManager arms a 60 s fail-safe
+when PASE is established; its expiry closes the session and the window listens and advertises again).
+
+Each test has its own device and namespaces; the commissioners are the CHIP SDK Python controller.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.e2e.harness import ChipController, DeviceProcess, Topology, topology
+
+pytestmark = [pytest.mark.netns, pytest.mark.interop]
+
+Clusters = pytest.importorskip("chip.clusters", reason="home-assistant-chip-clusters is not installed")
+from chip.ChipDeviceCtrl import DiscoveryFilterType  # noqa: E402
+
+PASSCODE = 20202021
+DISCRIMINATOR = 3840
+FAIL_SAFE_S = 60  # the fail-safe PASE establishment arms (SDK CHIP_DEVICE_CONFIG_FAILSAFE_EXPIRY_LENGTH_SEC)
+RECOVERY_BUDGET_S = 90
+GC = Clusters.GeneralCommissioning
+BI = Clusters.BasicInformation
+OC = Clusters.OperationalCredentials
+
+
+def commissionable(ctrl: ChipController, timeout_s: int) -> list[Any]:
+    """Browse ``_matterc._udp`` for our long discriminator (stops at the first answer)."""
+    found = ctrl.call("DiscoverCommissionableNodes", filterType=DiscoveryFilterType.LONG_DISCRIMINATOR,
+                      filter=DISCRIMINATOR, stopOnFirst=True, timeoutSecond=timeout_s, timeout=timeout_s + 30)
+    return list(found or [])
+
+
+def wait_commissionable(ctrl: ChipController, deadline: float) -> list[Any]:
+    while time.monotonic() < deadline:
+        found = commissionable(ctrl, 5)
+        if found:
+            return found
+    pytest.fail("the device never advertised itself as commissionable again")
+
+
+def wait_for_log(device: DeviceProcess, pattern: str, timeout: float) -> re.Match[str]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        match = re.search(pattern, device.output())
+        if match:
+            return match
+        time.sleep(0.1)
+    pytest.fail(f"no {pattern!r} in the device log within {timeout} s")
+
+
+def open_pase(ctrl: ChipController, net: Topology, node_id: int) -> None:
+    ctrl.call("EstablishPASESessionIP", net.dev_ip6, PASSCODE, node_id, 5540, timeout=30)
+    vendor = ctrl.call("ReadAttribute", node_id, [(0, BI.Attributes.VendorID)])[0][BI][BI.Attributes.VendorID]
+    assert vendor == 0xFFF1  # the session works
+
+
+def commission_fresh(net: Topology, tmp: Path, node_id: int, deadline: float) -> ChipController:
+    """A new controller process finds the device by its long discriminator and commissions it."""
+    fresh = ChipController(net.ctl, tmp / "fresh")
+    try:
+        wait_commissionable(fresh, deadline)
+        node = fresh.call("CommissionOnNetwork", node_id, PASSCODE, DiscoveryFilterType.LONG_DISCRIMINATOR,
+                          DISCRIMINATOR, timeout=max(5.0, deadline - time.monotonic()))
+        assert node == node_id
+        assert time.monotonic() < deadline, "commissioned, but later than the recovery budget"
+        return fresh
+    except BaseException:
+        fresh.close()
+        raise
+
+
+def test_pase_abandoned_by_a_killed_controller_expires_and_the_node_is_commissionable_again(tmp_path: Path) -> None:
+    with topology() as net:
+        device = DeviceProcess(net.dev, tmp_path / "state", "--interface", net.dev_ifname)
+        crashed = ChipController(net.ctl, tmp_path / "crashed")
+        fresh: ChipController | None = None
+        try:
+            open_pase(crashed, net, 0x70)
+            wait_for_log(device, r"PASE session \d+: fail-safe armed for 60 s", 10)
+            crashed.kill()  # SIGKILL: no CloseSession, no ArmFailSafe, nothing
+            killed = time.monotonic()
+            probe = ChipController(net.ctl, tmp_path / "probe")
+            try:
+                # While the abandoned session holds the fail-safe the node does not advertise _matterc._udp.
+                assert commissionable(probe, 3) == []
+            finally:
+                probe.close()
+            fresh = commission_fresh(net, tmp_path, 0x71, killed + RECOVERY_BUDGET_S)
+            log = device.output()
+            assert re.search(r"commissioning attempt failed \(failures in this window: 1 of 20\); listening", log)
+            assert "commissioning window closed: commissioning complete" in log
+            # Recovery came from the fail-safe, not earlier: the node waited for its expiry.
+            assert time.monotonic() - killed > FAIL_SAFE_S - 15
+            fabrics = fresh.call("ReadAttribute", 0x71, [(0, OC.Attributes.Fabrics)])[0][OC][OC.Attributes.Fabrics]
+            assert [f.nodeID for f in fabrics] == [0x71]
+        finally:
+            crashed.close()
+            if fresh is not None:
+                fresh.close()
+            device.stop()
+
+
+def test_pase_then_arm_fail_safe_0_frees_the_node_at_once_and_a_commissioned_node_prints_no_code(
+    tmp_path: Path,
+) -> None:
+    with topology() as net:
+        device = DeviceProcess(net.dev, tmp_path / "state", "--interface", net.dev_ifname)
+        quitter = ChipController(net.ctl, tmp_path / "quitter")
+        fresh: ChipController | None = None
+        try:
+            assert "Manual pairing code: 34970112332" in device.output()
+            open_pase(quitter, net, 0x80)
+            # The commissioner never armed the fail-safe; ArmFailSafe(0) expires the one PASE armed.
+            response = quitter.call("SendCommand", 0x80, 0, GC.Commands.ArmFailSafe(expiryLengthSeconds=0,
+                                                                                    breadcrumb=0))
+            assert response.errorCode == GC.Enums.CommissioningErrorEnum.kOk
+            disarmed = time.monotonic()
+            quitter.kill()
+            wait_for_log(device, r"commissioning attempt failed \(failures in this window: 1 of 20\); listening", 10)
+            fresh = commission_fresh(net, tmp_path, 0x81, disarmed + RECOVERY_BUDGET_S)
+            # Not the fail-safe timer: the node was commissionable again well before 60 s.
+            assert time.monotonic() - disarmed < FAIL_SAFE_S
+
+            # Restarted while commissioned (window closed): one line with the fabric count, no code.
+            before = len(device.output())
+            assert device.stop() == 0
+            device.start()
+            deadline = time.monotonic() + 20
+            while "Commissioned on" not in device.output()[before:] and time.monotonic() < deadline:
+                time.sleep(0.1)
+            banner = device.output()[before:]
+            assert "Commissioned on 1 fabric; the commissioning window is closed" in banner
+            assert "Manual pairing code" not in banner and "QR code payload" not in banner
+        finally:
+            quitter.close()
+            if fresh is not None:
+                fresh.close()
+            device.stop()
