@@ -99,11 +99,11 @@ class CommissioningAttempt:
 
     def _failsafe_expired(self) -> None:
         # Core spec 11.10.7.2.1: after the rollback the commissioning session ends; SDK HandleFailedAttempt.
-        had_attempt = self._session_id is not None
-        self._session_id = None
+        session_id, self._session_id = self._session_id, None
         self._owns_failsafe = False
         self._end_pase_sessions()
-        if had_attempt:
+        if session_id is not None:
+            log.info("fail-safe expired: the commissioning attempt of PASE session %d ends", session_id)
             self._attempt_failed()
         elif self.window.is_open and not self.window.accepting_pase:
             self.window.attempt_failed()  # no attempt on record, yet the window waits for one: never stay deaf

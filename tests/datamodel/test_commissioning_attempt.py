@@ -275,3 +275,21 @@ def test_complete_over_case_after_expiry_reports_no_fail_safe(n: Node) -> None:
     n.establish()
     n.advance(EXPIRY)
     assert Error(n.invoke(n.case(1), COMPLETE, {}, cluster=GC)[0]) is Error.NO_FAIL_SAFE
+
+
+def test_a_paused_window_without_an_attempt_on_record_listens_again_on_any_expiry(n: Node) -> None:
+    """Defensive: whatever paused the window, a fail-safe expiry must not leave it deaf."""
+    n.window.session_established()  # paused, but no PASE session reported to the attempt
+    n.failsafe.arm(30, n.now, fabric_index=NO_FABRIC, session_id=5)
+    n.advance(30)
+    assert n.listening() and n.window.limiter.failed_attempts == 1 and n.ended == 1
+
+
+def test_expiry_and_failure_are_logged_without_secrets(n: Node, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.INFO, logger="jfds_device.datamodel.commissioning_attempt"):
+        session = n.establish()
+        n.advance(EXPIRY)
+    assert f"PASE session {session}: fail-safe armed for 60 s" in caplog.text
+    assert f"fail-safe expired: the commissioning attempt of PASE session {session} ends" in caplog.text
+    assert "failures in this window: 1 of 20); listening for PASE again" in caplog.text
+    assert "20202021" not in caplog.text and "34970112332" not in caplog.text
