@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.harness import ChipController, DeviceProcess, Topology, topology
+from tests.e2e.harness import ChipController, DeviceProcess, RemoteError, Topology, topology
 
 pytestmark = [pytest.mark.netns, pytest.mark.interop]
 
@@ -25,9 +25,11 @@ PASSCODE = 20202021
 DISCRIMINATOR = 3840
 FAIL_SAFE_S = 60  # the fail-safe PASE establishment arms (SDK CHIP_DEVICE_CONFIG_FAILSAFE_EXPIRY_LENGTH_SEC)
 RECOVERY_BUDGET_S = 90
+MAX_FAILED_ATTEMPTS = 20  # Core spec 5.5
 GC = Clusters.GeneralCommissioning
 BI = Clusters.BasicInformation
 OC = Clusters.OperationalCredentials
+AC = Clusters.AdministratorCommissioning
 
 
 def commissionable(ctrl: ChipController, timeout_s: int) -> list[Any]:
@@ -142,4 +144,50 @@ def test_pase_then_arm_fail_safe_0_frees_the_node_at_once_and_a_commissioned_nod
             quitter.close()
             if fresh is not None:
                 fresh.close()
+            device.stop()
+
+
+def establish_retrying_local_refusals(ctrl: ChipController, net: Topology, node_id: int) -> None:
+    """PASE with the right passcode. The controller refuses to start one while it still winds down the previous
+    session (CHIPDeviceController.cpp: "Incorrect state", nothing sent); that never reached the device."""
+    for _ in range(10):
+        try:
+            ctrl.call("EstablishPASESessionIP", net.dev_ip6, PASSCODE, node_id, 5540, timeout=40)
+            return
+        except RemoteError as err:
+            if "CHIPDeviceController.cpp" not in str(err):
+                raise
+            time.sleep(0.3)
+    raise AssertionError("the controller stayed busy")
+
+
+def test_twenty_abandoned_attempts_close_the_window_as_the_spec_limits(tmp_path: Path) -> None:
+    """Core spec 5.5 (SDK kMaxFailedCommissioningAttempts): each PASE + ArmFailSafe(0) is a failed commissioning
+    attempt; the 20th closes the window an Administrator opened, and the node keeps serving its fabric."""
+    with topology() as net:
+        device = DeviceProcess(net.dev, tmp_path / "state", "--interface", net.dev_ifname)
+        admin = ChipController(net.ctl, tmp_path / "admin")
+        quitter = ChipController(net.ctl, tmp_path / "quitter")
+        try:
+            assert admin.call("CommissionOnNetwork", 0x90, PASSCODE, DiscoveryFilterType.LONG_DISCRIMINATOR,
+                              DISCRIMINATOR, timeout=90) == 0x90
+            admin.call("SendCommand", 0x90, 0, AC.Commands.OpenBasicCommissioningWindow(commissioningTimeout=900),
+                       timedRequestTimeoutMs=5000)
+            for attempt in range(1, MAX_FAILED_ATTEMPTS + 1):
+                establish_retrying_local_refusals(quitter, net, 0x100 + attempt)
+                response = quitter.call("SendCommand", 0x100 + attempt, 0,
+                                        GC.Commands.ArmFailSafe(expiryLengthSeconds=0, breadcrumb=0))
+                assert response.errorCode == GC.Enums.CommissioningErrorEnum.kOk
+                wait_for_log(device, rf"failures in this window: {attempt} of {MAX_FAILED_ATTEMPTS}\)", 10)
+            assert f"failures in this window: {MAX_FAILED_ATTEMPTS} of {MAX_FAILED_ATTEMPTS}); the window closed" in (
+                device.output())
+            assert "basic commissioning window closed: too many failed attempts" in device.output()
+            status = admin.call("ReadAttribute", 0x90, [(0, AC.Attributes.WindowStatus)])[0][AC][
+                AC.Attributes.WindowStatus]
+            assert status == AC.Enums.CommissioningWindowStatusEnum.kWindowNotOpen
+            with pytest.raises(RemoteError):  # the right passcode no longer opens a session
+                quitter.call("EstablishPASESessionIP", net.dev_ip6, PASSCODE, 0x200, 5540, timeout=40)
+        finally:
+            quitter.close()
+            admin.close()
             device.stop()
