@@ -32,16 +32,16 @@ OC = Clusters.OperationalCredentials
 AC = Clusters.AdministratorCommissioning
 
 
-def commissionable(ctrl: ChipController, timeout_s: int) -> list[Any]:
-    """Browse ``_matterc._udp`` for our long discriminator (stops at the first answer)."""
+def commissionable(ctrl: ChipController, timeout_s: int, discriminator: int = DISCRIMINATOR) -> list[Any]:
+    """Browse ``_matterc._udp`` for a long discriminator (stops at the first answer)."""
     found = ctrl.call("DiscoverCommissionableNodes", filterType=DiscoveryFilterType.LONG_DISCRIMINATOR,
-                      filter=DISCRIMINATOR, stopOnFirst=True, timeoutSecond=timeout_s, timeout=timeout_s + 30)
+                      filter=discriminator, stopOnFirst=True, timeoutSecond=timeout_s, timeout=timeout_s + 30)
     return list(found or [])
 
 
-def wait_commissionable(ctrl: ChipController, deadline: float) -> list[Any]:
+def wait_commissionable(ctrl: ChipController, deadline: float, discriminator: int = DISCRIMINATOR) -> list[Any]:
     while time.monotonic() < deadline:
-        found = commissionable(ctrl, 5)
+        found = commissionable(ctrl, 5, discriminator)
         if found:
             return found
     pytest.fail("the device never advertised itself as commissionable again")
@@ -189,5 +189,39 @@ def test_twenty_abandoned_attempts_close_the_window_as_the_spec_limits(tmp_path:
                 quitter.call("EstablishPASESessionIP", net.dev_ip6, PASSCODE, 0x200, 5540, timeout=40)
         finally:
             quitter.close()
+            admin.close()
+            device.stop()
+
+
+def test_a_second_admin_that_crashes_mid_pairing_does_not_use_up_the_enhanced_window(tmp_path: Path) -> None:
+    """Multi-admin: an Administrator opens an enhanced window; the new admin's app dies right after PASE. The
+    window, still within its CommissioningTimeout, listens again once the fail-safe expires, with the same
+    one-time code and discriminator."""
+    ecm_discriminator = 3333
+    with topology() as net:
+        device = DeviceProcess(net.dev, tmp_path / "state", "--interface", net.dev_ifname)
+        admin = ChipController(net.ctl, tmp_path / "admin")
+        crashed = ChipController(net.ctl, tmp_path / "crashed", node_id=0x4444, fabric_id=2)
+        second: ChipController | None = None
+        try:
+            assert admin.call("CommissionOnNetwork", 0xA0, PASSCODE, DiscoveryFilterType.LONG_DISCRIMINATOR,
+                              DISCRIMINATOR, timeout=90) == 0xA0
+            params = admin.call("OpenCommissioningWindow", 0xA0, 600, 1000, ecm_discriminator, 1, timeout=30)
+            crashed.call("EstablishPASESessionIP", net.dev_ip6, params.setupPinCode, 0xB0, 5540, timeout=30)
+            wait_for_log(device, r"PASE session \d+: fail-safe armed for 60 s", 10)
+            crashed.kill()
+            killed = time.monotonic()
+            second = ChipController(net.ctl, tmp_path / "second", node_id=0x4444, fabric_id=2)
+            assert commissionable(second, 3, ecm_discriminator) == []
+            wait_commissionable(second, killed + RECOVERY_BUDGET_S, ecm_discriminator)
+            assert second.call("CommissionWithCode", params.setupManualCode, 0xB1, timeout=60) == 0xB1
+            assert time.monotonic() - killed < RECOVERY_BUDGET_S
+            fabrics = admin.call("ReadAttribute", 0xA0, [(0, OC.Attributes.Fabrics)], fabricFiltered=False)[0][OC][
+                OC.Attributes.Fabrics]
+            assert sorted(f.fabricID for f in fabrics) == [1, 2]
+        finally:
+            crashed.close()
+            if second is not None:
+                second.close()
             admin.close()
             device.stop()
