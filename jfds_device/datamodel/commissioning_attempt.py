@@ -51,6 +51,8 @@ class CommissioningAttempt:
         end_pase_sessions: Callable[[], None],
         expiry_s: float = FAIL_SAFE_EXPIRY_LENGTH_S,
     ) -> None:
+        if not expiry_s > 0:
+            raise ValueError("the fail-safe a PASE session arms needs a positive expiry")
         self.window = window
         self.failsafe = failsafe
         self._end_pase_sessions = end_pase_sessions

@@ -293,3 +293,16 @@ def test_expiry_and_failure_are_logged_without_secrets(n: Node, caplog: pytest.L
     assert f"fail-safe expired: the commissioning attempt of PASE session {session} ends" in caplog.text
     assert "failures in this window: 1 of 20); listening for PASE again" in caplog.text
     assert "20202021" not in caplog.text and "34970112332" not in caplog.text
+
+
+def test_a_handshake_that_completes_after_the_window_closed_is_still_bounded_by_the_fail_safe(n: Node) -> None:
+    n.window.close(CloseReason.TIMEOUT)  # closed while a handshake was under way
+    n.establish()
+    assert n.failsafe.armed and n.failsafe.deadline == n.now + EXPIRY
+    n.advance(EXPIRY)
+    assert n.ended == 1 and not n.window.is_open and not n.failsafe.armed
+
+
+def test_the_expiry_must_be_positive(n: Node) -> None:
+    with pytest.raises(ValueError):
+        CommissioningAttempt(n.window, n.failsafe, end_pase_sessions=lambda: None, expiry_s=0)
