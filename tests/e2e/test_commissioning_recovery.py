@@ -67,7 +67,8 @@ def commission_fresh(net: Topology, tmp: Path, node_id: int, deadline: float) ->
     """A new controller process finds the device by its long discriminator and commissions it."""
     fresh = ChipController(net.ctl, tmp / "fresh")
     try:
-        wait_commissionable(fresh, deadline)
+        [record] = wait_commissionable(fresh, deadline)
+        assert record["commissioningMode"] == 1  # CM=1: the basic window accepts PASE again (Core spec 4.3.1)
         node = fresh.call("CommissionOnNetwork", node_id, PASSCODE, DiscoveryFilterType.LONG_DISCRIMINATOR,
                           DISCRIMINATOR, timeout=max(5.0, deadline - time.monotonic()))
         assert node == node_id
@@ -85,7 +86,7 @@ def test_pase_abandoned_by_a_killed_controller_expires_and_the_node_is_commissio
         fresh: ChipController | None = None
         try:
             open_pase(crashed, net, 0x70)
-            wait_for_log(device, r"PASE session \d+: fail-safe armed for 60 s", 10)
+            session = wait_for_log(device, r"PASE session (\d+): fail-safe armed for 60 s", 10).group(1)
             crashed.kill()  # SIGKILL: no CloseSession, no ArmFailSafe, nothing
             killed = time.monotonic()
             probe = ChipController(net.ctl, tmp_path / "probe")
@@ -96,6 +97,10 @@ def test_pase_abandoned_by_a_killed_controller_expires_and_the_node_is_commissio
                 probe.close()
             fresh = commission_fresh(net, tmp_path, 0x71, killed + RECOVERY_BUDGET_S)
             log = device.output()
+            assert f"fail-safe expired: the commissioning attempt of PASE session {session} ends" in log
+            # CloseSession (a StatusReport, SecureChannel opcode 0x40) went out on the abandoned session.
+            assert re.search(rf"<<< \[E:\d+i S:{session} [^\n]*Type 0000:40", log)
+            assert f"session S:{session} closed" in log
             assert re.search(r"commissioning attempt failed \(failures in this window: 1 of 20\); listening", log)
             assert "commissioning window closed: commissioning complete" in log
             # Recovery came from the fail-safe, not earlier: the node waited for its expiry.
@@ -213,7 +218,8 @@ def test_a_second_admin_that_crashes_mid_pairing_does_not_use_up_the_enhanced_wi
             killed = time.monotonic()
             second = ChipController(net.ctl, tmp_path / "second", node_id=0x4444, fabric_id=2)
             assert commissionable(second, 3, ecm_discriminator) == []
-            wait_commissionable(second, killed + RECOVERY_BUDGET_S, ecm_discriminator)
+            [record] = wait_commissionable(second, killed + RECOVERY_BUDGET_S, ecm_discriminator)
+            assert record["commissioningMode"] == 2  # CM=2: still the enhanced window (Core spec 4.3.1)
             assert second.call("CommissionWithCode", params.setupManualCode, 0xB1, timeout=60) == 0xB1
             assert time.monotonic() - killed < RECOVERY_BUDGET_S
             fabrics = admin.call("ReadAttribute", 0xA0, [(0, OC.Attributes.Fabrics)], fabricFiltered=False)[0][OC][
