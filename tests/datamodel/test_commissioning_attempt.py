@@ -306,3 +306,26 @@ def test_a_handshake_that_completes_after_the_window_closed_is_still_bounded_by_
 def test_the_expiry_must_be_positive(n: Node) -> None:
     with pytest.raises(ValueError):
         CommissioningAttempt(n.window, n.failsafe, end_pase_sessions=lambda: None, expiry_s=0)
+
+
+def test_a_session_reported_closed_during_the_rollback_counts_once(n: Node) -> None:
+    """The rollback of AddNOC removes the pending fabric, and the shell closes that fabric's sessions, the PASE
+    one included; however soon that close is reported, the attempt fails once."""
+    commissioner = Commissioner()
+    session = n.establish()
+    n.invoke(n.pase(), ADD_ROOT, {0: commissioner.rcac})
+    noc, icac = commissioner.chain(n.csr(n.pase()), 0x1234)
+    assert n.add_noc(n.pase(), noc, icac, commissioner.ipk)[0] == NocStatus.OK
+
+    reported: list[int] = []
+
+    class CloseOnRemoval:
+        def fabric_removed(self, fabric_index: int) -> None:
+            reported.append(session)
+            n.attempt.pase_session_closed(session)
+
+    n.table.add_listener(CloseOnRemoval())
+    n.advance(EXPIRY)
+    assert reported == [session]
+    assert n.window.limiter.failed_attempts == 1 and n.listening() and not n.failsafe.armed
+    assert n.table.fabrics(include_pending=True) == []
