@@ -180,6 +180,14 @@ def test_twenty_abandoned_attempts_close_the_window_as_the_spec_limits(tmp_path:
                        timedRequestTimeoutMs=5000)
             for attempt in range(1, MAX_FAILED_ATTEMPTS + 1):
                 establish_retrying_local_refusals(quitter, net, 0x100 + attempt)
+                if attempt == 1:
+                    # The fail-safe PASE armed has no fabric: the PASE commissioner may re-arm it, a CASE admin not.
+                    busy = admin.call("SendCommand", 0x90, 0, GC.Commands.ArmFailSafe(expiryLengthSeconds=10,
+                                                                                      breadcrumb=0))
+                    assert busy.errorCode == GC.Enums.CommissioningErrorEnum.kBusyWithOtherAdmin
+                    rearmed = quitter.call("SendCommand", 0x101, 0, GC.Commands.ArmFailSafe(expiryLengthSeconds=120,
+                                                                                            breadcrumb=0))
+                    assert rearmed.errorCode == GC.Enums.CommissioningErrorEnum.kOk
                 response = quitter.call("SendCommand", 0x100 + attempt, 0,
                                         GC.Commands.ArmFailSafe(expiryLengthSeconds=0, breadcrumb=0))
                 assert response.errorCode == GC.Enums.CommissioningErrorEnum.kOk
