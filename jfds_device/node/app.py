@@ -18,10 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from clusters.basic_information.server import BasicInformationConfig
-from jfds_device import qr
 from jfds_device.codec.message import ProtocolId
 from jfds_device.crypto.attestation import AttestationMaterial, load_attestation
-from jfds_device.datamodel.commissioning_window import CloseReason as WindowCloseReason
+from jfds_device.datamodel.commissioning_attempt import CommissioningAttempt
 from jfds_device.datamodel.commissioning_window import CommissioningWindow
 from jfds_device.datamodel.root import RootNode, RootNodeConfig, build_root_node
 from jfds_device.datastore.jfds import JfdsStore
@@ -32,6 +31,7 @@ from jfds_device.im.client import InteractionClient
 from jfds_device.im.provider import AuthMode, RequestContext, SubjectDescriptor
 from jfds_device.im.server import InteractionServer
 from jfds_device.node.anchor import AnchorRole
+from jfds_device.node.banner import startup_lines
 from jfds_device.node.config import NodeConfig
 from jfds_device.node.dnssd import Advertiser, CommissionableInfo, MrpIntervals, Resolver
 from jfds_device.node.handshakes import HandshakeManager
@@ -151,10 +151,12 @@ class Device:
             session_params,
             identities=self.fabrics.identities,
             resumption=self.resumption,
+            on_pase_established=self._pase_established,
         )
         host, port = self.endpoint.local_address[:2]
-        self.root.failsafe.add_expiry_listener(self._failsafe_expired)
-        self.root.failsafe.add_commit_listener(lambda: self.window.close(WindowCloseReason.COMMISSIONED))
+        # Every PASE session runs under the fail-safe; its expiry, loss or commit ends the attempt (never deaf).
+        self.commissioning = CommissioningAttempt(self.window, self.root.failsafe,
+                                                  end_pase_sessions=self._end_pase_sessions)
         self.advertiser = Advertiser(
             config.interface,
             port=port,
@@ -210,10 +212,9 @@ class Device:
             vendor_id=self.config.vendor_id,
             product_id=self.config.product_id,
         )
-        print(f"Manual pairing code: {payload.to_manual_code()}", flush=True)
-        print(f"QR code payload: {payload.to_qr()}", flush=True)
-        if sys.stdout.isatty():  # a picture only for a person at a terminal, not for logs and pipes
-            print(qr.render(qr.encode(payload.to_qr()), quiet_zone=4, invert=True), flush=True)
+        for line in startup_lines(payload, commissionable=self.window.accepting_pase,
+                                  fabric_count=len(self.fabrics.fabrics()), picture=sys.stdout.isatty()):
+            print(line, flush=True)
 
     def _window_changed(self, window: CommissioningWindow) -> None:
         info = (
@@ -268,15 +269,16 @@ class Device:
         for session in self.sessions.sessions_for_fabric(fabric_index):
             self._close_session(session)
 
-    def _failsafe_expired(self) -> None:
-        """Core spec 11.10.7.2.1: after the rollback the commissioning session ends; the window listens again."""
+    def _pase_established(self, session: SecureSession) -> None:
+        self.commissioning.pase_established(session.local_session_id, self.loop.time())
+
+    def _end_pase_sessions(self) -> None:
+        """Fail-safe expiry (Core spec 11.10.7.2.1) or CommissioningComplete ends the PASE sessions."""
         assert self.sessions is not None
         for session in self.sessions.secure_sessions():
             if session.auth_mode is SessionAuthMode.PASE:
                 # Deferred: an ArmFailSafe(0) that expired it still gets its response on this session first.
                 self.loop.call_soon(self._close_session, session)
-        if self.window.is_open:
-            self.window.attempt_failed()
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         """Run an advertisement update in the background, in order, keeping a reference until it ends."""
@@ -322,9 +324,10 @@ class Device:
     def _on_session_closed(self, session: SecureSession) -> None:
         if self.im is not None:
             self.im.on_session_closed(session.local_session_id)
-        if session.auth_mode is SessionAuthMode.PASE and self.window.is_open and not self.window.accepting_pase:
-            # A commissioner went away mid-way: that counts as a failed attempt and the window listens again.
-            self.window.attempt_failed()
+        if session.auth_mode is SessionAuthMode.PASE and self.root is not None:
+            # A commissioner went away mid-way: its fail-safe expires (rollback) and the window listens again.
+            with self.root.node.atomic():
+                self.commissioning.pase_session_closed(session.local_session_id)
 
     def _on_message(self, event: MessageReceived) -> None:
         assert self.handshakes is not None and self.endpoint is not None

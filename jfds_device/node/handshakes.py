@@ -45,13 +45,17 @@ class HandshakeManager:
         *,
         identities: Callable[[], Sequence[OperationalIdentity]] = list,
         resumption: ResumptionStore | None = None,
+        on_pase_established: Callable[[SecureSession], None] | None = None,
     ) -> None:
+        """``on_pase_established`` takes over what a new PASE session means for commissioning (the node arms
+        the fail-safe, see ``CommissioningAttempt``); by default the window just stops listening."""
         self._endpoint = endpoint
         self._sessions = sessions
         self._window = window
         self._session_params = session_params
         self._identities = identities
         self._resumption = resumption
+        self._on_pase_established = on_pase_established or (lambda _session: window.session_established())
         self._handshakes: dict[ExchangeRef, Responder] = {}
 
     def on_message(self, event: MessageReceived) -> None:
@@ -140,11 +144,12 @@ class HandshakeManager:
         session: SecureSession
         if isinstance(result, PaseResult):
             session = self._sessions.add_secure(auth_mode=SessionAuthMode.PASE, **common)
-            self._window.session_established()
         else:
             session = self._add_case_session(result, common)
         log.info("%s session %d established with %s", session.auth_mode.name, session.local_session_id,
                  ref.session.peer_addr)
+        if session.auth_mode is SessionAuthMode.PASE:
+            self._on_pase_established(session)
 
     def _add_case_session(self, result: CaseResult, common: dict[str, object]) -> SecureSession:
         if self._resumption is not None:

@@ -208,6 +208,15 @@ class ChipController:
             raise RemoteError(pickle.loads(base64.b64decode(payload)))
         raise RuntimeError(f"controller died: {line!r}; see {self.log_path}")
 
+    def kill(self) -> None:
+        """SIGKILL the controller (a crashed commissioner): it sends nothing, not even CloseSession.
+        ``ip netns exec``, ``unshare`` and ``sh -c 'mount ... && exec python'`` all exec, so ``proc`` is the
+        controller process itself."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.close()
+
     def close(self) -> None:
         if self.proc.poll() is None:
             with contextlib.suppress(Exception):

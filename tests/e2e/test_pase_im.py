@@ -55,6 +55,11 @@ def ctrl(net: Topology, tmp: Path, device: DeviceProcess) -> Iterator[ChipContro
     controller = ChipController(net.ctl, tmp / "ctrl")
     try:
         controller.call("EstablishPASESessionIP", net.dev_ip6, PASSCODE, NODE_ID, 5540, timeout=30)
+        # PASE establishment arms a 60 s fail-safe whose expiry ends the session (as in the CHIP SDK); like a
+        # commissioner, extend it to MaxCumulativeFailsafeSeconds so the module's tests share one session.
+        armed = controller.call("SendCommand", NODE_ID, 0, GC.Commands.ArmFailSafe(expiryLengthSeconds=900,
+                                                                                   breadcrumb=0))
+        assert armed.errorCode == GC.Enums.CommissioningErrorEnum.kOk
         yield controller
     finally:
         controller.close()
