@@ -93,13 +93,20 @@ def test_wrong_passcodes_fail_and_the_window_closes_after_the_limit(
 def test_fewer_failures_leave_the_window_open(tmp_path: Path) -> None:
     with topology() as net:
         device = DeviceProcess(net.dev, tmp_path / "state", "--interface", net.dev_ifname)
-        ctrl = ChipController(net.ctl, tmp_path / "ctrl")
+        guesser = ChipController(net.ctl, tmp_path / "guesser")
+        ctrl: ChipController | None = None
         try:
             for attempt in range(3):
                 with pytest.raises(RemoteError):
-                    establish(ctrl, net, WRONG, 0x300 + attempt)
+                    establish(guesser, net, WRONG, 0x300 + attempt)
+            # The right passcode from a fresh controller process: after a failed handshake the SDK controller
+            # sometimes reports that failure again for its next attempt without sending anything (seen in about 2
+            # of 5 runs), which would say nothing about the device's window.
+            ctrl = ChipController(net.ctl, tmp_path / "ctrl")
             establish(ctrl, net, PASSCODE, 0x400)
             ctrl.call("ReadAttribute", 0x400, [(0, Clusters.BasicInformation.Attributes.VendorID)])
         finally:
-            ctrl.close()
+            for controller in (guesser, ctrl):
+                if controller is not None:
+                    controller.close()
             device.stop()
