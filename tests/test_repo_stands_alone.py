@@ -50,6 +50,10 @@ RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
         "a sibling folder other than shared/attestation or shared/certtests",
         re.compile(r"\.\.[/]shared[/](?!attestation\b|certtests\b)"),
     ),
+    (  # the same, spelled as quoted path parts joined by pathlib's / or by os.path.join
+        "a sibling folder other than shared/attestation or shared/certtests",
+        re.compile(r"""["']shared["']\s*[/,]\s*["'](?!(?:attestation|certtests)["'])"""),
+    ),
     ("a reference note by name", re.compile("|".join(_NOTE_NAMES), re.IGNORECASE)),
     ("a vector note by name", re.compile(_VECTOR_NOTES + r"|vectors[/][\w*]+[.]md", re.IGNORECASE)),
     ("a section of the architecture note", re.compile(r"\barchitecture (?:§|rule\b)", re.IGNORECASE)),
@@ -114,11 +118,15 @@ _FORBIDDEN = [
     "Vectors are copied from vectors/" + "*" + ".md",
     "dumped to " + "chip_jfds" + "_objects.txt",
     "SHARED = REPO_ROOT.parent / 'x'; '../" + "shared/" + "notes/a.txt'",
+    "VECTORS = REPO_ROOT.parent / " + '"shared"' + ' / "refer' + 'ence" / "vectors"',
+    "os.path.join(root, '..', " + "'shared'" + ", 'refer" + "ence')",
 ]
 _ALLOWED = [
     "python certs/make_attestation.py [--shared ../shared/attestation] [--out certs]",
     "openssl x509 -in ../shared/attestation/Chip-Test-PAA-NoVID-Cert.pem -outform der",
     "HARNESS = REPO_ROOT.parent / 'shared' / 'certtests'  # ../shared/certtests/run.py",
+    'SHARED = REPO_ROOT.parent / "shared" / "attestation"',
+    "os.path.join(root, '..', 'shared', 'certtests')",
     "See certs/README.md and the README's Architecture table (README, Architecture).",
     "connectedhomeip src/messaging/README.md; scripts/tools/spake2p/README.md @ aee7f7842dbd",
     "matter.js packages/protocol/test/session/secure/CasePairingTest.ts @ b851ce019504",
