@@ -32,7 +32,8 @@ from jfds_device.errors import CryptoError, LocalProtocolError
 
 h = bytes.fromhex
 
-# --- M and N, connectedhomeip src/crypto/CHIPCryptoPAL.h (spake2p_M_p256 / spake2p_N_p256)
+# --- M and N, connectedhomeip src/crypto/CHIPCryptoPAL.h (spake2p_M_p256 / spake2p_N_p256); the compressed
+# forms as draft-bar-cfrg-spake2plus-01 prints them for P-256.
 M_COMPRESSED = h("02886e2f97ace46e55ba9dd7242579f2993b64e16ef3dcab95afd497333d8fa12f")
 N_COMPRESSED = h("03d8bbd6c639c62937b04d997f38c3770719c629d7014d49a24b4f98baa1292b49")
 
