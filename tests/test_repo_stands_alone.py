@@ -4,7 +4,8 @@ Comments and docstrings cite the Matter spec (Core spec x.y.z), an RFC, or an up
 (+ commit), e.g. "connectedhomeip src/app/server/JointFabricDatastore.cpp" or "matter.js packages/node/src/...";
 a maintainer who clones the repository can follow those. Notes kept next to a checkout (the reference folder of
 the machine this was written on, its vector notes, absolute paths of that machine) cannot be followed, so this
-test fails on any tracked file that names them and lists every offending line.
+test fails on any tracked file that names them and lists every offending line. Likewise a path into this
+repository that a tracked file names (``tests/...``, ``jfds_device/...``) must be a tracked file.
 
 Two sibling folders are legitimate runtime inputs, not citations, and stay allowed: ``../shared/attestation`` (the
 CSA test PAA and CD-signing material, which must not be committed) and ``../shared/certtests`` (the CHIP SDK cert
@@ -71,6 +72,30 @@ def offences(text: str) -> list[tuple[int, str, str]]:
     return found
 
 
+# A path into this repository that a comment or document names must exist, or a maintainer cannot follow it
+# either. A path right after an upstream repository's name is that repository's ("CircuitMatter tests/...").
+_REPO_PATH = re.compile(
+    r"(?<![\w./-])((?:jfds_device|clusters|tests|certs|bench|\.ci)/[\w./-]*\w[.](?:py|md|mjs|json|sh|toml|pem|der|txt))\b"
+)
+_UPSTREAM_NAME = re.compile(
+    r"connectedhomeip|matter[.-]js|CircuitMatter|rs-matter|aioquic|\bh11\b|project-chip|python-matter-server"
+    r"|home-assistant",
+    re.IGNORECASE,
+)
+
+
+def dangling_paths(text: str, tracked: set[str]) -> list[tuple[int, str]]:
+    """(line number, path) for every repository path ``text`` names that is not a tracked file."""
+    found = []
+    lines = text.splitlines()
+    for index, line in enumerate(lines):
+        for match in _REPO_PATH.finditer(line):
+            before = ((lines[index - 1] if index else "") + " " + line[: match.start()])[-60:]
+            if match.group(1) not in tracked and not _UPSTREAM_NAME.search(before):
+                found.append((index + 1, match.group(1)))
+    return found
+
+
 def _tracked_files() -> list[Path]:
     git = shutil.which("git")
     if git is None:
@@ -94,6 +119,21 @@ def test_no_tracked_file_cites_anything_outside_the_repository() -> None:
         for number, rule, line in offences(data.decode("utf-8", errors="replace")):
             report.append(f"{path.relative_to(REPO_ROOT)}:{number}: {rule}: {line[:160]}")
     assert not report, "citations of things outside the repository:\n" + "\n".join(report)
+
+
+def test_every_repository_path_named_in_a_tracked_file_exists() -> None:
+    files = _tracked_files()
+    tracked = {path.relative_to(REPO_ROOT).as_posix() for path in files}
+    report = []
+    for path in files:
+        if path.is_symlink() or not path.is_file():
+            continue
+        data = path.read_bytes()
+        if b"\0" in data:
+            continue
+        for number, named in dangling_paths(data.decode("utf-8", errors="replace"), tracked):
+            report.append(f"{path.relative_to(REPO_ROOT)}:{number}: {named} is not a file of the repository")
+    assert not report, "paths that lead nowhere:\n" + "\n".join(report)
 
 
 # --- The rules themselves: each forbidden form is caught, the allowed ones are not. ----------------------------
@@ -143,6 +183,22 @@ def test_a_citation_outside_the_repository_is_caught(line: str) -> None:
 @pytest.mark.parametrize("line", _ALLOWED)
 def test_upstream_citations_and_runtime_inputs_are_allowed(line: str) -> None:
     assert offences(line) == []
+
+
+def test_a_repository_path_must_exist_unless_it_is_an_upstream_one() -> None:
+    tracked = {"tests/crypto/test_certs.py", "jfds_device/transport/wire.py"}
+    gone, nowhere = "tests/crypto/test_" + "gone.py", "clusters/nowhere/" + "schema.py"  # split: not paths here
+    text = "\n".join(
+        [
+            "# the vectors in tests/crypto/test_certs.py and jfds_device/transport/wire.py",  # both exist
+            f"# see {gone} and {nowhere}.",  # neither does
+            "# CircuitMatter tests/test_setup_codes.py @ 14140f75530c",  # upstream: not ours to check
+            "# (connectedhomeip",
+            "# tests/upstream_only.py)",  # the repository name is on the line before
+            "# f'tests/{name}.py' and tests/ alone are not paths",
+        ]
+    )
+    assert dangling_paths(text, tracked) == [(2, gone), (2, nowhere)]
 
 
 def test_the_report_names_the_line_and_the_rule() -> None:
