@@ -1,9 +1,9 @@
 """Group item kinds: key sets (band 10), the GroupKeyMap (band 20) and Groups membership (band 30).
 
-Order on the peer: KeySetWrite → GroupKeyMap → Groups.AddGroup (AddGroup needs the group's GroupKeyMap entry,
-Groups 1.3.7.1; matter.js packages/node/src/behaviors/groups/GroupsServer.ts), removal in reverse. Key set 0 is
-the fabric's IPK: it is never written or removed (matter.js accepts KeySetWrite with id 0 and would overwrite
-every administrator's CASE key). KeySetRemove also drops the set's map entries on the node.
+Order on the peer: KeySetWrite → GroupKeyMap → Groups.AddGroup (AddGroup needs the group's GroupKeyMap entry:
+Application Cluster spec 1.3.7.1, matter.js packages/node/src/behaviors/groups/GroupsServer.ts), removal in
+reverse. Key set 0 is the fabric's IPK: it is never written or removed (matter.js accepts KeySetWrite with id 0
+and would overwrite every administrator's CASE key). KeySetRemove also drops the set's map entries on the node.
 """
 
 from __future__ import annotations
