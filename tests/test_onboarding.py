@@ -27,7 +27,7 @@ from jfds_device.onboarding import (
 STANDARD, USER_INTENT, CUSTOM = CommissioningFlow
 SOFT_AP, BLE, ON_NETWORK = DiscoveryCapability.SOFT_AP, DiscoveryCapability.BLE, DiscoveryCapability.ON_NETWORK
 
-# --- Vectors: /work/shared/reference/vectors/onboarding.md ------------------------------------------------------
+# --- Vectors ------------------------------------------------------------------------------------------------
 CHIP_PY_TEST = "connectedhomeip src/setup_payload/tests/run_python_setup_payload_test.py @ 2dcc958f53bb"
 CHIP_HELPERS = "connectedhomeip src/setup_payload/tests/TestHelpers.h @ 03d2da852d68"
 CHIP_MANUAL = "connectedhomeip src/setup_payload/tests/TestManualCode.cpp @ 076ad80375d0"

@@ -6,7 +6,7 @@ list to push EndpointBindingList entries (Core spec 11.24.7.17/18). Tags cross-c
 
 TargetStruct presence rules (9.6.5.1): Node needs Endpoint; Group only without Endpoint; Endpoint is mandatory
 without Group. A peer checks them per entry on write (matter.js answers CONSTRAINT_ERROR, and a chunked list
-write can leave the list cleared: read back after a failure, shared/reference/matterjs.md §5).
+write can leave the list cleared: read back after a failure; matter.js 0.17.9 applies each list IB on its own).
 """
 
 from __future__ import annotations

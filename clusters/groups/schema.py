@@ -5,7 +5,7 @@ endpoints to push EndpointGroupIDList entries (Core spec 11.24.7.15/16). Tags cr
 ``chip.clusters.Objects.Groups`` (home-assistant-chip-clusters 2025.7.0) in tests/reconciler/test_schemas.py.
 
 A peer answers AddGroup with UNSUPPORTED_ACCESS in the response's Status field when the group has no
-GroupKeyMap entry for the caller's fabric (1.3.7.1; matter.js verified, shared/reference/matterjs.md §5),
+GroupKeyMap entry for the caller's fabric (1.3.7.1; matter.js packages/node/src/behaviors/groups/GroupsServer.ts),
 so the key set and the map entry must be on the node first.
 """
 

@@ -2,11 +2,11 @@
 ClusterServer on top. Every command runs in one datastore transaction (a savepoint inside the node's invoke
 transaction): it changes everything or nothing, and a failure answers one IM status.
 
-Status codes follow the reference SDK and the cert tests (jfds_reference_semantics.md §3, TC-JFDS-2.1..2.5):
-unknown node or endpoint -> CONSTRAINT_ERROR; unknown key set on Update/RemoveKeySet -> NOT_FOUND; duplicates
--> CONSTRAINT_ERROR; key set 0 (the IPK) and the Administrator/Anchor CAT groups -> CONSTRAINT_ERROR; a full
-list -> RESOURCE_EXHAUSTED. Field ranges, enum values and epoch-key lengths are checked when the request
-decodes (CONSTRAINT_ERROR; missing fields INVALID_COMMAND).
+Status codes follow the reference SDK and the cert tests (connectedhomeip src/app/server/JointFabricDatastore.cpp,
+src/python_testing/TC_JFDS_2_1.py .. TC_JFDS_2_5.py): unknown node or endpoint -> CONSTRAINT_ERROR; unknown key
+set on Update/RemoveKeySet -> NOT_FOUND; duplicates -> CONSTRAINT_ERROR; key set 0 (the IPK) and the
+Administrator/Anchor CAT groups -> CONSTRAINT_ERROR; a full list -> RESOURCE_EXHAUSTED. Field ranges, enum values
+and epoch-key lengths are checked when the request decodes (CONSTRAINT_ERROR; missing fields INVALID_COMMAND).
 
 Deliberate differences from the reference SDK (connectedhomeip ``JointFabricDatastore.cpp`` and the
 ``joint-fabric-datastore-server`` handlers):

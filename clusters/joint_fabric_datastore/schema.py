@@ -2,7 +2,9 @@
 
 Numbering follows the CHIP SDK's generated objects (home-assistant-chip-clusters 2025.7.0 =
 jfa-app.matter f63557fc): the spec 1.5 numbering except AddAdmin's fields, which are 0..3. Widths and
-bounds come from the upstream ZAP XML (see shared/reference/jfds_cluster.md).
+bounds come from the upstream ZAP XML (connectedhomeip src/app/zap-templates/zcl/data-model/chip/
+joint-fabric-datastore-cluster.xml @ e12702842d0f) and the IDL (examples/jf-admin-app/jfa-common/jfa-app.matter
+@ f63557fc9d0c).
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """Declarative cluster definitions: one ``ClusterDef`` per cluster holds every attribute and command id.
 
-Server and client both read these tables; numeric ids appear nowhere else (architecture rule 4).
+Server and client both read these tables; numeric ids appear nowhere else (README, Architecture: every id of a
+cluster lives in its schema table).
 """
 
 from __future__ import annotations

@@ -55,7 +55,7 @@ _EXTENSION_OIDS: dict[ExtensionTag, str] = {
 }
 _EXTENSION_BY_OID = {oid: tag for tag, oid in _EXTENSION_OIDS.items()}
 # §6.5 extensions: basicConstraints, keyUsage and extendedKeyUsage are marked critical (the SDK's converter and
-# every certs.md vector agree), the key identifiers are not.
+# every vector in tests/crypto/test_certs.py agree), the key identifiers are not.
 _CRITICAL = {ExtensionTag.BASIC_CONSTRAINTS, ExtensionTag.KEY_USAGE, ExtensionTag.EXTENDED_KEY_USAGE}
 
 # §6.5 key-purpose-id -> RFC 5280 §4.2.1.12 id-kp OIDs (note timeStamping is .8, OCSPSigning .9).

@@ -55,7 +55,8 @@ __all__ = [
 DEFAULT_NOT_BEFORE = 1
 _X509_NO_EXPIRY = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)
 _CA_KEY_USAGE = KeyUsage.KEY_CERT_SIGN | KeyUsage.CRL_SIGN
-_NOC_PURPOSES = (KeyPurpose.CLIENT_AUTH, KeyPurpose.SERVER_AUTH)  # the SDK's order (certs.md JF NOC A)
+# The SDK's order (connectedhomeip src/credentials/tests/CHIPCert_unit_test_vectors.cpp, UnitTest_JF_Node_A_crt).
+_NOC_PURPOSES = (KeyPurpose.CLIENT_AUTH, KeyPurpose.SERVER_AUTH)
 
 PublicKeyInput = bytes | ec.EllipticCurvePublicKey
 TimeInput = int | datetime

@@ -487,7 +487,8 @@ def load_public_key(point: bytes) -> ec.EllipticCurvePublicKey:
 
 def _check_serial(serial: bytes) -> None:
     # RFC 5280 limits the serial to 20 octets; deployed NOCs carry 20-octet values with a sign octet
-    # (certs.md "NOC with 21-octet serial"), which matter.js and the SDK accept, so allow that one case.
+    # (the "LG TV Certificates (21-octet NOC serial)" set of matter.js packages/protocol/test/certificate/
+    # TestCertificates.ts @ b851ce019504), which matter.js and the SDK accept, so allow that one case.
     if not serial or len(serial) > MAX_SERIAL_LENGTH + 1 or (len(serial) == MAX_SERIAL_LENGTH + 1 and serial[0] != 0):
         raise CertificateError(f"serial number must be 1..{MAX_SERIAL_LENGTH} octets")
 

@@ -1,4 +1,4 @@
-"""``ClusterServer``: one cluster instance on one endpoint, driven by its ``ClusterDef`` (architecture §6).
+"""``ClusterServer``: one cluster instance on one endpoint, driven by its ``ClusterDef`` (README, Architecture).
 
 A server subclass sets ``CLUSTER`` and writes only behaviour; the base does the rest from the schema:
 

@@ -1,6 +1,6 @@
 """The endpoint tree: implements ``im.provider.DataModelProvider`` over mounted ``ClusterServer``s.
 
-Responsibilities (architecture §6):
+Responsibilities (the data model layer of the README's Architecture table):
 
 * endpoints with device types; every endpoint gets a Descriptor server whose lists are derived from the
   tree (endpoint 0's PartsList lists every other endpoint, Core spec 9.2.1; other endpoints list their

@@ -1,1 +1,1 @@
-"""Durable storage: SQLite underneath, Matter-agnostic key/value and counters on top (architecture §6)."""
+"""Durable storage: SQLite underneath, Matter-agnostic key/value and counters on top (README, Architecture)."""

@@ -1,8 +1,9 @@
 """One SQLite connection with numbered migrations, explicit transactions and a small key/value table.
 
-This module knows nothing about Matter (architecture §6): callers choose namespaces and keys, and store
-bytes. It is synchronous and never awaits; SQLite calls on a local file are short enough to run inline on
-the event loop, and a single connection means a single writer, so there is nothing to lock.
+This module knows nothing about Matter (the storage layer of the README's Architecture table): callers choose
+namespaces and keys, and store bytes. It is synchronous and never awaits; SQLite calls on a local file are short
+enough to run inline on the event loop, and a single connection means a single writer, so there is nothing to
+lock.
 
 Durability choice: WAL journal with ``synchronous=FULL``. In WAL mode ``NORMAL`` is crash-safe for the
 application but may lose the last committed transactions on power loss. Two things we store must never

@@ -1,12 +1,12 @@
 """The executor: runs one node's ``Plan`` against the peer, band by band, and says how each action ended.
 
-Applies run in ascending band order, removals in descending order (node_manager_design.md "Executor"); the
-combined whole-list facets (ACL, bindings) do their band's adds and removals in one read-merge-write during the
-apply phase. An action spanning several bands (an endpoint group) stops at its first failing band. An action
-whose ``requires`` did not all succeed is HELD (left as it is, no status write). A facet whose read is refused
-(an ``IMStatusError``) fails its batch with that status. A ``TransportError`` ends the pass: the batch in flight
-and every action not finished yet get TIMEOUT (or BUSY), the reference's record for a sync that could not reach
-the node.
+Applies run in ascending band order, removals in descending order (as the matter.js Node Manager's executor,
+PR #3948 @ ba153603d0f6, packages/node-manager/src/reconcile/executeActions.ts); the combined whole-list facets
+(ACL, bindings) do their band's adds and removals in one read-merge-write during the apply phase. An action
+spanning several bands (an endpoint group) stops at its first failing band. An action whose ``requires`` did not
+all succeed is HELD (left as it is, no status write). A facet whose read is refused (an ``IMStatusError``) fails
+its batch with that status. A ``TransportError`` ends the pass: the batch in flight and every action not finished
+yet get TIMEOUT (or BUSY), the reference's record for a sync that could not reach the node.
 
 The executor never writes the datastore; the runner turns outcomes into status writes (``plan.status_write``).
 """

@@ -1,4 +1,7 @@
-"""Item kinds: how one band of datastore entries reaches a peer (node_manager_design.md "ItemKind registry").
+"""Item kinds: how one band of datastore entries reaches a peer.
+
+Modelled on the matter.js Node Manager's ItemKind registry (PR #3948 @ ba153603d0f6,
+packages/node/src/behavior/system/desired-state/ItemKind.ts).
 
 A ``Facet`` pushes one aspect of one entry kind. Most kinds have one facet; an endpoint-group entry has two,
 its GroupKeyMap entry (band 20) and its Groups membership (band 30), because the node refuses the membership

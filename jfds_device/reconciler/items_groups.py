@@ -1,6 +1,7 @@
 """Group item kinds: key sets (band 10), the GroupKeyMap (band 20) and Groups membership (band 30).
 
-Order on the peer (shared/reference/matterjs.md §5): KeySetWrite → GroupKeyMap → Groups.AddGroup, removal in
+Order on the peer: KeySetWrite → GroupKeyMap → Groups.AddGroup (AddGroup needs the group's GroupKeyMap entry:
+Application Cluster spec 1.3.7.1, matter.js packages/node/src/behaviors/groups/GroupsServer.ts), removal in
 reverse. Key set 0 is the fabric's IPK: it is never written or removed (matter.js accepts KeySetWrite with id 0
 and would overwrite every administrator's CASE key). KeySetRemove also drops the set's map entries on the node.
 """

@@ -1,11 +1,11 @@
-"""The reconciler's planner: pure decisions, no I/O, no clock of its own (architecture rule 1).
+"""The reconciler's planner: pure decisions, no I/O, no clock of its own (sans-IO, README Architecture).
 
 Given one node's datastore entries (``JfdsStore.entries_for_node``) and, on a verify pass, which Committed
 entries the peer was seen to hold, ``plan_node`` says what to do with each entry. ``status_write`` maps an
 action's outcome to the datastore call that records it. ``RetryState`` schedules retries of a node after
 recoverable failures; ``DriftBook`` bounds how often drift is repaired.
 
-Lifecycles (Core spec 11.24.4; shared/reference/jfds_reference_semantics.md §4):
+Lifecycles (Core spec 11.24.4; connectedhomeip src/app/server/JointFabricDatastore.cpp, MarkEntrySyncFailed):
 
 * Pending → apply → Committed (FailureCode 0), or CommitFailed(IM status; TIMEOUT 0x94 / BUSY 0x9C for
   transport failures);
@@ -76,8 +76,9 @@ __all__ = [
     "status_write",
 ]
 
-# Priority bands (node_manager_design.md "priority.ts"): lower applies first, removal runs in reverse. One entry
-# kind can span several bands: an endpoint group is the GroupKeyMap entry (20) plus the membership (30).
+# Priority bands (matter.js Node Manager, PR #3948 @ ba153603d0f6, packages/node-manager/src/reconcile/priority.ts):
+# lower applies first, removal runs in reverse. One entry kind can span several bands: an endpoint group is the
+# GroupKeyMap entry (20) plus the membership (30).
 BAND_KEY_SET = 10  # GroupKeyManagement KeySetWrite / KeySetRemove
 BAND_GROUP_KEY_MAP = 20  # GroupKeyManagement.GroupKeyMap, read-merge-write by group id
 BAND_MEMBERSHIP = 30  # Groups.AddGroup / RemoveGroup on the endpoint
@@ -348,9 +349,9 @@ def RetryPolicy(
 
 @dataclass(slots=True)
 class DriftBook:
-    """Drift repairs per entry revision (node_manager_design.md "DriftBudget"): a node or another administrator
-    that keeps undoing an entry must not start a write fight that never ends. A new revision (the intent
-    changed) starts a new budget."""
+    """Drift repairs per entry revision (as matter.js packages/node-manager/src/reconcile/DriftBudget.ts, PR #4434):
+    a node or another administrator that keeps undoing an entry must not start a write fight that never ends. A
+    new revision (the intent changed) starts a new budget."""
 
     budget: int = 3
     spent: dict[tuple[EntryRef, int], int] = field(default_factory=dict)

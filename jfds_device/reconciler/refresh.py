@@ -1,6 +1,7 @@
 """RefreshNode (Core spec 11.24.7.11): mirror what a node holds into the datastore, 1:1.
 
-Stages (jfds_reference_semantics.md §7), all read in one ReadRequest plus one KeySetReadAllIndices:
+Stages (those of connectedhomeip src/app/server/JointFabricDatastore.cpp, RefreshState), all read in one
+ReadRequest plus one KeySetReadAllIndices:
 
 1. endpoints: Descriptor PartsList of endpoint 0, plus endpoint 0 itself (``sync_endpoints``);
 2. group memberships: GroupKeyManagement.GroupTable (one fabric-filtered read covers every endpoint);
@@ -15,7 +16,8 @@ follows RefreshNode (``Mode.REFRESH``) writes them. An ACL value that is an entr
 adopted (the push replaces it).
 
 Differences from the reference, on purpose: key sets found on the node are not copied into GroupKeySetList,
-because KeySetRead returns no epoch keys (matterjs.md §5): a keyless copy would block AddKeySet of the real set.
+because KeySetRead returns no epoch keys (Core spec 11.2.7.2): a keyless copy would block AddKeySet of the real
+set.
 All adoption happens in one datastore transaction, so readers never see half a refresh.
 """
 

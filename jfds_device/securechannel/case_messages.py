@@ -54,8 +54,9 @@ _MIC: Final = Octets(AEAD_MIC_LENGTH, AEAD_MIC_LENGTH)
 _SIGNATURE: Final = Octets(P256_SIGNATURE_LENGTH, P256_SIGNATURE_LENGTH)  # raw r || s (Core spec §3.5)
 _CERT: Final = Octets(MAX_CERTIFICATE_LENGTH, 1)
 # An empty ICAC element means "no ICAC": the SDK's Sigma2/Sigma3 readers accept it (an empty span is no ICAC
-# to ValidatePeerIdentity), and the TBSData matter.js captured in case.md carries one. The TBSData that is
-# verified keeps the element exactly as received, so the signature covers the bytes the sender signed.
+# to ValidatePeerIdentity), and the TBSData of matter.js packages/protocol/test/session/secure/CasePairingTest.ts
+# @ b851ce019504 ("generates the right signature") carries one. The TBSData that is verified keeps the element
+# exactly as received, so the signature covers the bytes the sender signed.
 _ICAC: Final = Octets(MAX_CERTIFICATE_LENGTH, 0)
 # An encrypted blob is a non-empty TLV structure plus the MIC (the SDK insists on more than the MIC alone).
 _ENCRYPTED: Final = Octets(None, AEAD_MIC_LENGTH + 1)

@@ -11,9 +11,10 @@ Flow (initiator → responder)::
                        ←  StatusReport(SUCCESS, SecureChannel, SESSION_ESTABLISHMENT_SUCCESS)
 
 Shape: both roles are explicit state machines with one dispatch table, ``(state, opcode) → handler``
-(architecture rule 3), rather than aiohomekit-style generators. PASE is three linear steps, and every step
-needs the same wrapper (decode or abort with INVALID_PARAMETER); the table makes "wrong opcode for this
-state" a single lookup miss, and avoids priming a generator for the responder, which speaks second.
+(as python-hyper/h11 tabulates its transitions), rather than aiohomekit-style generators. PASE is three linear
+steps, and every step needs the same wrapper (decode or abort with INVALID_PARAMETER); the table makes "wrong
+opcode for this state" a single lookup miss, and avoids priming a generator for the responder, which speaks
+second.
 
 Failure handling: the machines never raise on peer input. A protocol violation (undecodable TLV, a value
 out of range, a wrong opcode for the state, a non-zero passcode id, a mismatched random, an invalid point,

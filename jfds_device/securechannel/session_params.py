@@ -2,9 +2,10 @@
 
 PASE carries them in PBKDFParamRequest/Response (tag 5) and CASE in Sigma1/Sigma2 (tag 5 / tag 4), so the
 struct lives here rather than in either handshake. Every field is optional on decode: the spec made tags 4..7
-mandatory only in Matter 1.3, and older initiators (the captured PBKDFParamRequests in
-/work/shared/reference/vectors/pase.md among them) send only the two MRP intervals. Unknown tags are ignored
-by the schema layer (Core spec §7.19.1), which is how newer fields from later revisions pass through.
+mandatory only in Matter 1.3, and older initiators send only the two MRP intervals (among them the
+PBKDFParamRequest captured from connectedhomeip in matter.js packages/general/test/crypto/Spake2pTest.ts
+@ b851ce019504). Unknown tags are ignored by the schema layer (Core spec §7.19.1), which is how newer fields from
+later revisions pass through.
 """
 
 from __future__ import annotations

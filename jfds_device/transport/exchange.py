@@ -1,6 +1,7 @@
 """Exchange manager and MRP as one sans-IO machine (Core spec §4.10 exchanges, §4.12 reliability).
 
-Driven the aioquic way (architecture.md §2), by three kinds of input:
+Driven the way aioquic drives ``QuicConnection`` (aiortc/aioquic src/aioquic/quic/connection.py), by three kinds
+of input:
 
 * datagrams: ``receive_datagram(data, addr, now)``;
 * time: ``handle_timer(now)`` at (or after) ``next_timer()``;

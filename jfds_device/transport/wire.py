@@ -1,6 +1,6 @@
 """Whole messages on the wire: header, protocol header, payload, and the AES-CCM layer (Core spec §4.4, §4.8).
 
-Pure functions over bytes and keys, so the known-answer vectors (vectors/aes_ccm.md) test them directly.
+Pure functions over bytes and keys, so the known-answer vectors (tests/transport/test_wire.py) test them directly.
 Sessions decide which key and nonce node id to use; this module only applies them.
 """
 

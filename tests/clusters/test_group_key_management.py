@@ -41,7 +41,7 @@ WRITE, READ, REMOVE, READ_ALL = (
 )
 
 # Epoch keys and start times of TC-GRPKEY-2.2; the IPK epoch key is group key set vector 1
-# (vectors/group_keys.md, connectedhomeip TestGroupOperationalCredentials.cpp).
+# (connectedhomeip src/crypto/tests/TestGroupOperationalCredentials.cpp @ 1851a4bce9e2, theGroupKeySetTestVector[1]).
 K0 = bytes.fromhex("d0d1d2d3d4d5d6d7d8d9dadbdcdddedf")
 K1 = bytes.fromhex("d1d1d2d3d4d5d6d7d8d9dadbdcdddedf")
 K2 = bytes.fromhex("d2d1d2d3d4d5d6d7d8d9dadbdcdddedf")
@@ -343,7 +343,7 @@ def test_install_ipk_api() -> None:
     assert server.ipk_epoch_key(1) is None and server.operational_ipk(1, CFID) is None
     server.install_ipk(1, IPK)
     assert server.ipk_epoch_key(1) == IPK
-    # vectors/group_keys.md, group key set vector 1: the operational key CASE uses as the IPK.
+    # theGroupKeySetTestVector[1] (TestGroupOperationalCredentials.cpp): the operational key CASE uses as the IPK.
     assert server.operational_ipk(1, CFID) == IPK_OPERATIONAL
     server.install_ipk(1, K0)  # UpdateNOC / a second AddNOC replaces it
     assert server.ipk_epoch_key(1) == K0

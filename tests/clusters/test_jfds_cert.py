@@ -1,6 +1,8 @@
 """The cert tests' datastore logic as unit tests: TC-JFDS-2.1..2.4, TC-JFDS-2.5 steps 1-8 and the negative
-steps 15, 22, 25, 28, 35, 40, 43, 46 (jfds_cert_tests.md). Steps that need a real peer (RefreshNode reaching
-Committed, pushes) are the reconciler's; here the datastore side of each step is checked."""
+steps 15, 22, 25, 28, 35, 40, 43, 46 (connectedhomeip src/python_testing/TC_JFDS_2_1.py @ 0403703cc141,
+TC_JFDS_2_2.py @ 03cad0d96da7, TC_JFDS_2_3.py @ 296ed92eaddf, TC_JFDS_2_4.py @ 3090fae466a3, TC_JFDS_2_5.py
+@ 06c102d19d89). Steps that need a real peer (RefreshNode reaching Committed, pushes) are the reconciler's; here
+the datastore side of each step is checked."""
 
 from __future__ import annotations
 
@@ -100,7 +102,8 @@ def test_tc_jfds_2_2_key_sets(jf: Jfds) -> None:
 
 
 def test_tc_jfds_2_2_step_2_with_the_scripts_32_byte_keys_is_rejected(jf: Jfds) -> None:
-    # The script sends 32-byte ASCII keys; epoch keys are exactly 16 bytes (jfds_cert_tests.md, SDK agrees).
+    # TC_JFDS_2_2.py sends 32-byte ASCII keys; epoch keys are exactly 16 bytes (Core spec 11.2.5.4.3; the newest
+    # connectedhomeip JointFabricDatastore.cpp agrees).
     fields = AddKeySet(group_key_set=key_set(0x000A)).to_tlv()
     fields[0][2] = b"0" * 32
     assert jf.invoke_tlv(0x00, fields) is CONSTRAINT

@@ -1,7 +1,8 @@
 """Our JFDS/JFA schema against the CHIP SDK's generated objects (home-assistant-chip-clusters 2025.7.0).
 
 For every struct and command: the same values encode to the same TLV bytes, and the SDK's bytes decode to
-equal values in ours. The SDK objects are the numbering this project implements (jfds_cluster.md §6).
+equal values in ours. The SDK objects are the numbering this project implements (connectedhomeip
+examples/jf-admin-app/jfa-common/jfa-app.matter @ f63557fc9d0c: the spec 1.5 numbering except AddAdmin's fields).
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """Operational Credentials 0x003E (Core spec 11.18) driven through the provider API of a whole root node.
 
-The commissioner side is played with ``cert_issuer``: the sequence is the CHIP controller's (chip_controller.md
-§5): ArmFailSafe, AttestationRequest, CertificateChainRequest, CSRRequest, AddTrustedRootCertificate, AddNOC,
-then CASE on the new fabric and CommissioningComplete.
+The commissioner side is played with ``cert_issuer``: the sequence is the CHIP controller's (connectedhomeip
+src/controller/AutoCommissioner.cpp): ArmFailSafe, AttestationRequest, CertificateChainRequest, CSRRequest,
+AddTrustedRootCertificate, AddNOC, then CASE on the new fabric and CommissioningComplete.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ from jfds_device.codec.message import (
 )
 from jfds_device.errors import LocalProtocolError, MessageDecodeError
 
-# --- Vectors: /work/shared/reference/vectors/message_header.md ---------------------------------------------
+# --- Vectors -----------------------------------------------------------------------------------------------
 # All from matter-js/matter.js packages/protocol/test/codec/MessageCodecTest.ts @ b851ce019504.
 
 # "PBKDFParamRequest in a plaintext unicast message" (ENCODED / DECODED).

@@ -1,7 +1,10 @@
 """Tests for jfds_device.codec.tlv (Matter TLV, Core spec Appendix A).
 
-Reference vectors: /work/shared/reference/vectors/tlv.md (56 vectors). Values are written in the codec's value
-model: unsigned = int, signed = SInt, Float32 / float, struct = dict, array = list, list = TLVList of pairs.
+Reference vectors: 56 published encodings, the Core spec TLV appendix examples (as project-chip/rs-matter
+rs-matter/src/tlv/write.rs @ ce693b88c582 tests them) and connectedhomeip
+src/controller/python/test/unit_tests/test_tlv.py @ 0cf902257fbe; ``VECTORS`` names the source of each group.
+Values are written in the codec's value model: unsigned = int, signed = SInt, Float32 / float, struct = dict,
+array = list, list = TLVList of pairs.
 """
 
 from __future__ import annotations
@@ -45,7 +48,7 @@ def same(a: object, b: object) -> bool:
 FQ = 0xFFF1, 0xDEED  # vendor id, profile of the spec's fully-qualified tag examples
 FQ1 = ProfileTag(*FQ, 1)
 
-# Every vector of tlv.md, in file order: (hex encoding, tag, value). All are minimal-width encodings, so each
+# Every published vector, grouped by source: (hex encoding, tag, value). All are minimal-width encodings, so each
 # is checked in both directions (none of the 56 uses a deliberately non-minimal width).
 VECTORS = [
     # Source: project-chip/rs-matter rs-matter/src/tlv/write.rs @ ce693b88c582, test_matter_spec_examples

@@ -1,8 +1,8 @@
 """CASE, fabric and group key derivations against published vectors and the real CHIP SDK.
 
-Vectors are copied from /work/shared/reference/vectors/case.md, compressed_fabric_id.md and group_keys.md;
-each constant names the upstream source those files cite. Resumption has no published vector, so it is
-checked against an independent re-implementation (hmac + AESCCM) written out in this file.
+Vectors are published CASE, compressed-fabric-id and group-key test vectors (connectedhomeip and matter.js test
+sources); each constant names its upstream source (repository, path, commit). Resumption has no published vector, so
+it is checked against an independent re-implementation (hmac + AESCCM) written out in this file.
 """
 
 from __future__ import annotations
@@ -41,9 +41,9 @@ from jfds_device.errors import CryptoError
 
 h = bytes.fromhex
 
-# --- case.md "Destination ID — spec example": connectedhomeip src/protocols/secure_channel/tests/
+# --- "Destination ID — spec example": connectedhomeip src/protocols/secure_channel/tests/
 # TestCASESession.cpp, DestinationIdGeneration / kExpectedDestinationIdFromSpec (also matter.js FabricTest.ts).
-# compressed_fabric_id.md "Spec example": connectedhomeip src/crypto/tests/TestChipCryptoPAL.cpp,
+# Compressed fabric ID, spec example: connectedhomeip src/crypto/tests/TestChipCryptoPAL.cpp,
 # TestCompressedFabricIdentifier — the same root key and fabric ID.
 SPEC_ROOT_PUBLIC_KEY = h(
     "044a9f42b1ca4840d37292bbc7f6a7e11e22200c976fc900dbc98a7a383a641cb8254a2e56d4e295a847943b4e3897c4a773e930"
@@ -56,7 +56,7 @@ SPEC_INITIATOR_RANDOM = h("7e171231568dfa17206b3accf8faec2f4d21b580113196f47c7c4
 SPEC_DESTINATION_ID = h("dc35dd5fc9134cc5544538c9c3fc4297c1ec3370c839136a80e10796451d4c53")
 SPEC_COMPRESSED_FABRIC_ID = h("87e1b004e235a130")
 
-# case.md "Destination ID — small fabric/node IDs": matter.js packages/protocol/test/fabric/FabricTest.ts
+# "Destination ID — small fabric/node IDs": matter.js packages/protocol/test/fabric/FabricTest.ts
 # @ b851ce019504, "generates the correct destination ID 3".
 SMALL_IPK = h("6624ed691e9b53b1f286d98117918c3a")
 SMALL_INITIATOR_RANDOM = h("0b2a71876d3d090d37cb5286168ab9be0d2e7e0ccbedc1f55331b8a8051ee02f")
@@ -99,7 +99,7 @@ def test_compressed_fabric_id_matches_chip_sdk(scalar: int, fabric_id: int) -> N
     assert int.from_bytes(compressed_fabric_id(root_key, fabric_id), "big") == expected
 
 
-# --- group_keys.md: connectedhomeip src/crypto/tests/TestGroupOperationalCredentials.cpp @ 1851a4bce9e2
+# --- connectedhomeip src/crypto/tests/TestGroupOperationalCredentials.cpp @ 1851a4bce9e2
 # (theGroupKeySetTestVector[0..2]) and src/transport/tests/TestSessionManagerDispatch.cpp @ 03bd0b81beaf
 # (group entries of theMessageTestVector). All use compressed fabric ID 87e1b004e235a130.
 # Columns: epoch key, operational key, group session ID, privacy key.
@@ -125,7 +125,7 @@ def test_group_keys(vector: tuple[str, str, int, str]) -> None:
     assert privacy_key(derived) == h(priv_key)
 
 
-# --- case.md "Sigma2 construction (responder side)": matter.js packages/protocol/test/session/secure/
+# --- "Sigma2 construction (responder side)": matter.js packages/protocol/test/session/secure/
 # CasePairingTest.ts @ b851ce019504, "generates the right bytes for sigma 2".
 S2_SIGMA1 = h(
     "153001208681a088651b1803d3027e7994756aedb4c4bd56ca1f5e1c54cf6da4a104fffa25028830300320066ab9dc4e84686b9f"
@@ -185,7 +185,7 @@ S2_EXPECTED_TBE_ENCRYPTED = h(
 
 
 def test_sigma2_salt_key_signature_and_encryption() -> None:
-    key_at = S2_SIGMA1.index(b"\x30\x04\x41") + 3  # Sigma1 tag 4: initiator ephemeral key, as case.md says
+    key_at = S2_SIGMA1.index(b"\x30\x04\x41") + 3  # Sigma1 tag 4: initiatorEphPubKey (Core spec §4.14.2)
     assert S2_SIGMA1[key_at : key_at + 65] == S2_INITIATOR_EPH_KEY
     salt = sigma2_salt(CASE_IPK, S2_RESPONDER_RANDOM, S2_RESPONDER_EPH_KEY, S2_SIGMA1)
     assert salt == S2_EXPECTED_SALT
@@ -201,9 +201,10 @@ def test_sigma2_salt_key_signature_and_encryption() -> None:
         aes_ccm_decrypt(s2k, TBE_DATA3_NONCE, S2_EXPECTED_TBE_ENCRYPTED)
 
 
-# --- case.md "Sigma3 decryption, TBSData3 and session keys (responder side)": matter.js
+# --- "Sigma3 decryption, TBSData3 and session keys (responder side)": matter.js
 # packages/protocol/test/session/secure/CasePairingTest.ts @ b851ce019504, "generates the right bytes for sigma 3".
-# The full 48-byte SessionKeys is "derived here" in case.md; upstream checks the I2RKey only.
+# The full 48-byte SessionKeys is derived from the published inputs, not printed upstream (it checks the I2RKey
+# only).
 S3_SIGMA1 = h(
     "15300120dbf3b308b237d4a734ea0926a611706953fb83c80bf93dda569799777cd11fe1250244c23003206283cd5207ae1602ed"
     "4b07f27f4166453966c601b3c8a825dc39f18b1fb12a55300441041d5a2e34457dcb4184b94bf7cb6f64689ee73d69282daa5fa5"
@@ -351,6 +352,6 @@ def test_resumption_session_keys_cross_computed() -> None:
 
 
 def test_independent_hkdf_is_rfc5869() -> None:
-    # Guard the cross-check itself with RFC 5869 test case 1 (hkdf.md).
+    # Guard the cross-check itself with RFC 5869 test case 1 (Appendix A.1).
     okm = _independent_hkdf(h("000102030405060708090a0b0c"), h("0b" * 22), h("f0f1f2f3f4f5f6f7f8f9"), 42)
     assert okm == h("3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf34007208d5b887185865")

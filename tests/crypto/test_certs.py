@@ -1,8 +1,9 @@
 """Matter operational certificates: TLV <-> X.509 conversion, chain validation, issuance and CSRs.
 
-The vectors are every entry of the shared ``vectors/certs.md`` (Core spec §6.5 conversion rules, cross-checked
-there by recomputation), each a named constant citing its upstream source. The interop tests compare our
-conversion with the CHIP SDK's own (home-assistant-chip-core 2025.7.0) in both directions.
+The vectors are published Matter TLV certificates with their X.509 form (connectedhomeip credentials/test and
+CHIPCert_unit_test_vectors.cpp, matter.js TestCertificates.ts; Core spec §6.5 conversion rules), each a named
+constant citing its upstream source (repository, path, commit). The interop tests compare our conversion with the
+CHIP SDK's own (home-assistant-chip-core 2025.7.0) in both directions.
 """
 
 from __future__ import annotations
@@ -62,14 +63,14 @@ class CertVector:
     name: str
     source: str
     tlv: bytes
-    der: bytes | None = None  # the full X.509 certificate, where published or derived in certs.md
+    der: bytes | None = None  # the full X.509 certificate, where published or derived from the published TLV
     tbs: bytes | None = None  # only the TBSCertificate was published
     issuer: str | None = None  # the vector whose key signed this one (None: not in the set)
 
 
 # ---------------------------------------------------------------------------------------------------- vectors
 
-# certs.md "connectedhomeip Root01 (RCAC, self-signed)": verified by recomputation
+# "connectedhomeip Root01 (RCAC, self-signed)": verified by recomputation
 CHIP_ROOT01 = CertVector(
     name="CHIP_ROOT01",
     source=(
@@ -100,7 +101,7 @@ CHIP_ROOT01 = CertVector(
     issuer="CHIP_ROOT01",
 )
 
-# certs.md "connectedhomeip ICA02 (ICAC with pathLen 0 and fabric ID in subject and issuer)": verified by
+# "connectedhomeip ICA02 (ICAC with pathLen 0 and fabric ID in subject and issuer)": verified by
 # recomputation (TLV -> DER byte-identical to the PEM; signature not checked: issuer Root02 is not in this
 # set)
 CHIP_ICA02 = CertVector(
@@ -135,7 +136,7 @@ CHIP_ICA02 = CertVector(
     issuer=None,
 )
 
-# certs.md "Joint Fabric RCAC A": verified by recomputation (signature verifies with JF_Root_A's key over
+# "Joint Fabric RCAC A": verified by recomputation (signature verifies with JF_Root_A's key over
 # the rebuilt TBS)
 JF_RCAC_A = CertVector(
     name="JF_RCAC_A",
@@ -164,7 +165,7 @@ JF_RCAC_A = CertVector(
     issuer="JF_RCAC_A",
 )
 
-# certs.md "Joint Fabric anchor ICAC A (OU "jf-anchor-icac")": verified by recomputation (signature
+# "Joint Fabric anchor ICAC A (OU "jf-anchor-icac")": verified by recomputation (signature
 # verifies with JF_Root_A's key over the rebuilt TBS)
 JF_ICAC_A = CertVector(
     name="JF_ICAC_A",
@@ -195,7 +196,7 @@ JF_ICAC_A = CertVector(
     issuer="JF_RCAC_A",
 )
 
-# certs.md "Joint Fabric NOC A with Administrator CAT 0xFFFF0001 and Anchor CAT 0xFFFE0001": verified by
+# "Joint Fabric NOC A with Administrator CAT 0xFFFF0001 and Anchor CAT 0xFFFE0001": verified by
 # recomputation (signature verifies with JF_IA_A's key over the rebuilt TBS)
 JF_NOC_A = CertVector(
     name="JF_NOC_A",
@@ -228,7 +229,7 @@ JF_NOC_A = CertVector(
     issuer="JF_ICAC_A",
 )
 
-# certs.md "matter.js general test set: ROOT": verified by recomputation (rebuilt TBS equals the published
+# "matter.js general test set: ROOT": verified by recomputation (rebuilt TBS equals the published
 # TBS and signature verifies with the ROOT key)
 MJS_GENERAL_ROOT = CertVector(
     name="MJS_GENERAL_ROOT",
@@ -255,7 +256,7 @@ MJS_GENERAL_ROOT = CertVector(
     issuer="MJS_GENERAL_ROOT",
 )
 
-# certs.md "matter.js general test set: NOC": verified by recomputation (rebuilt TBS equals the published
+# "matter.js general test set: NOC": verified by recomputation (rebuilt TBS equals the published
 # TBS and signature verifies with the ROOT key)
 MJS_GENERAL_NOC = CertVector(
     name="MJS_GENERAL_NOC",
@@ -285,7 +286,7 @@ MJS_GENERAL_NOC = CertVector(
     issuer="MJS_GENERAL_ROOT",
 )
 
-# certs.md "Matter 1.2 specification example chain: ROOT": verified by recomputation (rebuilt TBS equals
+# "Matter 1.2 specification example chain: ROOT": verified by recomputation (rebuilt TBS equals
 # the published TBS and signature verifies with the ROOT key)
 SPEC_ROOT = CertVector(
     name="SPEC_ROOT",
@@ -313,7 +314,7 @@ SPEC_ROOT = CertVector(
     issuer="SPEC_ROOT",
 )
 
-# certs.md "Matter 1.2 specification example chain: ICAC": verified by recomputation (rebuilt TBS
+# "Matter 1.2 specification example chain: ICAC": verified by recomputation (rebuilt TBS
 # signature verifies with the ROOT key)
 SPEC_ICAC = CertVector(
     name="SPEC_ICAC",
@@ -332,7 +333,7 @@ SPEC_ICAC = CertVector(
     issuer="SPEC_ROOT",
 )
 
-# certs.md "Matter 1.2 specification example chain: NOC": verified by recomputation (rebuilt TBS signature
+# "Matter 1.2 specification example chain: NOC": verified by recomputation (rebuilt TBS signature
 # verifies with the ICAC key)
 SPEC_NOC = CertVector(
     name="SPEC_NOC",
@@ -351,7 +352,7 @@ SPEC_NOC = CertVector(
     issuer="SPEC_ICAC",
 )
 
-# certs.md "Real-world chain with PrintableString country, organisation and CN, GeneralizedTime notAfter:
+# "Real-world chain with PrintableString country, organisation and CN, GeneralizedTime notAfter:
 # ROOT": verified by recomputation (rebuilt TBS equals the published TBS and signature verifies with the
 # ROOT key)
 GOOGLE_ROOT = CertVector(
@@ -383,7 +384,7 @@ GOOGLE_ROOT = CertVector(
     issuer="GOOGLE_ROOT",
 )
 
-# certs.md "Real-world chain with PrintableString country, organisation and CN, GeneralizedTime notAfter:
+# "Real-world chain with PrintableString country, organisation and CN, GeneralizedTime notAfter:
 # ICAC": verified by recomputation (rebuilt TBS signature verifies with the ROOT key)
 GOOGLE_ICAC = CertVector(
     name="GOOGLE_ICAC",
@@ -403,7 +404,7 @@ GOOGLE_ICAC = CertVector(
     issuer="GOOGLE_ROOT",
 )
 
-# certs.md "Real-world chain with PrintableString country, organisation and CN, GeneralizedTime notAfter:
+# "Real-world chain with PrintableString country, organisation and CN, GeneralizedTime notAfter:
 # NOC": verified by recomputation (rebuilt TBS signature verifies with the ICAC key)
 GOOGLE_NOC = CertVector(
     name="GOOGLE_NOC",
@@ -423,7 +424,7 @@ GOOGLE_NOC = CertVector(
     issuer="GOOGLE_ICAC",
 )
 
-# certs.md "Real-world chain, NOC with 21-octet serial, a CAT, and non-canonical extension order: ROOT":
+# "Real-world chain, NOC with 21-octet serial, a CAT, and non-canonical extension order: ROOT":
 # verified by recomputation (rebuilt TBS signature verifies with the ROOT key)
 LG_ROOT = CertVector(
     name="LG_ROOT",
@@ -442,7 +443,7 @@ LG_ROOT = CertVector(
     issuer="LG_ROOT",
 )
 
-# certs.md "Real-world chain, NOC with 21-octet serial, a CAT, and non-canonical extension order: ICAC":
+# "Real-world chain, NOC with 21-octet serial, a CAT, and non-canonical extension order: ICAC":
 # verified by recomputation (rebuilt TBS signature verifies with the ROOT key)
 LG_ICAC = CertVector(
     name="LG_ICAC",
@@ -461,7 +462,7 @@ LG_ICAC = CertVector(
     issuer="LG_ROOT",
 )
 
-# certs.md "Real-world chain, NOC with 21-octet serial, a CAT, and non-canonical extension order: NOC":
+# "Real-world chain, NOC with 21-octet serial, a CAT, and non-canonical extension order: NOC":
 # verified by recomputation (rebuilt TBS signature verifies with the ICAC key)
 LG_NOC = CertVector(
     name="LG_NOC",
@@ -480,7 +481,7 @@ LG_NOC = CertVector(
     issuer="LG_ICAC",
 )
 
-# certs.md "Chain where the NOC is signed by the root, not by the ICAC: ROOT": verified by recomputation
+# "Chain where the NOC is signed by the root, not by the ICAC: ROOT": verified by recomputation
 # (rebuilt TBS signature verifies with the ROOT key)
 ROOT_SIGNED_NOC_ROOT = CertVector(
     name="ROOT_SIGNED_NOC_ROOT",
@@ -498,7 +499,7 @@ ROOT_SIGNED_NOC_ROOT = CertVector(
     issuer="ROOT_SIGNED_NOC_ROOT",
 )
 
-# certs.md "Chain where the NOC is signed by the root, not by the ICAC: ICAC": verified by recomputation
+# "Chain where the NOC is signed by the root, not by the ICAC: ICAC": verified by recomputation
 # (rebuilt TBS signature verifies with the ROOT key)
 ROOT_SIGNED_NOC_ICAC = CertVector(
     name="ROOT_SIGNED_NOC_ICAC",
@@ -516,7 +517,7 @@ ROOT_SIGNED_NOC_ICAC = CertVector(
     issuer="ROOT_SIGNED_NOC_ROOT",
 )
 
-# certs.md "Chain where the NOC is signed by the root, not by the ICAC: NOC": verified by recomputation
+# "Chain where the NOC is signed by the root, not by the ICAC: NOC": verified by recomputation
 # (rebuilt TBS signature verifies with the ROOT key)
 ROOT_SIGNED_NOC_NOC = CertVector(
     name="ROOT_SIGNED_NOC_NOC",
@@ -535,7 +536,7 @@ ROOT_SIGNED_NOC_NOC = CertVector(
     issuer="ROOT_SIGNED_NOC_ROOT",
 )
 
-# certs.md "NOC TBS with three CATs (unsigned)": MJS_GENERAL_NOC with this subject list has exactly this
+# "NOC TBS with three CATs (unsigned)": MJS_GENERAL_NOC with this subject list has exactly this
 # TBS. Source: matter-js/matter.js, packages/protocol/test/certificate/TestCertificates.ts @ b851ce019504
 # — TEST_NOC_CERT_CAT_ASN1, used by CertificatesTest "generates the correct ASN1 bytes with three
 # different CASE Authenticated Tags"
@@ -931,7 +932,7 @@ def test_vector_chains_verify(noc: str, icac: str | None, rcac: str, expected: t
 
 
 def test_vector_chain_with_unused_icac_is_rejected() -> None:
-    # certs.md "NOC is signed by the root, not by the ICAC": passing that ICAC must fail the DN link.
+    # "NOC is signed by the root, not by the ICAC": passing that ICAC must fail the DN link.
     with pytest.raises(CertificateError, match="NOC issuer DN does not match the ICAC"):
         verify_chain(_cert("ROOT_SIGNED_NOC_NOC"), _cert("ROOT_SIGNED_NOC_ICAC"), _cert("ROOT_SIGNED_NOC_ROOT"))
 

@@ -1,7 +1,7 @@
 """Primitives against published vectors (HKDF, AES-CCM with Matter nonces, privacy, ECDSA), plus P-256.
 
-Vectors are copied from /work/shared/reference/vectors/*.md; each constant names that file and the upstream
-source it cites.
+Vectors are published test vectors (RFCs, NIST, connectedhomeip and matter.js test sources); each group of
+constants names its upstream source (document, or repository, path and commit).
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from jfds_device.errors import CryptoError
 
 h = bytes.fromhex
 
-# --- hkdf.md: connectedhomeip src/crypto/tests/HKDF_SHA256_test_vectors.h @ 05df01e7e755 -------------------
+# --- connectedhomeip src/crypto/tests/HKDF_SHA256_test_vectors.h @ 05df01e7e755 ----------------------------
 
 # RFC 5869 test case 1.
 HKDF1_IKM = h("0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b")
@@ -84,11 +84,11 @@ def test_hash_hmac_pbkdf2_known_answers() -> None:
     assert pbkdf2_sha256(b"passwd", b"salt", 1, 16) == h("55ac046e56e3089fec1691c22544b605")
 
 
-# --- aes_ccm.md: Matter messages, connectedhomeip src/transport/tests/TestSessionManagerDispatch.cpp
+# --- Matter messages, connectedhomeip src/transport/tests/TestSessionManagerDispatch.cpp
 # @ 03bd0b81beaf (theMessageTestVector). Nonce = security flags || counter LE32 || source node LE64. ---------
 
 PASE_KEY = h("5eded244e5532b3cdc23409dbad052d2")
-GROUP_KEY = h("ca92d7a0942d1a511a0e26ad074f4c2f")  # operational group key, see group_keys.md
+GROUP_KEY = h("ca92d7a0942d1a511a0e26ad074f4c2f")  # operational group key of epoch key b0b1..bf (test_case_keys)
 
 # (name, key, header/AAD, security flags, counter, source node, expected nonce, plaintext, expected wire)
 MESSAGE_VECTORS = [
@@ -100,7 +100,7 @@ MESSAGE_VECTORS = [
      h("0564ee0e207d1122334455"),
      h("00b80b00393000005a989ae42e8d0f7f885dfb2faa8949cf730a5728e0354610a0c4a7")),
     # "secure pase message (short payload / drop when privacy enabled)": the nonce carries flags 0x80 first;
-    # the upstream `.nonce` field (00393080...) is wrong, as aes_ccm.md notes.
+    # the upstream `.nonce` field (00393080...) is wrong: it disagrees with the vector's own ciphertext.
     ("pase-privacy-flag", PASE_KEY, h("00b80b8039300000"), 0x80, 0x3039, 0, h("80393000000000000000000000"),
      h("0564ee0e207d1122334455"),
      h("00b80b8039300000aa26a0f901efce9f9a67c8137917d15b81d15d313308319758ea3f")),
@@ -148,7 +148,7 @@ def test_tampered_message_fails_mic() -> None:
         aes_ccm_decrypt(key, nonce, body[:15], header)
 
 
-# aes_ccm.md "Group message privacy obfuscation": TestSessionManagerDispatch.cpp @ 03bd0b81beaf,
+# "Group message privacy obfuscation": TestSessionManagerDispatch.cpp @ 03bd0b81beaf,
 # `private group message` .privacy/.privacyKey/.privacyNonce; matter.js MessagePrivacyTest.ts @ b851ce019504
 # checks the same key, nonce and region.
 PRIVACY_GROUP_KEY = h("bfe9da016a765365f2dd97a9f939e425")
@@ -158,7 +158,7 @@ PRIVACY_GROUP_NONCE = h("db7d408217b3c0c921a2fca4e1")
 PRIVACY_GROUP_CLEAR = h("7956341201000000000000000200")
 PRIVACY_GROUP_OBFUSCATED = h("d926afce24c8a0981bdd44f4e730")
 PRIVACY_GROUP_WIRE = h("067ddb81d926afce24c8a0981bdd44f4e7302b2f915a66c9596290ebe4408217b3c0c921a2fca4e1")
-# aes_ccm.md "Privacy nonce construction": matter.js MessagePrivacyTest.ts @ b851ce019504, buildNonce.
+# "Privacy nonce construction": matter.js MessagePrivacyTest.ts @ b851ce019504, buildNonce.
 PRIVACY_NONCE_SESSION_ID = 0x002A
 PRIVACY_NONCE_MIC = h("c5a0063ad5d2518191400dd68c5c163b")
 PRIVACY_NONCE_EXPECTED = h("002ad2518191400dd68c5c163b")
@@ -178,7 +178,7 @@ def test_group_privacy_obfuscation() -> None:
     assert cleartext_wire[:4] + obfuscated + cleartext_wire[18:] == PRIVACY_GROUP_WIRE
 
 
-# aes_ccm.md: AES-128-CCM with Matter parameters, matter.js packages/general/test/crypto/aes/CcmTest.ts
+# AES-128-CCM with Matter parameters, matter.js packages/general/test/crypto/aes/CcmTest.ts
 # @ b851ce019504 (NIST tcIds 0-10 and one real Matter message). Columns: key, nonce, AAD, plaintext, ct, tag.
 CCM_VECTORS = {
     "nist-0": ("0953fa93e7caac9638f58820220a398e", "00800000011201000012345678", "",
@@ -223,7 +223,7 @@ def test_aes_ccm_vectors(vector: tuple[str, ...]) -> None:
     assert aes_ccm_decrypt(key, nonce, ciphertext + tag, aad) == plaintext
 
 
-# aes_ccm.md: NIST SP 800-38C Appendix C Example 3 (12-byte nonce, 8-byte tag; not Matter parameters),
+# NIST SP 800-38C Appendix C Example 3 (12-byte nonce, 8-byte tag; not Matter parameters),
 # via matter.js CcmTest.ts @ b851ce019504.
 SP800_38C_EX3_KEY = h("404142434445464748494a4b4c4d4e4f")
 SP800_38C_EX3_NONCE = h("101112131415161718191a1b")
@@ -243,7 +243,7 @@ def test_ccm_rejects_non_matter_parameters() -> None:
 
 # --- P-256 -----------------------------------------------------------------------------------------------
 
-# case.md "TBSData signature check": matter.js packages/protocol/test/session/secure/CasePairingTest.ts
+# "TBSData signature check": matter.js packages/protocol/test/session/secure/CasePairingTest.ts
 # @ b851ce019504, "generates the right signature".
 TBS_SIGNER_PUBLIC_KEY = h(
     "049bfa105c3d209ff226c31da689dafb297b73499ec1844bba89c60ce65938b722300dd0abbb201e9451c6ab284ec99b8d90c5dd"

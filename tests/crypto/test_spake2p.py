@@ -1,7 +1,7 @@
 """SPAKE2+ (draft-01) and Matter PASE against published vectors, plus prover/verifier properties.
 
-Vectors are copied from /work/shared/reference/vectors/spake2p.md and pase.md; each constant names the
-upstream source those files cite.
+Vectors are the SPAKE2+ draft-01 vectors and published Matter PASE vectors (connectedhomeip and matter.js test
+sources); each constant names its upstream source (repository, path, commit).
 """
 
 from __future__ import annotations
@@ -32,7 +32,8 @@ from jfds_device.errors import CryptoError, LocalProtocolError
 
 h = bytes.fromhex
 
-# --- spake2p.md: M and N, connectedhomeip src/crypto/CHIPCryptoPAL.h (spake2p_M_p256 / spake2p_N_p256)
+# --- M and N, connectedhomeip src/crypto/CHIPCryptoPAL.h (spake2p_M_p256 / spake2p_N_p256); the compressed
+# forms as draft-bar-cfrg-spake2plus-01 prints them for P-256.
 M_COMPRESSED = h("02886e2f97ace46e55ba9dd7242579f2993b64e16ef3dcab95afd497333d8fa12f")
 N_COMPRESSED = h("03d8bbd6c639c62937b04d997f38c3770719c629d7014d49a24b4f98baa1292b49")
 
@@ -43,7 +44,7 @@ def test_m_and_n_match_draft_compressed_forms() -> None:
         assert compressed[0] == 2 + (full[-1] & 1)
 
 
-# --- spake2p.md: draft-01 vectors, connectedhomeip src/crypto/tests/SPAKE2P_RFC_test_vectors.h @ 53e2c41b57b5
+# --- draft-01 vectors, connectedhomeip src/crypto/tests/SPAKE2P_RFC_test_vectors.h @ 53e2c41b57b5
 # (rfc_tvs[0..3]); vector 4 also in matter.js packages/general/test/crypto/Spake2pTest.ts @ b851ce019504.
 DRAFT01_CONTEXT = b"SPAKE2+-P256-SHA256-HKDF draft-01"
 DRAFT01_W0 = 0xE6887CF9BDFB7579C69BF47928A84514B5E355AC034863F7FFAF4390E67D798C
@@ -149,7 +150,7 @@ def test_draft01_prover_and_verifier(vector: tuple[Any, ...]) -> None:
     assert verifier.finish(h(ca)) == h(ke)
 
 
-# --- pase.md "Default test verifier": connectedhomeip scripts/tools/spake2p/README.md @ aee7f7842dbd
+# --- "Default test verifier": connectedhomeip scripts/tools/spake2p/README.md @ aee7f7842dbd
 DEFAULT_PASSCODE = 20202021
 DEFAULT_SALT = b"SPAKE2P Key Salt"
 DEFAULT_ITERATIONS = 1000
@@ -162,7 +163,7 @@ DEFAULT_L = h(
     "0457f8ab79ee253ab6a8e46bb09e543ae422736de501e3db37d441fe344920d09548e4c18240630c4ff4913c53513839b7c07fcc"
     "0627a1b8573a149fcd1fa466cf"
 )
-DEFAULT_W1 = 0x823D264225E36F4923B43AD64F8C862A30F4A129BBF9EE8074A32D6D67586A90  # derived in pase.md
+DEFAULT_W1 = 0x823D264225E36F4923B43AD64F8C862A30F4A129BBF9EE8074A32D6D67586A90  # derived; not in the verifier
 
 
 def test_default_verifier() -> None:
@@ -173,7 +174,7 @@ def test_default_verifier() -> None:
     assert PaseVerifier.from_bytes(base64.b64decode(DEFAULT_VERIFIER_B64)) == verifier
 
 
-# --- pase.md "SPAKE2+ Context hash": matter.js packages/general/test/crypto/Spake2pTest.ts @ b851ce019504
+# --- "SPAKE2+ Context hash": matter.js packages/general/test/crypto/Spake2pTest.ts @ b851ce019504
 CTX_PBKDF_REQUEST = h(
     "15300120b2901e92036f7bca007a3a1bf24bd71f18772105e83479c92b7a8af35e8182742502498d240300280435052501881325022c011818"
 )
@@ -191,8 +192,8 @@ def test_pase_context_hash() -> None:
     assert pase_context(CTX_PBKDF_REQUEST, CTX_PBKDF_RESPONSE) == CTX_EXPECTED
 
 
-# --- pase.md "PASE exchange A/B": matter.js packages/protocol/test/session/secure/PasePairingTest.ts
-# @ b851ce019504 (device side). w1, cA, Ke and SessionKeys are "derived here" in pase.md, not upstream.
+# --- "PASE exchange A/B": matter.js packages/protocol/test/session/secure/PasePairingTest.ts
+# @ b851ce019504 (device side). w1, cA, Ke and SessionKeys are derived from the published inputs, not upstream.
 # Columns: salt, w0, L, request, response, context (derived), X, y, Y, cB, w1, cA, Ke, SessionKeys.
 PASE_EXCHANGES = {
     "A-leading-zero-w0": (

@@ -100,7 +100,8 @@ def _null(value: Any) -> bool:
 
 def ace_key(entry: Any) -> tuple[Any, ...]:
     """An ACL entry by value, for AccessControl and JFDS structs alike: sorted subjects and targets, a null list
-    and an empty list equal (the rule jfds_reference_semantics.md §5 gives; matter.js stores [] as null)."""
+    and an empty list equal (connectedhomeip JointFabricDatastore.cpp, detail::ApplyAclEdit; matter.js stores []
+    as null)."""
     subjects = () if _null(entry.subjects) else tuple(sorted(entry.subjects))
     targets = () if _null(entry.targets) else tuple(sorted(
         tuple(-1 if _null(v) else int(v) for v in (t.cluster, t.endpoint, t.deviceType)) for t in entry.targets))
@@ -313,7 +314,7 @@ class ReconcilerEnv:
 
     def write_peer(self, node_id: int, endpoint: int, value: Any, attempts: int = 5) -> None:
         """Write one attribute; retried while the light answers BUSY (another ACL write of our fabric, e.g. the
-        reconciler's, has not ended yet: matterjs.md §5)."""
+        reconciler's, has not ended yet: matter.js AccessControlServer.ts, "Parallel ACL change")."""
         assert self.ctrl is not None
         for attempt in range(attempts):
             [status] = self.ctrl.call("WriteAttribute", node_id, [(endpoint, value)])

@@ -1,7 +1,9 @@
 """Issue 5 end to end: TC-JFDS-2.1 .. 2.4, TC-JFDS-2.5 steps 1-8 and its negative steps, against a commissioned
 jfds-device driven by the real CHIP controller (chip.clusters.Objects.JointFabricDatastore, 2025.7.0).
 
-The steps follow shared/reference/jfds_cert_tests.md; epoch keys are 16 bytes as the spec requires.
+The steps follow connectedhomeip src/python_testing/TC_JFDS_2_1.py @ 0403703cc141, TC_JFDS_2_2.py @ 03cad0d96da7,
+TC_JFDS_2_3.py @ 296ed92eaddf, TC_JFDS_2_4.py @ 3090fae466a3 and TC_JFDS_2_5.py @ 06c102d19d89; epoch keys are 16
+bytes as the spec requires (TC_JFDS_2_2.py sends 32).
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ and writes each entry's status back; the CHIP SDK controller edits the datastore
 One environment for the module (``reconciler_env.py``): jfds-device is node 1, the lights are nodes 2..5, each
 grants node 1 Administer. Each test uses its own light:
 
-* node 2 (TH2): TC-JFDS-2.5, all 48 steps (shared/reference/jfds_cert_tests.md);
+* node 2 (TH2): TC-JFDS-2.5, all 48 steps (connectedhomeip src/python_testing/TC_JFDS_2_5.py @ 06c102d19d89);
 * node 3: foreign ACL entry and binding survive every push and removal; drift is repaired;
 * node 4: the peer is offline while entries are added, and they commit when it returns;
 * node 5: the default matter.js ACL limit (4 entries per fabric), filled: the peer rejects an entry;
@@ -61,7 +61,7 @@ DESCRIPTOR = Clusters.Descriptor
 PRIV = JF.Enums.DatastoreAccessControlEntryPrivilegeEnum
 CASE = JF.Enums.DatastoreAccessControlEntryAuthModeEnum.kCase
 
-COMMIT_S = 10  # an added entry reaches Committed (jfds_cert_tests.md, "What to build for" 3)
+COMMIT_S = 10  # an added entry reaches Committed (TC_JFDS_2_5.py step 42 polls up to 10 s for it)
 REMOVE_S = 10  # a removed entry is erased after the node confirmed it
 REFRESH_S = 30  # RefreshNode: the node is Committed (TC-JFDS-2.5 step 9)
 RETURN_S = 30  # an offline peer is back: its entries commit with no command from anyone
@@ -113,7 +113,8 @@ def ac_ace(privilege: int, subjects: list[int], targets: list[tuple[Any, Any, An
 
 
 def key_set(set_id: int) -> Any:
-    """Three 16-byte epoch keys; matter.js wants EpochStartTime0 > 0 and increasing starts (matterjs.md §5)."""
+    """Three 16-byte epoch keys; matter.js wants EpochStartTime0 > 0 and increasing starts (its
+    GroupKeyManagementServer.ts KeySetWrite checks)."""
     return JF.Structs.DatastoreGroupKeySetStruct(
         groupKeySetID=set_id, groupKeySecurityPolicy=JF.Enums.DatastoreGroupKeySecurityPolicyEnum.kTrustFirst,
         epochKey0=bytes(range(16)), epochStartTime0=1,
@@ -199,10 +200,11 @@ def test_environment_commissioned_everything_and_lights_grant_our_node(env: Reco
 def test_tc_jfds_2_5_nodes_endpoints_groups_bindings_acls_end_to_end(env: ReconcilerEnv) -> None:
     """TC-JFDS-2.5, all 48 steps, with a matter.js light as TH2 (node 2), at the speed the issue asks.
 
-    Where the upstream script is wrong the step does what it intends (jfds_cert_tests.md):
+    Where the upstream script (TC_JFDS_2_5.py @ 06c102d19d89) is wrong the step does what it intends:
     * step 10 reads ``nodeKeySetList`` off the node entry (no such field): the node's NodeKeySetList entries are
       compared with TH2's GroupKeyMap key sets (the IPK, key set 0, is not a mapped key set and is left out);
-    * step 12: the refresh copies PartsList *plus endpoint 0* ("What to build for" 2, reference semantics §7);
+    * step 12: the refresh copies PartsList *plus endpoint 0* (as connectedhomeip JointFabricDatastore.cpp's
+      RefreshNode does);
     * step 13 uses the old ``groupIDList``: EndpointGroupIDList entries are compared with TH2's GroupTable;
     * step 19 wants an Admin-CAT subject: our fabric's administrator is our node id (the controller gives the
       device no CAT), so the Administer/CASE grant may name node 1 or an Admin CAT;

@@ -1,5 +1,6 @@
-"""An in-memory peer node for the reconciler tests, checking what a matter.js peer checks (matterjs.md §5), and
-a datastore helper.
+"""An in-memory peer node for the reconciler tests, checking what a matter.js 0.17.9 peer checks (its
+AccessControlServer, GroupKeyManagementServer and GroupsServer in packages/node/src/behaviors/, and the model's
+Binding conformance), and a datastore helper.
 
 ``FakePeer`` implements the reconciler's ``PeerClient`` (the ``InteractionClient`` calls it makes) and a
 ``connect``; values are plain TLV as the real client returns them. Rules modelled:

