@@ -86,6 +86,10 @@ class ExchangeDispatcher:
 
         return remove
 
+    def has_report_routes(self, session: Session) -> bool:
+        """Whether one of our subscriptions lives on ``session`` (the session table keeps such sessions longest)."""
+        return any(key[0] is session for key in self._reports)
+
     def add_session_listener(self, listener: Callable[[Session], None]) -> Callable[[], None]:
         """Call ``listener(session)`` for every SessionClosed; returns the function that removes it."""
         self._session_listeners.append(listener)
