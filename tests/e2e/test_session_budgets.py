@@ -1,0 +1,140 @@
+"""Issue 9, session budgets end to end, against the CHIP SDK's Python controller (home-assistant-chip-core 2025.7.0).
+
+Unprivileged nodes of the admin's fabric (a second CHIP controller process on the same fabric, hosting two node ids
+without an ACL entry) open CASE sessions to jfds-device far beyond its inbound budget (17: 3 per supported fabric
++ 2). The admin's session is never evicted: its subscription keeps reporting, its reads and writes keep working, and
+every eviction the device logs names one of the flooding node ids (transport/eviction.py: a node that opens many
+sessions loses its own first).
+
+The flood runs in its own controller process because the controller forgets a session with ExpireSessions(node),
+which in the SDK matches sessions by (compressed fabric id, node id): in one process it would also drop the
+admin's session on the controller side.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import shutil
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.e2e.harness import ChipController, DeviceProcess, Topology, topology, workdir
+
+pytestmark = [pytest.mark.netns, pytest.mark.interop]
+
+Clusters = pytest.importorskip("chip.clusters", reason="home-assistant-chip-clusters is not installed")
+from chip.ChipDeviceCtrl import DiscoveryFilterType  # noqa: E402
+from chip.clusters import Attribute  # noqa: E402
+
+BI = Clusters.BasicInformation
+PASSCODE = 20202021
+NODE_ID = 1
+ADMIN_NODE_ID = 112233  # ChipController's default: the commissioner, holder of the fabric's Administer entry
+STRANGERS = (0x5001, 0x5002)  # same fabric, no ACL entry: CASE works, every read is UNSUPPORTED_ACCESS
+INBOUND_BUDGET = 3 * 5 + 2
+UNSUPPORTED_ACCESS = 0x7E
+EVICTION = re.compile(r"inbound session budget \((\d+)\) full: evicting session \d+ "
+                      r"\(fabric (\d+), peer ([0-9A-F]{16})")
+
+
+@dataclass
+class Env:
+    net: Topology
+    tmp: Path
+    device: DeviceProcess
+    ctrl: ChipController
+
+
+@pytest.fixture(scope="module")
+def env() -> Iterator[Env]:
+    with topology() as net, workdir("jfds-e2e-sessions-") as tmp:
+        device = DeviceProcess(net.dev, tmp / "state", "--interface", net.dev_ifname)
+        ctrl = ChipController(net.ctl, tmp / "ctrl")
+        try:
+            assert ctrl.call("CommissionOnNetwork", NODE_ID, PASSCODE, DiscoveryFilterType.LONG_DISCRIMINATOR, 3840,
+                             timeout=90) == NODE_ID
+            yield Env(net, tmp, device, ctrl)
+        finally:
+            ctrl.close()
+            device.stop()
+
+
+def read_one(env: Env, path: tuple[int, Any], **kwargs: Any) -> Any:
+    endpoint, attribute = path
+    result = env.ctrl.call("ReadAttribute", NODE_ID, [path], **kwargs)
+    return result[endpoint][BI][attribute]
+
+
+def wait_for_report(env: Env, key: int, label: str, timeout: float) -> float:
+    """Seconds until subscription ``key`` reported NodeLabel == ``label``; fails after ``timeout``."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if any(value == label for _, value in env.ctrl.call("reports", key)):
+            return time.monotonic() - started
+        time.sleep(0.1)
+    lines = [line for line in env.device.output().splitlines() if "evict" in line or "ubscri" in line]
+    pytest.fail(f"no report of NodeLabel {label!r} in {timeout} s: {env.ctrl.call('reports', key)[-3:]}; "
+                f"resubscribe attempts {env.ctrl.call('resubscriptions', key)}; device log:\n" + "\n".join(lines[-30:]))
+
+
+def evictions(env: Env) -> list[tuple[int, int, int]]:
+    """(budget, fabric index, peer node id) of every inbound eviction the device logged."""
+    return [(int(b), int(f), int(p, 16)) for b, f, p in EVICTION.findall(env.device.output())]
+
+
+@contextlib.contextmanager
+def flooder(env: Env) -> Iterator[tuple[ChipController, list[int]]]:
+    """A second controller process on the admin's fabric (a copy of its storage: same root CA and fabric) as node
+    STRANGERS[0], with a controller for each other stranger; yields it and the controller indexes to flood from."""
+    directory = env.tmp / "flooder"
+    directory.mkdir()
+    storage = directory / "chip_storage.json"
+    shutil.copy(env.ctrl.storage, storage)
+    ctrl = ChipController(env.net.ctl, directory, node_id=STRANGERS[0], storage=storage)
+    try:
+        yield ctrl, [0, *(ctrl.call("new_controller", node_id) for node_id in STRANGERS[1:])]
+    finally:
+        ctrl.close()
+
+
+def test_an_unprivileged_node_flooding_sessions_never_evicts_the_admin(env: Env) -> None:
+    # The admin subscribes with a long MaxInterval: if its session were evicted, the controller would only notice
+    # after ~60 s (liveness), so a lost session shows up below as missing reports and a failing write.
+    key = env.ctrl.call("subscribe", NODE_ID, [(0, BI.Attributes.NodeLabel)], 0, 60)
+    with flooder(env) as (flood, strangers):
+        denied = flood.call("ReadAttribute", NODE_ID, [(0, BI.Attributes.VendorName)])
+        denied_value = denied[0][BI][BI.Attributes.VendorName]
+        assert isinstance(denied_value, Attribute.ValueDecodeFailure)
+        assert int(denied_value.Reason.status) == UNSUPPORTED_ACCESS
+
+        opened = 0
+        started = time.monotonic()
+        for burst in range(3):
+            # Each burst alone is more than the whole inbound budget, all from nodes the ACL does not know.
+            for via in strangers:
+                opened += flood.call("open_sessions", NODE_ID, INBOUND_BUDGET // 2 + 2, via, timeout=120)
+            label = f"after burst {burst}"
+            [status] = env.ctrl.call("WriteAttribute", NODE_ID, [(0, BI.Attributes.NodeLabel(label))])
+            assert int(status.Status) == 0, status
+            wait_for_report(env, key, label, timeout=5)
+            assert read_one(env, (0, BI.Attributes.NodeLabel)) == label
+        flood_seconds = time.monotonic() - started
+
+    logged = evictions(env)
+    assert opened == 3 * len(STRANGERS) * (INBOUND_BUDGET // 2 + 2)
+    # The flood really overflowed the table (every session past the budget evicted one) ...
+    assert len(logged) >= opened - INBOUND_BUDGET, (len(logged), opened)
+    assert {budget for budget, _, _ in logged} == {INBOUND_BUDGET}
+    # ... and only ever a stranger's session went: the admin's (and its subscription) stayed.
+    assert {peer for _, _, peer in logged} <= set(STRANGERS), logged
+    assert env.ctrl.call("resubscriptions", key) == []
+    # One CASE session served the admin throughout: it never had to reconnect.
+    case_sessions = re.findall(r"CASE session \d+ established", env.device.output())
+    assert len(case_sessions) == 1 + opened + 1, len(case_sessions)  # commissioning, the flood, its first read
+    print(f"TIMING {opened} flooding sessions in {flood_seconds:.1f} s, {len(logged)} evictions")
