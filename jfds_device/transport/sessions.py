@@ -359,8 +359,10 @@ class SessionTable:
             # Least recently used, preferring sessions with no open exchange (idle ones).
             victim = min(side.values(), key=lambda s: (s.exchange_count > 0, s.last_used))
             self.evictions["unsecured"] += 1
-            log.info("unsecured session budget (%d) full: evicting the %s session with %s", self.max_unsecured_sessions,
-                     "initiator" if victim.initiator else "responder", victim.peer_addr)
+            # Debug only: a finished handshake's session stays until it is the least recently used, so every
+            # handshake past the budget evicts one and this is routine.
+            log.debug("unsecured session budget (%d) full: evicting the %s session with %s",
+                      self.max_unsecured_sessions, "initiator" if victim.initiator else "responder", victim.peer_addr)
             self.remove(victim)
 
     def __contains__(self, session: object) -> bool:
