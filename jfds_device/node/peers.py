@@ -201,7 +201,9 @@ class PeerId:
 class PeerState(enum.Enum):
     UNKNOWN = "unknown"  # never tried, or the session ended without a failure
     CONNECTING = "connecting"
-    REACHABLE = "reachable"  # a CASE session is up
+    # A CASE session is up, or was until our session table evicted it to make room for another peer's: the peer
+    # did not go away, so reconnecting (on the next ``connect``) is no reachability change and tells no listener.
+    REACHABLE = "reachable"
     UNREACHABLE = "unreachable"  # the last attempt failed; the next waits for the backoff
 
 
@@ -381,11 +383,12 @@ class PeerConnections:
                     log.exception("peer state listener %r failed", listener)
 
     def _session_closed(self, session: Session) -> None:
+        evicted = isinstance(session, SecureSession) and session.evicted
         for peer, entry in self._peers.items():
             if entry.session is session:
                 entry.session = None
                 entry.lost.set()
-                if entry.state is PeerState.REACHABLE:
+                if entry.state is PeerState.REACHABLE and not evicted:
                     self._set_state(peer, PeerState.UNKNOWN)
 
     async def _keep(self, peer: PeerId) -> None:
@@ -401,7 +404,8 @@ class PeerConnections:
 
     async def _attempt(self, peer: PeerId) -> SecureSession:
         entry = self._entry(peer)
-        self._set_state(peer, PeerState.CONNECTING)
+        if entry.state is not PeerState.REACHABLE:  # REACHABLE here: its session was evicted, not lost (PeerState)
+            self._set_state(peer, PeerState.CONNECTING)
         try:
             identity = next((i for i in self._identities() if i.fabric_index == peer.fabric_index), None)
             if identity is None:

@@ -138,6 +138,8 @@ class SecureSession:
     last_used: float = -math.inf
     closing: bool = False
     """Marked for close: takes no new exchanges; removed once its open exchanges are done."""
+    evicted: bool = False
+    """Removed to make room for a newer session of its budget: neither side closed it and the peer did not fail."""
     exchange_count: int = field(default=0, init=False)
     """Open exchanges on this session; maintained by the ExchangeManager."""
 
@@ -316,6 +318,7 @@ class SessionTable:
     def _evict_secure(self, budget: str, victim: SecureSession | None, newcomer: SecureSession, limit: int) -> None:
         assert victim is not None  # the budget is full, so there is a candidate
         self.evictions[budget] += 1
+        victim.evicted = True
         log.info("%s session budget (%d) full: evicting session %d (fabric %d, peer %016X, %d open exchange(s), "
                  "idle %.1f s) for session %d (fabric %d, peer %016X)", budget, limit, victim.local_session_id,
                  victim.fabric_index, victim.peer_node_id, victim.exchange_count, newcomer.last_used - victim.last_used,

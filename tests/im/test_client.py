@@ -776,6 +776,31 @@ async def test_case_connect_reads_basic_information_and_reuses_the_session(serve
     assert len(everything.attributes) > 15
 
 
+async def test_a_session_evicted_for_room_reconnects_without_a_reachability_change(server: MiniNode,
+                                                                                    client: Client) -> None:
+    """Our outbound budget evicting a peer's session is not the peer going away: listeners (the reconciler verifies
+    a peer on REACHABLE) hear nothing, and the next connect sets up a session again (resumed)."""
+    table = client.endpoint.manager.sessions
+    table.max_outbound_sessions = 1
+    first = await client.peers.connect(PEER)
+    assert client.states == [PeerState.CONNECTING, PeerState.REACHABLE]
+    table.add_secure(peer_session_id=7, encrypt_key=bytes(16), decrypt_key=bytes(16), auth_mode=SessionAuthMode.CASE,
+                     peer_addr=socket_address(*server.address), now=client.endpoint.now(), is_initiator=True)
+    client.endpoint.transmit()  # the manager reports SessionClosed; the dispatcher delivers it
+    await wait_for(lambda: client.peers.session(PEER) is None)
+    assert first.evicted and table.evictions["outbound"] == 1
+    assert client.peers.state(PEER) is PeerState.REACHABLE and client.states == [PeerState.CONNECTING,
+                                                                                 PeerState.REACHABLE]
+    second = await client.peers.connect(PEER)  # evicts the stand-in session in turn
+    assert second is not first and client.peers.status(PEER).resumed
+    assert await client.im.read_attribute(second, 0, BI, bi.VENDOR_ID) == 0xFFF1
+    assert client.states == [PeerState.CONNECTING, PeerState.REACHABLE]
+    # A session that failed is a reachability change, as before.
+    client.peers.session_failed(PEER)
+    await client.peers.connect(PEER)
+    assert client.states[2:] == [PeerState.UNKNOWN, PeerState.CONNECTING, PeerState.REACHABLE]
+
+
 async def test_concurrent_connects_share_one_attempt(server: MiniNode, client: Client) -> None:
     sessions = await asyncio.gather(*(client.peers.connect(PEER) for _ in range(4)))
     assert len({id(s) for s in sessions}) == 1 and len(server.sessions.secure_sessions()) == 1
