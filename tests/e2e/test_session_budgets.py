@@ -6,6 +6,9 @@ without an ACL entry) open CASE sessions to jfds-device far beyond its inbound b
 every eviction the device logs names one of the flooding node ids (transport/eviction.py: a node that opens many
 sessions loses its own first).
 
+A second fabric's nodes flooding sessions take nothing from the first fabric's 3 sessions (its guaranteed minimum):
+every eviction is on the flooding fabric.
+
 The flood runs in its own controller process because the controller forgets a session with ExpireSessions(node),
 which in the SDK matches sessions by (compressed fabric id, node id): in one process it would also drop the
 admin's session on the controller side.
@@ -33,12 +36,16 @@ from chip.ChipDeviceCtrl import DiscoveryFilterType  # noqa: E402
 from chip.clusters import Attribute  # noqa: E402
 
 BI = Clusters.BasicInformation
+OC = Clusters.OperationalCredentials
 PASSCODE = 20202021
 NODE_ID = 1
 ADMIN_NODE_ID = 112233  # ChipController's default: the commissioner, holder of the fabric's Administer entry
 STRANGERS = (0x5001, 0x5002)  # same fabric, no ACL entry: CASE works, every read is UNSUPPORTED_ACCESS
 INBOUND_BUDGET = 3 * 5 + 2
 UNSUPPORTED_ACCESS = 0x7E
+FABRIC2_ADMIN, FABRIC2_STRANGER, FABRIC2_DEVICE_NODE_ID = 0x4444, 0x4445, 0x5678
+FABRIC1_OTHERS = (0x6001, 0x6002)  # two more fabric-1 node ids: with the admin, exactly the fabric's minimum of 3
+CASE_ESTABLISHED = re.compile(r"jfds_device\.node\.handshakes: CASE session \d+ established")
 EVICTION = re.compile(r"inbound session budget \((\d+)\) full: evicting session \d+ "
                       r"\(fabric (\d+), peer ([0-9A-F]{16})")
 
@@ -51,7 +58,7 @@ class Env:
     ctrl: ChipController
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def env() -> Iterator[Env]:
     with topology() as net, workdir("jfds-e2e-sessions-") as tmp:
         device = DeviceProcess(net.dev, tmp / "state", "--interface", net.dev_ifname)
@@ -138,3 +145,38 @@ def test_an_unprivileged_node_flooding_sessions_never_evicts_the_admin(env: Env)
     case_sessions = re.findall(r"CASE session \d+ established", env.device.output())
     assert len(case_sessions) == 1 + opened + 1, len(case_sessions)  # commissioning, the flood, its first read
     print(f"TIMING {opened} flooding sessions in {flood_seconds:.1f} s, {len(logged)} evictions")
+
+
+def test_a_second_fabric_flooding_sessions_takes_nothing_from_the_first_fabrics_minimum(env: Env) -> None:
+    key = env.ctrl.call("subscribe", NODE_ID, [(0, BI.Attributes.NodeLabel)], 0, 60)
+    others = [env.ctrl.call("new_controller", node_id) for node_id in FABRIC1_OTHERS]
+    for via in others:  # each sets up its CASE session (its read is denied: no ACL entry)
+        env.ctrl.call("ReadAttribute", NODE_ID, [(0, BI.Attributes.VendorName)], _controller=via)
+    params = env.ctrl.call("OpenCommissioningWindow", NODE_ID, 180, 1000, 3333, 1, timeout=30)
+    fabric2 = ChipController(env.net.ctl, env.tmp / "fabric2", node_id=FABRIC2_ADMIN, fabric_id=2)
+    try:
+        assert fabric2.call("CommissionWithCode", params.setupManualCode, FABRIC2_DEVICE_NODE_ID,
+                            timeout=90) == FABRIC2_DEVICE_NODE_ID
+        fabric2_index = fabric2.call("ReadAttribute", FABRIC2_DEVICE_NODE_ID, [(0, OC.Attributes.CurrentFabricIndex)]
+                                     )[0][OC][OC.Attributes.CurrentFabricIndex]
+        floods = [0, fabric2.call("new_controller", FABRIC2_STRANGER)]
+        case_before = len(CASE_ESTABLISHED.findall(env.device.output()))
+        opened = 0
+        for via in floods:
+            opened += fabric2.call("open_sessions", FABRIC2_DEVICE_NODE_ID, 3 * INBOUND_BUDGET // 2, via, timeout=180)
+    finally:
+        fabric2.close()
+
+    # Fabric 1's three sessions all served on: the admin's subscription reports, the other two read, and none of
+    # them had to set up CASE again.
+    [status] = env.ctrl.call("WriteAttribute", NODE_ID, [(0, BI.Attributes.NodeLabel("fabric 1 is fine"))])
+    assert int(status.Status) == 0, status
+    wait_for_report(env, key, "fabric 1 is fine", timeout=5)
+    for via in others:
+        denied = env.ctrl.call("ReadAttribute", NODE_ID, [(0, BI.Attributes.VendorName)], _controller=via)
+        assert int(denied[0][BI][BI.Attributes.VendorName].Reason.status) == UNSUPPORTED_ACCESS
+    assert len(CASE_ESTABLISHED.findall(env.device.output())) == case_before + opened
+    logged = evictions(env)
+    assert len(logged) >= opened - INBOUND_BUDGET, (len(logged), opened)
+    assert {fabric for _, fabric, _ in logged} == {fabric2_index}, logged
+    assert env.ctrl.call("resubscriptions", key) == []
