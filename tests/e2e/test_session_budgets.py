@@ -6,6 +6,9 @@ without an ACL entry) open CASE sessions to jfds-device far beyond its inbound b
 every eviction the device logs names one of the flooding node ids (transport/eviction.py: a node that opens many
 sessions loses its own first).
 
+Many node ids with one session each (no duplicated peer to evict first): the admin's idle session, the least
+recently used of all, stays because it carries a subscription.
+
 A second fabric's nodes flooding sessions take nothing from the first fabric's 3 sessions (its guaranteed minimum):
 every eviction is on the flooding fabric.
 
@@ -96,16 +99,17 @@ def evictions(env: Env) -> list[tuple[int, int, int]]:
 
 
 @contextlib.contextmanager
-def flooder(env: Env) -> Iterator[tuple[ChipController, list[int]]]:
-    """A second controller process on the admin's fabric (a copy of its storage: same root CA and fabric) as node
-    STRANGERS[0], with a controller for each other stranger; yields it and the controller indexes to flood from."""
-    directory = env.tmp / "flooder"
+def flooder(env: Env, node_ids: tuple[int, ...] = STRANGERS) -> Iterator[tuple[ChipController, list[int]]]:
+    """Another controller process on the admin's fabric (a copy of its storage: same root CA and fabric) with a
+    controller for each of ``node_ids`` (at most 12: each takes a slot of the process's fabric table); yields it
+    and the controller indexes to flood from."""
+    directory = env.tmp / f"flooder-{node_ids[0]:x}"
     directory.mkdir()
     storage = directory / "chip_storage.json"
     shutil.copy(env.ctrl.storage, storage)
-    ctrl = ChipController(env.net.ctl, directory, node_id=STRANGERS[0], storage=storage)
+    ctrl = ChipController(env.net.ctl, directory, node_id=node_ids[0], storage=storage)
     try:
-        yield ctrl, [0, *(ctrl.call("new_controller", node_id) for node_id in STRANGERS[1:])]
+        yield ctrl, [0, *(ctrl.call("new_controller", node_id) for node_id in node_ids[1:])]
     finally:
         ctrl.close()
 
@@ -179,4 +183,22 @@ def test_a_second_fabric_flooding_sessions_takes_nothing_from_the_first_fabrics_
     logged = evictions(env)
     assert len(logged) >= opened - INBOUND_BUDGET, (len(logged), opened)
     assert {fabric for _, fabric, _ in logged} == {fabric2_index}, logged
+    assert env.ctrl.call("resubscriptions", key) == []
+
+
+def test_many_node_ids_with_one_session_each_leave_the_subscribers_session_alone(env: Env) -> None:
+    key = env.ctrl.call("subscribe", NODE_ID, [(0, BI.Attributes.NodeLabel)], 0, 60)
+    # One session per node id, 24 of them, all more recent than the admin's: every peer holds one session, so only
+    # the use key (a subscription is evicted last) and LRU decide, and the admin's session is the least recent.
+    opened = 0
+    for first in (0x5100, 0x5200):
+        with flooder(env, tuple(range(first, first + 12))) as (flood, indexes):
+            for index in indexes:
+                opened += flood.call("open_sessions", NODE_ID, 1, index, timeout=60)
+    [status] = env.ctrl.call("WriteAttribute", NODE_ID, [(0, BI.Attributes.NodeLabel("still here"))])
+    assert int(status.Status) == 0, status
+    wait_for_report(env, key, "still here", timeout=5)
+    logged = evictions(env)
+    assert opened == 24 and len(logged) >= opened - INBOUND_BUDGET + 1, (len(logged), opened)
+    assert ADMIN_NODE_ID not in {peer for _, _, peer in logged}
     assert env.ctrl.call("resubscriptions", key) == []
