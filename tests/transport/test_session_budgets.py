@@ -208,3 +208,22 @@ def test_no_fabric_at_or_under_its_minimum_loses_a_session_to_another_fabric(
             if victim.fabric_index != fabric:
                 assert before[victim.fabric_index] > MIN_CASE_SESSIONS_PER_FABRIC, (victim, before)
         assert len(table.inbound_sessions()) <= DEFAULT_INBOUND_SESSIONS
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(1, 30), min_size=1, max_size=120))
+def test_within_a_fabric_the_victim_is_always_a_session_of_the_peer_holding_the_most(peers: list[int]) -> None:
+    clock = Clock()
+    table = SessionTable(rng=random.Random(14))
+    for peer in peers:
+        held = Counter(s.peer_node_id for s in table.inbound_sessions())
+        held[peer] += 1  # the newcomer counts for its peer
+        add(table, clock, fabric=1, peer=peer)
+        for victim in table.drain_removed():
+            assert held[victim.peer_node_id] == max(held.values()), (victim.peer_node_id, held)
+
+
+def test_the_minimum_matches_what_basic_information_advertises() -> None:
+    from clusters.basic_information import schema
+
+    assert MIN_CASE_SESSIONS_PER_FABRIC == schema.MIN_CASE_SESSIONS_PER_FABRIC
