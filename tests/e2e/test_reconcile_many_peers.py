@@ -115,7 +115,7 @@ def test_reconciling_20_peers_keeps_every_controller_session_and_subscription(en
     # Then the verify passes: the reconciler reads every peer again, reconnecting those whose sessions it evicted,
     # which evicts others in turn. The subscribers keep getting their reports meanwhile.
     verify_started = time.monotonic()
-    while len(OUTBOUND_EVICTION.findall(env.device.output())) == evicted_by_the_push:
+    while len(OUTBOUND_EVICTION.findall(env.device.output())) < evicted_by_the_push + PEERS - OUTBOUND_BUDGET:
         assert time.monotonic() - verify_started < VERIFY_S, "no verify pass reconnected an evicted peer"
         report_seconds.append(label_everywhere(env, keys, f"verify {rounds}"))
         rounds += 1
