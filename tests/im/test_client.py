@@ -540,6 +540,8 @@ def test_dispatcher_routes_reports_by_subscription_and_observes_session_close() 
     reports: list[Any] = []
     closed: list[Any] = []
     remove = dispatcher.add_report_handler(session, 0x42, reports.append)
+    # Our subscription lives on ``session``: the session table keeps it longest (transport/eviction.py).
+    assert dispatcher.has_report_routes(session) and not dispatcher.has_report_routes(other)
     dispatcher.add_session_listener(closed.append)
     report = m.ReportData(subscription_id=0x42).encode()
     assert dispatcher.dispatch(_message(ExchangeRef(session, 1, False), Op.REPORT_DATA, report, new=True))
@@ -549,6 +551,7 @@ def test_dispatcher_routes_reports_by_subscription_and_observes_session_close() 
     assert not dispatcher.dispatch(_message(ExchangeRef(session, 3, False), Op.REPORT_DATA, b"\x00", new=True))
     assert not dispatcher.dispatch(SessionClosed(session))  # the node must see it too
     assert [type(e) for e in reports] == [MessageReceived, SessionClosed] and closed == [session]
+    assert not dispatcher.has_report_routes(session)  # the session's close took its routes along
     remove()
     remove()  # idempotent
     assert not dispatcher.dispatch(_message(ExchangeRef(session, 4, False), Op.REPORT_DATA, report, new=True))
