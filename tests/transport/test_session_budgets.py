@@ -227,3 +227,38 @@ def test_the_minimum_matches_what_basic_information_advertises() -> None:
     from clusters.basic_information import schema
 
     assert MIN_CASE_SESSIONS_PER_FABRIC == schema.MIN_CASE_SESSIONS_PER_FABRIC
+
+
+OPS = st.lists(st.one_of(
+    st.tuples(st.just("in"), st.integers(0, 5), st.integers(1, 8)),  # fabric 0: PASE-like, no peer id
+    st.tuples(st.just("out"), st.integers(1, 5), st.integers(1, 40)),
+    st.tuples(st.just("busy"), st.integers(0, 200), st.integers(0, 2)),
+    st.tuples(st.just("close"), st.integers(0, 200), st.just(0)),
+), max_size=150)
+
+
+@settings(max_examples=150, deadline=None)
+@given(OPS)
+def test_budgets_hold_and_never_cross_under_any_sequence(ops: list[tuple[str, int, int]]) -> None:
+    """Random arrivals, exchanges opening and closing, and closes: each budget is respected, a newcomer only ever
+    displaces a session of its own direction, and an evicted session is gone for good (and says so)."""
+    clock = Clock()
+    table = SessionTable(rng=random.Random(15), max_inbound_sessions=6, max_outbound_sessions=4)
+    seen: list[SecureSession] = []
+    for kind, a, b in ops:
+        if kind in ("in", "out"):
+            session = add(table, clock, fabric=a, peer=b, outbound=kind == "out", pase=kind == "in" and a == 0)
+            seen.append(session)
+            for victim in table.drain_removed():
+                assert victim.is_initiator == session.is_initiator and victim.evicted and victim not in table
+        elif seen and kind == "busy":
+            seen[a % len(seen)].exchange_count = b  # what the ExchangeManager maintains
+        elif seen:
+            target = seen[a % len(seen)]
+            if target in table:
+                assert not target.evicted  # a session still in the table was never evicted
+                table.mark_for_close(target)
+                assert not target.evicted  # and a close is no eviction
+            table.drain_removed()
+        assert len(table.inbound_sessions()) <= 6 and len(table.outbound_sessions()) <= 4
+    assert all(s not in table for s in seen if s.evicted)
