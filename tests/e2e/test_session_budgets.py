@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import re
 import shutil
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -124,18 +125,39 @@ def test_an_unprivileged_node_flooding_sessions_never_evicts_the_admin(env: Env)
         assert isinstance(denied_value, Attribute.ValueDecodeFailure)
         assert int(denied_value.Reason.status) == UNSUPPORTED_ACCESS
 
-        opened = 0
+        # The flood runs in a thread (its own controller process) while the admin keeps writing, reading and
+        # getting its subscription's reports: all of it must keep working throughout.
+        bursts: list[int] = []
+        failures: list[BaseException] = []
+
+        def run_flood() -> None:
+            try:
+                for _ in range(3):  # each burst alone is more than the whole inbound budget
+                    for via in strangers:
+                        bursts.append(flood.call("open_sessions", NODE_ID, INBOUND_BUDGET // 2 + 2, via, timeout=120))
+            except BaseException as exc:  # reported by the test thread
+                failures.append(exc)
+
         started = time.monotonic()
-        for burst in range(3):
-            # Each burst alone is more than the whole inbound budget, all from nodes the ACL does not know.
-            for via in strangers:
-                opened += flood.call("open_sessions", NODE_ID, INBOUND_BUDGET // 2 + 2, via, timeout=120)
-            label = f"after burst {burst}"
-            [status] = env.ctrl.call("WriteAttribute", NODE_ID, [(0, BI.Attributes.NodeLabel(label))])
-            assert int(status.Status) == 0, status
-            wait_for_report(env, key, label, timeout=5)
-            assert read_one(env, (0, BI.Attributes.NodeLabel)) == label
+        thread = threading.Thread(target=run_flood, name="flood")
+        thread.start()
+        rounds = 0
+        try:
+            while thread.is_alive() or rounds == 0:
+                label = f"admin round {rounds}"
+                [status] = env.ctrl.call("WriteAttribute", NODE_ID, [(0, BI.Attributes.NodeLabel(label))])
+                assert int(status.Status) == 0, status
+                wait_for_report(env, key, label, timeout=5)
+                assert read_one(env, (0, BI.Attributes.NodeLabel)) == label
+                rounds += 1
+        finally:
+            thread.join(180)
         flood_seconds = time.monotonic() - started
+        assert not failures, failures
+        opened = sum(bursts)
+        [status] = env.ctrl.call("WriteAttribute", NODE_ID, [(0, BI.Attributes.NodeLabel("after the flood"))])
+        assert int(status.Status) == 0, status
+        wait_for_report(env, key, "after the flood", timeout=5)
 
     logged = evictions(env)
     assert opened == 3 * len(STRANGERS) * (INBOUND_BUDGET // 2 + 2)
@@ -148,7 +170,9 @@ def test_an_unprivileged_node_flooding_sessions_never_evicts_the_admin(env: Env)
     # One CASE session served the admin throughout: it never had to reconnect.
     case_sessions = re.findall(r"CASE session \d+ established", env.device.output())
     assert len(case_sessions) == 1 + opened + 1, len(case_sessions)  # commissioning, the flood, its first read
-    print(f"TIMING {opened} flooding sessions in {flood_seconds:.1f} s, {len(logged)} evictions")
+    assert rounds >= 3, rounds  # the admin's checks really ran during the flood
+    print(f"TIMING {opened} flooding sessions in {flood_seconds:.1f} s, {len(logged)} evictions, {rounds} admin "
+          f"rounds during the flood")
 
 
 def test_a_second_fabric_flooding_sessions_takes_nothing_from_the_first_fabrics_minimum(env: Env) -> None:
