@@ -251,6 +251,7 @@ class _Peer:
     resumed: bool = False
     last_error: MatterError | None = None
     lost: asyncio.Event = field(default_factory=asyncio.Event)
+    evicted: bool = False  # the last session went to make room (outbound budget), not because it failed
 
 
 class PeerConnections:
@@ -333,7 +334,9 @@ class PeerConnections:
             task.exception()  # retrieved: callers that gave up waiting must not leave it "never retrieved"
 
     def watch(self, peer: PeerId) -> None:
-        """Keep a session to ``peer``: reconnect in the background whenever there is none, honouring the backoff."""
+        """Keep a session to ``peer``: reconnect in the background whenever there is none, honouring the backoff.
+        A session the outbound budget evicted is set up again by the next ``connect`` only: watchers of more peers
+        than the budget would otherwise evict one another in a loop."""
         if peer not in self._watchers:
             self._watchers[peer] = asyncio.get_running_loop().create_task(self._keep(peer))
 
@@ -386,7 +389,7 @@ class PeerConnections:
         evicted = isinstance(session, SecureSession) and session.evicted
         for peer, entry in self._peers.items():
             if entry.session is session:
-                entry.session = None
+                entry.session, entry.evicted = None, evicted
                 entry.lost.set()
                 if entry.state is PeerState.REACHABLE and not evicted:
                     self._set_state(peer, PeerState.UNKNOWN)
@@ -394,7 +397,7 @@ class PeerConnections:
     async def _keep(self, peer: PeerId) -> None:
         entry = self._entry(peer)
         while True:
-            if self.session(peer) is None:
+            if self.session(peer) is None and not entry.evicted:
                 await asyncio.sleep(entry.backoff.wait(self.endpoint.now()))
                 with contextlib.suppress(PeerUnreachableError):
                     await self.connect(peer)
@@ -420,6 +423,7 @@ class PeerConnections:
                     continue
                 entry.backoff.succeeded()
                 entry.session, entry.address, entry.resumed, entry.last_error = session, address, result.resumed, None
+                entry.evicted = False
                 self._set_state(peer, PeerState.REACHABLE)
                 return session
             raise errors[-1] if errors else PeerUnreachableError(peer, "no operational address")

@@ -933,6 +933,28 @@ async def test_watched_peer_reconnects_after_the_peer_closes_the_session(server:
     client.peers.unwatch(PEER)
 
 
+async def test_a_watched_peer_whose_session_was_evicted_waits_for_the_next_connect(server: MiniNode,
+                                                                                  client: Client) -> None:
+    """The watcher does not fight the outbound budget (two watchers over a one-session budget would evict each
+    other forever); the next ``connect`` sets the session up again, and a later failure is watched as before."""
+    table = client.endpoint.manager.sessions
+    table.max_outbound_sessions = 1
+    client.peers.watch(PEER)
+    await wait_for(lambda: client.peers.session(PEER) is not None)
+    table.add_secure(peer_session_id=7, encrypt_key=bytes(16), decrypt_key=bytes(16), auth_mode=SessionAuthMode.CASE,
+                     peer_addr=socket_address(*server.address), now=client.endpoint.now(), is_initiator=True)
+    client.endpoint.transmit()
+    await wait_for(lambda: client.peers.session(PEER) is None)
+    await asyncio.sleep(0.3)
+    assert client.peers.session(PEER) is None and table.evictions["outbound"] == 1  # no reconnect by the watcher
+    again = await client.peers.connect(PEER)
+    assert await client.im.read_attribute(again, 0, BI, bi.VENDOR_ID) == 0xFFF1  # the server installed it too
+    server.close_sessions()  # a real loss: the watcher reconnects
+    await wait_for(lambda: client.peers.session(PEER) not in (None, again))
+    assert client.states[-2:] == [PeerState.CONNECTING, PeerState.REACHABLE]
+    client.peers.unwatch(PEER)
+
+
 async def test_interaction_on_a_dead_session_raises_interaction_error(server: MiniNode) -> None:
     client = await Client(FakeResolver(server.address), InMemoryResumptionStore()).start()
     try:
