@@ -12,7 +12,9 @@
 
 Errors: a peer's refusal is ``IMStatusError(status, cluster_status)`` (a StatusResponse, or through
 ``ReadResult.value`` / ``AttributeStatus.check`` / ``InvokeResult.check``); an exchange that ended early
-(response timeout, MRP gave up, session gone) is ``InteractionError(reason)``; malformed input a ``DecodeError``.
+(response timeout, MRP gave up, session gone) is ``InteractionError(reason)``; malformed input a ``DecodeError``;
+a chunked report or invoke response longer than ``max_report_bytes`` a ``ReportTooLargeError`` (the peer gets
+StatusResponse(RESOURCE_EXHAUSTED) and the interaction ends: a peer cannot make us buffer without bound).
 """
 
 from __future__ import annotations
@@ -35,12 +37,12 @@ from jfds_device.transport.sessions import Session
 from jfds_device.transport.udp import UdpEndpoint
 
 __all__ = [
-    "DEFAULT_MAX_PAYLOAD", "AttributeStatus", "AttributeWrite", "CommandRequest", "ExchangeRouter", "IMStatusError",
-    "Interaction", "InteractionClient", "InteractionError", "InvokeInteraction", "InvokeResult", "ReadInteraction",
-    "ReadResult", "ReportAssembler", "Send", "SubscribeInteraction", "SubscribeResult", "Subscription",
-    "WriteChunk", "WriteInteraction", "attribute_path", "build_invoke_request", "build_read_request",
-    "build_status_response", "build_subscribe_request", "build_timed_request", "build_write_chunks",
-    "build_write_requests", "parse_invoke_response",
+    "DEFAULT_MAX_PAYLOAD", "DEFAULT_MAX_REPORT_BYTES", "AttributeStatus", "AttributeWrite", "ChunkBudget",
+    "CommandRequest", "ExchangeRouter", "IMStatusError", "Interaction", "InteractionClient", "InteractionError",
+    "InvokeInteraction", "InvokeResult", "ReadInteraction", "ReadResult", "ReportAssembler", "ReportTooLargeError",
+    "Send", "SubscribeInteraction", "SubscribeResult", "Subscription", "WriteChunk", "WriteInteraction",
+    "attribute_path", "build_invoke_request", "build_read_request", "build_status_response", "build_subscribe_request",
+    "build_timed_request", "build_write_chunks", "build_write_requests", "parse_invoke_response",
     "parse_write_response", "summarize_write",
 ]  # fmt: skip
 
@@ -49,6 +51,11 @@ log = logging.getLogger(__name__)
 # One message's IM payload: a 1280-byte IPv6 MTU leaves 1232 bytes for the Matter message (Core spec 4.4.4);
 # headers, an ack and the MIC fit in the rest. InteractionServer uses the same default.
 DEFAULT_MAX_PAYLOAD: Final = 1100
+
+# The most one chunked report (or invoke response) may carry, summed over its chunks' IM payloads. Core spec 8.4.3.3
+# puts no bound on the number of chunks, so we set one. The largest lists a peer holds are far smaller (the JFDS's
+# own 8192-entry per-node lists, the biggest in this stack, are about 0.4 MiB as chunked ReportData).
+DEFAULT_MAX_REPORT_BYTES: Final = 2 * 1024 * 1024
 
 PathLike = m.AttributePathIB | tuple[int | None, int | None, int | None]
 """A request path: an m.AttributePathIB or ``(endpoint, cluster, attribute)`` with None as a wildcard."""
@@ -66,6 +73,17 @@ class IMStatusError(MatterError):
         super().__init__(f"{message}: {detail}" if message else detail)
         self.status = status
         self.cluster_status = cluster_status
+
+
+class ReportTooLargeError(RemoteProtocolError):
+    """The peer's chunks of one report (or invoke response) passed our bound. Answered RESOURCE_EXHAUSTED when the
+    peer waits for an answer (``expects_reply``); a final chunk that wants none (SuppressResponse) gets none."""
+
+    status = Status.RESOURCE_EXHAUSTED
+
+    def __init__(self, received: int, limit: int, chunks: int, *, expects_reply: bool = True) -> None:
+        super().__init__(f"report of {received} bytes in {chunks} chunk(s) exceeds the {limit}-byte bound")
+        self.received, self.limit, self.chunks, self.expects_reply = received, limit, chunks, expects_reply
 
 
 class InteractionError(MatterError):
@@ -330,12 +348,40 @@ def _concrete(path: m.AttributePathIB) -> AttributePath:
     return AttributePath(path.endpoint, path.cluster, path.attribute)
 
 
+class ChunkBudget:
+    """Counts the payload bytes of one chunked response; ``ReportTooLargeError`` (and a log line) past ``limit``."""
+
+    def __init__(self, limit: int = DEFAULT_MAX_REPORT_BYTES) -> None:
+        if limit < 1:
+            raise LocalProtocolError("the report bound must be positive")
+        self.limit, self.received, self.chunks = limit, 0, 0
+
+    def take(self, payload: bytes, *, expects_reply: bool = True) -> None:
+        """Account for one more chunk (decoded, as one message is small, but not yet kept): past the bound nothing
+        more is kept and the interaction ends. ``expects_reply``: whether the peer waits for our StatusResponse."""
+        self.received += len(payload)
+        self.chunks += 1
+        if self.received > self.limit:
+            log.warning("peer's chunked response passed %d bytes (%d bytes in %d chunks): ending the interaction",
+                        self.limit, self.received, self.chunks)
+            raise ReportTooLargeError(self.received, self.limit, self.chunks, expects_reply=expects_reply)
+
+
 class ReportAssembler:
     """Applies the m.ReportData chunks of one report in order: a whole value replaces, ListIndex null appends to the
-    list carried earlier in the same report (Core spec 8.4.3.3, 10.6.2)."""
+    list carried earlier in the same report (Core spec 8.4.3.3, 10.6.2). ``budget`` bounds the whole report."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_bytes: int = DEFAULT_MAX_REPORT_BYTES) -> None:
         self.result = ReadResult()
+        self.budget = ChunkBudget(max_bytes)
+
+    def decode(self, payload: bytes, *, always_answered: bool = False) -> m.ReportData:
+        """One chunk's m.ReportData, counted against the budget before ``feed`` keeps any of it. The last chunk of a
+        report with SuppressResponse waits for no answer, unless ``always_answered`` (priming reports)."""
+        report = m.ReportData.decode(payload)
+        final_silent = not report.more_chunked_messages and bool(report.suppress_response) and not always_answered
+        self.budget.take(payload, expects_reply=not final_silent)
+        return report
 
     def feed(self, report: m.ReportData) -> None:
         result = self.result
@@ -462,6 +508,10 @@ class Interaction:
             raise RemoteProtocolError(f"unexpected IM opcode 0x{opcode:02X} in state {self.state!r}")
         except (DecodeError, RemoteProtocolError) as exc:
             self.error = exc
+            if isinstance(exc, ReportTooLargeError):
+                if not exc.expects_reply:
+                    return None
+                return Send(Op.STATUS_RESPONSE, build_status_response(exc.status), expect_response=False)
             return Send(Op.STATUS_RESPONSE, build_status_response(Status.INVALID_ACTION), expect_response=False)
 
     def _finish(self, result: Any) -> None:
@@ -477,10 +527,11 @@ class ReadInteraction(Interaction):
     SuppressResponse is answered, the last one included, and a report for another subscription is refused.
     """
 
-    def __init__(self, request: bytes | None = None, *, subscription_id: int | None = None) -> None:
+    def __init__(self, request: bytes | None = None, *, subscription_id: int | None = None,
+                 max_report_bytes: int = DEFAULT_MAX_REPORT_BYTES) -> None:
         super().__init__("idle" if request is not None else "report")
         self._request, self.subscription_id = request, subscription_id
-        self._assembler = ReportAssembler()
+        self._assembler = ReportAssembler(max_report_bytes)
 
     def start(self) -> Send:
         if self._request is None:
@@ -489,7 +540,7 @@ class ReadInteraction(Interaction):
         return Send(Op.READ_REQUEST, self._request)
 
     def _on_report(self, payload: bytes) -> Send | None:
-        report = m.ReportData.decode(payload)
+        report = self._assembler.decode(payload)
         if self.subscription_id is not None and report.subscription_id != self.subscription_id:
             self.error = RemoteProtocolError(f"report for subscription {report.subscription_id}")
             return Send(Op.STATUS_RESPONSE, build_status_response(Status.INVALID_SUBSCRIPTION), expect_response=False)
@@ -506,17 +557,17 @@ class SubscribeInteraction(Interaction):
     """Core spec 8.5.3: m.SubscribeRequest → priming m.ReportData chunks, every one answered (the last too) →
     m.SubscribeResponse. Result: ``SubscribeResult``."""
 
-    def __init__(self, request: bytes) -> None:
+    def __init__(self, request: bytes, *, max_report_bytes: int = DEFAULT_MAX_REPORT_BYTES) -> None:
         super().__init__("idle")
         self._request = request
-        self._assembler = ReportAssembler()
+        self._assembler = ReportAssembler(max_report_bytes)
 
     def start(self) -> Send:
         self.state = "priming"
         return Send(Op.SUBSCRIBE_REQUEST, self._request)
 
     def _on_report(self, payload: bytes) -> Send:
-        report = m.ReportData.decode(payload)
+        report = self._assembler.decode(payload, always_answered=True)  # 8.5.3: every priming chunk is answered
         self._assembler.feed(report)
         if not report.more_chunked_messages:
             self.state = "response"
@@ -603,12 +654,15 @@ class WriteInteraction(_Timed):
 class InvokeInteraction(_Timed):
     """Core spec 8.8: [m.TimedRequest →] m.InvokeRequest → m.InvokeResponse chunks, each but the last answered."""
 
-    def __init__(self, request: bytes, timed_timeout_ms: int | None = None) -> None:
+    def __init__(self, request: bytes, timed_timeout_ms: int | None = None, *,
+                 max_report_bytes: int = DEFAULT_MAX_REPORT_BYTES) -> None:
         super().__init__(request, Op.INVOKE_REQUEST, timed_timeout_ms)
         self._results: list[InvokeResult] = []
+        self._budget = ChunkBudget(max_report_bytes)
 
     def _on_response(self, payload: bytes) -> Send | None:
         results, more = parse_invoke_response(payload)
+        self._budget.take(payload, expects_reply=more)
         self._results.extend(results)
         if more:
             return Send(Op.STATUS_RESPONSE, _ACK)
@@ -689,7 +743,9 @@ class Subscription:
 
     async def _report(self, exchange: ExchangeRef, inbox: asyncio.Queue[ExchangeEvent]) -> None:
         try:
-            result = await self._client._drive(exchange, inbox, ReadInteraction(subscription_id=self.subscription_id))
+            interaction = ReadInteraction(subscription_id=self.subscription_id,
+                                          max_report_bytes=self._client.max_report_bytes)
+            result = await self._client._drive(exchange, inbox, interaction)
         except MatterError as exc:
             log.info("report of subscription 0x%08X failed: %s", self.subscription_id, exc)
             return
@@ -703,12 +759,14 @@ class Subscription:
 
 class InteractionClient:
     """IM interactions over the secure sessions of ``endpoint``, one exchange each. ``response_timeout``
-    overrides the exchange layer's MRP-derived default for every message that awaits an answer."""
+    overrides the exchange layer's MRP-derived default for every message that awaits an answer;
+    ``max_report_bytes`` bounds one chunked report or invoke response (``ReportTooLargeError`` past it)."""
 
     def __init__(self, endpoint: UdpEndpoint, router: ExchangeRouter, *, max_payload: int = DEFAULT_MAX_PAYLOAD,
-                 response_timeout: float | None = None) -> None:
+                 response_timeout: float | None = None, max_report_bytes: int = DEFAULT_MAX_REPORT_BYTES) -> None:
         self.endpoint, self.router = endpoint, router
         self.max_payload, self.response_timeout = max_payload, response_timeout
+        self.max_report_bytes = max_report_bytes
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def read(self, session: Session, paths: Sequence[PathLike], *, fabric_filtered: bool = True,
@@ -717,7 +775,7 @@ class InteractionClient:
         """Read (wildcards allowed, chunked reports reassembled); per-path errors land in ``statuses``."""
         request = build_read_request(paths, fabric_filtered=fabric_filtered, event_paths=event_paths,
                                      data_version_filters=data_version_filters)
-        result: ReadResult = await self._run(session, ReadInteraction(request))
+        result: ReadResult = await self._run(session, ReadInteraction(request, max_report_bytes=self.max_report_bytes))
         return result
 
     async def read_attribute(self, session: Session, endpoint: int, cluster: int, attribute: int, *,
@@ -751,7 +809,8 @@ class InteractionClient:
     async def invoke_batch(self, session: Session, commands: Sequence[CommandRequest], *,
                            timed_timeout_ms: int | None = None) -> list[InvokeResult]:
         request = build_invoke_request(commands, timed=timed_timeout_ms is not None)
-        results: list[InvokeResult] = await self._run(session, InvokeInteraction(request, timed_timeout_ms))
+        interaction = InvokeInteraction(request, timed_timeout_ms, max_report_bytes=self.max_report_bytes)
+        results: list[InvokeResult] = await self._run(session, interaction)
         return results
 
     async def subscribe(self, session: Session, paths: Sequence[PathLike], min_interval: int, max_interval: int,
@@ -762,7 +821,8 @@ class InteractionClient:
         a new subscription does not end our others on that peer (Core spec 8.5.3.2)."""
         request = build_subscribe_request(paths, min_interval, max_interval, keep_subscriptions=keep_subscriptions,
                                           fabric_filtered=fabric_filtered)
-        result: SubscribeResult = await self._run(session, SubscribeInteraction(request))
+        interaction = SubscribeInteraction(request, max_report_bytes=self.max_report_bytes)
+        result: SubscribeResult = await self._run(session, interaction)
         return Subscription(self, session, result, on_report, on_lost)
 
     async def close(self) -> None:

@@ -43,7 +43,7 @@ from jfds_device.reconciler import Reconciler
 from jfds_device.securechannel.session_params import SessionParameters
 from jfds_device.transport.exchange import ExchangeClosed, ExchangeManager, MessageReceived, SessionClosed
 from jfds_device.transport.mrp import MrpParameters
-from jfds_device.transport.sessions import SecureSession, SessionAuthMode, SessionTable
+from jfds_device.transport.sessions import MIN_CASE_SESSIONS_PER_FABRIC, SecureSession, SessionAuthMode, SessionTable
 from jfds_device.transport.udp import UdpBindError, UdpEndpoint
 
 log = logging.getLogger("jfds_device")
@@ -125,6 +125,10 @@ class Device:
             raise StartupError(f"unusable state in {storage}: {exc}") from exc
         self.im = InteractionServer(root.node, wakeup=self._schedule_rearm)
         self.sessions = SessionTable(
+            # Inbound: 3 CASE sessions per supported fabric + 2, as the CHIP SDK sizes its pool (CHIPConfig.h);
+            # outbound (the reconciler's peers) has its own budget, so reconciling never evicts a controller.
+            max_inbound_sessions=MIN_CASE_SESSIONS_PER_FABRIC * self.fabrics.max_fabrics + 2,
+            in_use=self._session_in_use,
             global_counter_start=db.counter_limit(GLOBAL_COUNTER),
             on_counter_reserve=self._reserve_global_counter,
         )
@@ -285,6 +289,13 @@ class Device:
         task = self.loop.create_task(coro)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+
+    def _session_in_use(self, session: SecureSession) -> bool:
+        """A subscription lives on ``session``: a peer's to us, or ours to a peer. Its eviction would end it, so the
+        session table evicts it last of its rank (transport/eviction.py)."""
+        if self.im is not None and any(s.session_id == session.local_session_id for s in self.im.subscriptions):
+            return True
+        return self.dispatcher.has_report_routes(session)
 
     def _reserve_global_counter(self, upto: int) -> None:
         assert self.db is not None

@@ -86,6 +86,10 @@ class ExchangeDispatcher:
 
         return remove
 
+    def has_report_routes(self, session: Session) -> bool:
+        """Whether one of our subscriptions lives on ``session`` (the session table keeps such sessions longest)."""
+        return any(key[0] is session for key in self._reports)
+
     def add_session_listener(self, listener: Callable[[Session], None]) -> Callable[[], None]:
         """Call ``listener(session)`` for every SessionClosed; returns the function that removes it."""
         self._session_listeners.append(listener)
@@ -197,7 +201,9 @@ class PeerId:
 class PeerState(enum.Enum):
     UNKNOWN = "unknown"  # never tried, or the session ended without a failure
     CONNECTING = "connecting"
-    REACHABLE = "reachable"  # a CASE session is up
+    # A CASE session is up, or was until our session table evicted it to make room for another peer's: the peer
+    # did not go away, so reconnecting (on the next ``connect``) is no reachability change and tells no listener.
+    REACHABLE = "reachable"
     UNREACHABLE = "unreachable"  # the last attempt failed; the next waits for the backoff
 
 
@@ -245,6 +251,7 @@ class _Peer:
     resumed: bool = False
     last_error: MatterError | None = None
     lost: asyncio.Event = field(default_factory=asyncio.Event)
+    evicted: bool = False  # the last session went to make room (outbound budget), not because it failed
 
 
 class PeerConnections:
@@ -327,7 +334,9 @@ class PeerConnections:
             task.exception()  # retrieved: callers that gave up waiting must not leave it "never retrieved"
 
     def watch(self, peer: PeerId) -> None:
-        """Keep a session to ``peer``: reconnect in the background whenever there is none, honouring the backoff."""
+        """Keep a session to ``peer``: reconnect in the background whenever there is none, honouring the backoff.
+        A session the outbound budget evicted is set up again by the next ``connect`` only: watchers of more peers
+        than the budget would otherwise evict one another in a loop."""
         if peer not in self._watchers:
             self._watchers[peer] = asyncio.get_running_loop().create_task(self._keep(peer))
 
@@ -377,17 +386,18 @@ class PeerConnections:
                     log.exception("peer state listener %r failed", listener)
 
     def _session_closed(self, session: Session) -> None:
+        evicted = isinstance(session, SecureSession) and session.evicted
         for peer, entry in self._peers.items():
             if entry.session is session:
-                entry.session = None
+                entry.session, entry.evicted = None, evicted
                 entry.lost.set()
-                if entry.state is PeerState.REACHABLE:
+                if entry.state is PeerState.REACHABLE and not evicted:
                     self._set_state(peer, PeerState.UNKNOWN)
 
     async def _keep(self, peer: PeerId) -> None:
         entry = self._entry(peer)
         while True:
-            if self.session(peer) is None:
+            if self.session(peer) is None and not entry.evicted:
                 await asyncio.sleep(entry.backoff.wait(self.endpoint.now()))
                 with contextlib.suppress(PeerUnreachableError):
                     await self.connect(peer)
@@ -397,7 +407,8 @@ class PeerConnections:
 
     async def _attempt(self, peer: PeerId) -> SecureSession:
         entry = self._entry(peer)
-        self._set_state(peer, PeerState.CONNECTING)
+        if entry.state is not PeerState.REACHABLE:  # REACHABLE here: its session was evicted, not lost (PeerState)
+            self._set_state(peer, PeerState.CONNECTING)
         try:
             identity = next((i for i in self._identities() if i.fabric_index == peer.fabric_index), None)
             if identity is None:
@@ -412,6 +423,7 @@ class PeerConnections:
                     continue
                 entry.backoff.succeeded()
                 entry.session, entry.address, entry.resumed, entry.last_error = session, address, result.resumed, None
+                entry.evicted = False
                 self._set_state(peer, PeerState.REACHABLE)
                 return session
             raise errors[-1] if errors else PeerUnreachableError(peer, "no operational address")

@@ -12,6 +12,11 @@ we draw our own ephemeral id and look replies up by it.
 
 Secure sessions (Core spec §4.14) are keyed by the local session id this table allocates. Creating one is
 the last step of PASE or CASE; see ``SessionTable.add_secure``.
+
+Budgets: sessions we responded to (inbound: controllers and other nodes reaching us) and sessions we initiated
+(outbound: the reconciler's peers) are capped separately, and a new session only displaces one of its own kind,
+chosen by ``transport.eviction`` (the CHIP SDK's per-fabric policy inbound, LRU idle-first outbound). Unsecured
+sessions are split the same way, so a flood of handshakes from peers cannot evict the handshakes we run.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ import enum
 import logging
 import math
 import random
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,9 +37,13 @@ from jfds_device.transport.counters import (
     ReceiveWindow,
     random_counter_start,
 )
+from jfds_device.transport.eviction import InUse, inbound_victim, outbound_victim
 from jfds_device.transport.mrp import MrpParameters
 
 __all__ = [
+    "DEFAULT_INBOUND_SESSIONS",
+    "DEFAULT_OUTBOUND_SESSIONS",
+    "MIN_CASE_SESSIONS_PER_FABRIC",
     "Address",
     "SecureSession",
     "Session",
@@ -52,6 +61,16 @@ _MAX_SESSION_ID = 0xFFFF
 # Operational node ids end at 0xFFFF_FFEF_FFFF_FFFF (Core spec §2.5.5); an ephemeral initiator id is drawn
 # from that range so it never collides with the reserved ids above it.
 _MAX_OPERATIONAL_NODE_ID = 0xFFFF_FFEF_FFFF_FFFF
+
+MIN_CASE_SESSIONS_PER_FABRIC = 3
+"""Core spec 4.14.2: a node supports at least 3 CASE sessions per fabric (CapabilityMinima.CaseSessionsPerFabric)."""
+DEFAULT_INBOUND_SESSIONS = MIN_CASE_SESSIONS_PER_FABRIC * 5 + 2
+"""The CHIP SDK's pool size (CHIP_CONFIG_SECURE_SESSION_POOL_SIZE = 3 per fabric + 2, connectedhomeip
+``src/lib/core/CHIPConfig.h``) for the 5 fabrics a node supports at least (SupportedFabrics, Core spec 11.18.5.3):
+with it, the fabric that holds the most sessions is always over its minimum when the table is full."""
+DEFAULT_OUTBOUND_SESSIONS = 16
+"""Sessions to peers we keep at once; beyond that the least recently used idle one goes and is set up again on
+demand (CASE resumption makes that one round trip)."""
 
 
 class SessionAuthMode(enum.IntEnum):
@@ -119,6 +138,8 @@ class SecureSession:
     last_used: float = -math.inf
     closing: bool = False
     """Marked for close: takes no new exchanges; removed once its open exchanges are done."""
+    evicted: bool = False
+    """Removed to make room for a newer session of its budget: neither side closed it and the peer did not fail."""
     exchange_count: int = field(default=0, init=False)
     """Open exchanges on this session; maintained by the ExchangeManager."""
 
@@ -148,23 +169,33 @@ class SessionTable:
     ``on_counter_reserve(upto)`` persists the global counter's reservation (see ``MessageCounter``); pass the
     persisted value back as ``global_counter_start`` after a restart. Without one the counter starts at a
     random value in [1, 2^28] (Core spec §4.6.1).
+
+    ``max_inbound_sessions`` / ``max_outbound_sessions`` cap the secure sessions we responded to / initiated;
+    ``max_unsecured_sessions`` caps each side's handshake sessions. ``in_use(session)`` tells the eviction policy
+    that a layer above holds state on a session (a subscription): such a session is the last of its rank to go.
     """
 
     def __init__(
         self,
         *,
         rng: random.Random | None = None,
-        max_secure_sessions: int = 16,
+        max_inbound_sessions: int = DEFAULT_INBOUND_SESSIONS,
+        max_outbound_sessions: int = DEFAULT_OUTBOUND_SESSIONS,
         max_unsecured_sessions: int = 16,
+        in_use: InUse | None = None,
         global_counter_start: int | None = None,
         on_counter_reserve: Callable[[int], None] | None = None,
         counter_reserve_block: int = DEFAULT_RESERVE_BLOCK,
     ) -> None:
-        if max_secure_sessions < 1 or max_unsecured_sessions < 1:
+        if min(max_inbound_sessions, max_outbound_sessions, max_unsecured_sessions) < 1:
             raise LocalProtocolError("session limits must be positive")
         self._rng = rng if rng is not None else random.Random()
-        self.max_secure_sessions = max_secure_sessions
+        self.max_inbound_sessions = max_inbound_sessions
+        self.max_outbound_sessions = max_outbound_sessions
         self.max_unsecured_sessions = max_unsecured_sessions
+        self.in_use = in_use
+        self.evictions = {"inbound": 0, "outbound": 0, "unsecured": 0}
+        """Sessions evicted to make room, per budget, since start (for logs and tests)."""
         start = global_counter_start if global_counter_start is not None else random_counter_start(self._rng)
         self.global_counter = MessageCounter(
             start, rollover=True, reserve=on_counter_reserve, reserve_block=counter_reserve_block
@@ -215,7 +246,7 @@ class SessionTable:
         attestation_challenge: bytes = b"",
         counter_start: int | None = None,
     ) -> SecureSession:
-        """Install a session that PASE or CASE just established, evicting one if the table is full.
+        """Install a session that PASE or CASE just established, evicting one of its budget if that is full.
 
         ``encrypt_key, decrypt_key = keys.for_role(is_initiator)``. ``local_session_id`` should come from
         ``allocate_session_id``; ``None`` allocates one now. ``counter_start`` overrides the random start of
@@ -230,8 +261,6 @@ class SessionTable:
         elif local_session_id in self._secure or not 1 <= local_session_id <= _MAX_SESSION_ID:
             raise LocalProtocolError(f"local session id {local_session_id} is in use or invalid")
         self._reserved_ids.discard(local_session_id)
-        while len(self._secure) >= self.max_secure_sessions:
-            self._evict(list(self._secure.values()))
         start = counter_start if counter_start is not None else random_counter_start(self._rng)
         session = SecureSession(
             local_session_id=local_session_id,
@@ -253,8 +282,10 @@ class SessionTable:
             last_peer_activity=now,
             last_used=now,
         )
+        self._make_secure_room(session)
         self._secure[local_session_id] = session
-        log.debug("secure session %d added (%s, peer session %d)", local_session_id, auth_mode.name, peer_session_id)
+        log.debug("secure session %d added (%s, %s, peer session %d)", local_session_id, auth_mode.name,
+                  "outbound" if is_initiator else "inbound", peer_session_id)
         return session
 
     def get(self, local_session_id: int) -> SecureSession | None:
@@ -265,6 +296,34 @@ class SessionTable:
 
     def sessions_for_fabric(self, fabric_index: int) -> list[SecureSession]:
         return [s for s in self._secure.values() if s.fabric_index == fabric_index]
+
+    def inbound_sessions(self) -> list[SecureSession]:
+        """Sessions we were the PASE/CASE responder of, oldest first."""
+        return [s for s in self._secure.values() if not s.is_initiator]
+
+    def outbound_sessions(self) -> list[SecureSession]:
+        """Sessions we initiated (to peers), oldest first."""
+        return [s for s in self._secure.values() if s.is_initiator]
+
+    def _make_secure_room(self, newcomer: SecureSession) -> None:
+        if newcomer.is_initiator:
+            while len(ours := self.outbound_sessions()) >= self.max_outbound_sessions:
+                victim = outbound_victim(ours, self.in_use)
+                self._evict_secure("outbound", victim, newcomer, self.max_outbound_sessions)
+        else:
+            while len(others := self.inbound_sessions()) >= self.max_inbound_sessions:
+                victim = inbound_victim(others, newcomer, self.in_use)
+                self._evict_secure("inbound", victim, newcomer, self.max_inbound_sessions)
+
+    def _evict_secure(self, budget: str, victim: SecureSession | None, newcomer: SecureSession, limit: int) -> None:
+        assert victim is not None  # the budget is full, so there is a candidate
+        self.evictions[budget] += 1
+        victim.evicted = True
+        log.info("%s session budget (%d) full: evicting session %d (fabric %d, peer %016X, %d open exchange(s), "
+                 "idle %.1f s) for session %d (fabric %d, peer %016X)", budget, limit, victim.local_session_id,
+                 victim.fabric_index, victim.peer_node_id, victim.exchange_count, newcomer.last_used - victim.last_used,
+                 newcomer.local_session_id, newcomer.fabric_index, newcomer.peer_node_id)
+        self.remove(victim)
 
     # --- unsecured sessions --------------------------------------------------------------------------------
 
@@ -277,14 +336,14 @@ class SessionTable:
         key = (peer_addr, ephemeral_node_id)
         session = self._responder_unsecured.get(key)
         if session is None:
-            self._make_unsecured_room()
+            self._make_unsecured_room(self._responder_unsecured)
             session = UnsecuredSession(peer_addr, ephemeral_node_id, initiator=False, last_used=now)
             self._responder_unsecured[key] = session
         return session
 
     def new_unsecured_initiator(self, peer_addr: Address, now: float) -> UnsecuredSession:
         """A session for a handshake we initiate, under a fresh random ephemeral node id."""
-        self._make_unsecured_room()
+        self._make_unsecured_room(self._initiator_unsecured)
         while True:
             node_id = self._rng.randint(1, _MAX_OPERATIONAL_NODE_ID)
             if node_id not in self._initiator_unsecured:
@@ -297,13 +356,17 @@ class SessionTable:
         """Our initiator session whose ephemeral id a reply carries as its destination node id."""
         return self._initiator_unsecured.get(ephemeral_node_id)
 
-    def _unsecured(self) -> Iterator[UnsecuredSession]:
-        yield from self._responder_unsecured.values()
-        yield from self._initiator_unsecured.values()
-
-    def _make_unsecured_room(self) -> None:
-        while len(self._responder_unsecured) + len(self._initiator_unsecured) >= self.max_unsecured_sessions:
-            self._evict(list(self._unsecured()))
+    def _make_unsecured_room(self, side: dict[Any, UnsecuredSession]) -> None:
+        """Each side (handshakes peers run with us, handshakes we run) has its own cap and evicts only its own."""
+        while len(side) >= self.max_unsecured_sessions:
+            # Least recently used, preferring sessions with no open exchange (idle ones).
+            victim = min(side.values(), key=lambda s: (s.exchange_count > 0, s.last_used))
+            self.evictions["unsecured"] += 1
+            # Debug only: a finished handshake's session stays until it is the least recently used, so every
+            # handshake past the budget evicts one and this is routine.
+            log.debug("unsecured session budget (%d) full: evicting the %s session with %s",
+                      self.max_unsecured_sessions, "initiator" if victim.initiator else "responder", victim.peer_addr)
+            self.remove(victim)
 
     def __contains__(self, session: object) -> bool:
         """Whether ``session`` is still in the table (a removed session never comes back)."""
@@ -316,12 +379,6 @@ class SessionTable:
         return False
 
     # --- removal -------------------------------------------------------------------------------------------
-
-    def _evict(self, candidates: list[SecureSession] | list[UnsecuredSession]) -> None:
-        # Least recently used, preferring sessions with no open exchange (idle ones).
-        victim: Session = min(candidates, key=lambda s: (s.exchange_count > 0, s.last_used))
-        log.info("session table full: evicting %r", victim)
-        self.remove(victim)
 
     def remove(self, session: Session | int) -> None:
         """Remove a session now (by object or local session id). Idempotent; sends nothing to the peer.

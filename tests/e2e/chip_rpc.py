@@ -104,6 +104,7 @@ class Service:
         self.controllers = [self.ctrl]
         self.subscriptions: dict[int, Any] = {}
         self.reports: dict[int, list[Any]] = {}
+        self.resubscriptions: dict[int, list[int]] = {}  # per subscription: the error of each resubscribe attempt
 
     async def rpc_info(self) -> dict[str, Any]:
         return {
@@ -138,12 +139,21 @@ class Service:
         command = _raw_command(cluster_id, command_id, fields)
         return await self.ctrl.SendCommand(node_id, endpoint, command, interactionTimeoutMs=timeout_ms)
 
-    async def rpc_subscribe(self, node_id: int, paths: list[Any], min_interval: int, max_interval: int) -> int:
-        sub = await self.ctrl.ReadAttribute(node_id, paths, reportInterval=(min_interval, max_interval))
+    async def rpc_subscribe(self, node_id: int, paths: list[Any], min_interval: int, max_interval: int,
+                            via: int = 0) -> int:
+        """Subscribe through controller ``via`` (an index from ``new_controller``); reports and resubscribe attempts
+        (the SDK's ReadClient resubscribes when the subscription's session or liveness is lost) are recorded."""
+        sub = await self.controllers[via].ReadAttribute(node_id, paths, reportInterval=(min_interval, max_interval))
         key = len(self.subscriptions) + 1
         self.subscriptions[key] = sub
         self.reports[key] = []
+        self.resubscriptions[key] = []
         loop = asyncio.get_running_loop()
+
+        def on_resubscribe(transaction: Any, error: int, next_interval_ms: int) -> None:
+            loop.call_soon_threadsafe(self.resubscriptions[key].append, int(error))
+
+        sub.SetResubscriptionAttemptedCallback(on_resubscribe)
 
         def on_change(path: Any, transaction: Any) -> None:
             value = transaction.GetAttribute(path)
@@ -154,6 +164,21 @@ class Service:
 
     async def rpc_reports(self, key: int) -> list[Any]:
         return list(self.reports[key])
+
+    async def rpc_resubscriptions(self, key: int) -> list[int]:
+        return list(self.resubscriptions[key])
+
+    async def rpc_open_sessions(self, node_id: int, count: int, via: int = 0, timeout_ms: int = 10000) -> int:
+        """Open ``count`` CASE sessions to ``node_id`` through controller ``via``, one after another: each time the
+        controller forgets its session (ExpireSessions: nothing is sent, the node keeps its side) and connects
+        again. Returns how many connects succeeded."""
+        controller = self.controllers[via]
+        opened = 0
+        for _ in range(count):
+            controller.ExpireSessions(node_id)
+            await controller.GetConnectedDevice(node_id, allowPASE=False, timeoutMs=timeout_ms)
+            opened += 1
+        return opened
 
     async def rpc_cancel(self, key: int) -> None:
         self.subscriptions.pop(key).Shutdown()

@@ -373,6 +373,78 @@ def test_report_assembler_rejects_what_a_report_cannot_say() -> None:
         c.ReportAssembler().feed(m.ReportData(attribute_reports=[wildcard]))
 
 
+def _big_list_read(provider: FakeProvider, max_report_bytes: int) -> tuple[c.ReadInteraction, int]:
+    interaction = c.ReadInteraction(c.build_read_request([(1, TEST, BIG_LIST)]), max_report_bytes=max_report_bytes)
+    done, messages = converse(InteractionServer(provider), interaction)
+    assert isinstance(done, c.ReadInteraction)
+    return done, messages
+
+
+def test_a_chunked_report_is_bounded_at_exactly_its_limit(caplog: pytest.LogCaptureFixture) -> None:
+    provider = FakeProvider()
+    provider.values[BIG] = big_list(200, size=60)  # about 12.6 kB in many chunks
+    whole, messages = _big_list_read(provider, c.DEFAULT_MAX_REPORT_BYTES)
+    size = whole._assembler.budget.received
+    assert whole.done and messages > 10 and 12_000 < size < c.DEFAULT_MAX_REPORT_BYTES
+
+    exact, _ = _big_list_read(provider, size)  # the bound counts every chunk's IM payload, inclusive
+    assert exact.done and exact.result.value(1, TEST, BIG_LIST) == provider.values[BIG]
+
+    caplog.set_level("WARNING", logger="jfds_device.im.client")
+    over, answered = _big_list_read(provider, size - 1)
+    # The last chunk passed the bound: no result, the error says so, the peer got RESOURCE_EXHAUSTED (converse
+    # checked that our StatusResponse ended the server's side: it answered nothing more), and one warning.
+    assert over.failed and not over.done and over.result is None and answered == messages
+    error = over.error
+    assert isinstance(error, c.ReportTooLargeError) and isinstance(error, RemoteProtocolError)
+    assert (error.received, error.limit, error.chunks, error.status) == (size, size - 1, messages,
+                                                                         Status.RESOURCE_EXHAUSTED)
+    assert "exceeds the" in str(error)
+    assert [r.levelname for r in caplog.records] == ["WARNING"] and "ending the interaction" in caplog.text
+    with pytest.raises(LocalProtocolError, match="is over"):
+        over.receive(Op.REPORT_DATA, b"")
+
+
+def test_a_peer_that_never_stops_chunking_is_cut_off_with_resource_exhausted() -> None:
+    """A hostile or broken peer: endless ReportData chunks, each with MoreChunkedMessages, each appending 1 kB."""
+    limit = 64 * 1024
+    interaction = c.ReadInteraction(c.build_read_request([(1, TEST, BIG_LIST)]), max_report_bytes=limit)
+    interaction.start()
+    path = m.AttributePathIB(endpoint=1, cluster=TEST, attribute=BIG_LIST)
+    first = m.AttributeReportIB(attribute_data=m.AttributeDataIB(data_version=1, path=path, data=[]))
+    appended = m.AttributePathIB(endpoint=1, cluster=TEST, attribute=BIG_LIST, list_index=m.NULL)
+    item = m.AttributeReportIB(attribute_data=m.AttributeDataIB(data_version=1, path=appended, data=b"\xee" * 1000))
+    chunks = [m.ReportData(attribute_reports=[first], more_chunked_messages=True).encode()]
+    chunk = m.ReportData(attribute_reports=[item], more_chunked_messages=True).encode()
+    answers = []
+    for n in range(10_000):
+        step = interaction.receive(Op.REPORT_DATA, chunks[0] if n == 0 else chunk)
+        assert step is not None
+        answers.append(m.StatusResponse.decode(step.payload).status)
+        if interaction.failed:
+            break
+    assert answers[-1] == Status.RESOURCE_EXHAUSTED and set(answers[:-1]) == {Status.SUCCESS}
+    assert len(answers) <= limit // len(chunk) + 2  # cut off at the bound, not after 10 000 chunks
+    assert len(interaction._assembler.result.attributes[AttributePath(1, TEST, BIG_LIST)]) < len(answers)
+    assert step.expect_response is False  # the interaction is over: nothing more is awaited
+
+
+def test_subscribe_priming_and_chunked_invoke_responses_are_bounded_too() -> None:
+    provider = FakeProvider()
+    provider.values[BIG] = big_list(200, size=60)
+    subscribe = c.SubscribeInteraction(c.build_subscribe_request([(1, TEST, BIG_LIST)], 0, 10),
+                                       max_report_bytes=4096)
+    subscribe, _ = converse(InteractionServer(provider), subscribe)
+    assert isinstance(subscribe.error, c.ReportTooLargeError) and not subscribe.done
+
+    commands = [c.CommandRequest(1, TEST, BIG_CMD, {0: 700}), c.CommandRequest(1, TEST, BIG_CMD_B, {0: 700})]
+    invoke_ = c.InvokeInteraction(c.build_invoke_request(commands), max_report_bytes=1000)
+    invoke_, _ = converse(InteractionServer(FakeProvider()), invoke_)
+    assert isinstance(invoke_.error, c.ReportTooLargeError) and not invoke_.done
+    with pytest.raises(LocalProtocolError):
+        c.ReportAssembler(0)
+
+
 # ---------------------------------------------------------------------------------------------- errors
 
 
@@ -520,6 +592,8 @@ def test_dispatcher_routes_reports_by_subscription_and_observes_session_close() 
     reports: list[Any] = []
     closed: list[Any] = []
     remove = dispatcher.add_report_handler(session, 0x42, reports.append)
+    # Our subscription lives on ``session``: the session table keeps it longest (transport/eviction.py).
+    assert dispatcher.has_report_routes(session) and not dispatcher.has_report_routes(other)
     dispatcher.add_session_listener(closed.append)
     report = m.ReportData(subscription_id=0x42).encode()
     assert dispatcher.dispatch(_message(ExchangeRef(session, 1, False), Op.REPORT_DATA, report, new=True))
@@ -529,6 +603,7 @@ def test_dispatcher_routes_reports_by_subscription_and_observes_session_close() 
     assert not dispatcher.dispatch(_message(ExchangeRef(session, 3, False), Op.REPORT_DATA, b"\x00", new=True))
     assert not dispatcher.dispatch(SessionClosed(session))  # the node must see it too
     assert [type(e) for e in reports] == [MessageReceived, SessionClosed] and closed == [session]
+    assert not dispatcher.has_report_routes(session)  # the session's close took its routes along
     remove()
     remove()  # idempotent
     assert not dispatcher.dispatch(_message(ExchangeRef(session, 4, False), Op.REPORT_DATA, report, new=True))
@@ -756,6 +831,31 @@ async def test_case_connect_reads_basic_information_and_reuses_the_session(serve
     assert len(everything.attributes) > 15
 
 
+async def test_a_session_evicted_for_room_reconnects_without_a_reachability_change(server: MiniNode,
+                                                                                    client: Client) -> None:
+    """Our outbound budget evicting a peer's session is not the peer going away: listeners (the reconciler verifies
+    a peer on REACHABLE) hear nothing, and the next connect sets up a session again (resumed)."""
+    table = client.endpoint.manager.sessions
+    table.max_outbound_sessions = 1
+    first = await client.peers.connect(PEER)
+    assert client.states == [PeerState.CONNECTING, PeerState.REACHABLE]
+    table.add_secure(peer_session_id=7, encrypt_key=bytes(16), decrypt_key=bytes(16), auth_mode=SessionAuthMode.CASE,
+                     peer_addr=socket_address(*server.address), now=client.endpoint.now(), is_initiator=True)
+    client.endpoint.transmit()  # the manager reports SessionClosed; the dispatcher delivers it
+    await wait_for(lambda: client.peers.session(PEER) is None)
+    assert first.evicted and table.evictions["outbound"] == 1
+    assert client.peers.state(PEER) is PeerState.REACHABLE and client.states == [PeerState.CONNECTING,
+                                                                                 PeerState.REACHABLE]
+    second = await client.peers.connect(PEER)  # evicts the stand-in session in turn
+    assert second is not first and client.peers.status(PEER).resumed
+    assert await client.im.read_attribute(second, 0, BI, bi.VENDOR_ID) == 0xFFF1
+    assert client.states == [PeerState.CONNECTING, PeerState.REACHABLE]
+    # A session that failed is a reachability change, as before.
+    client.peers.session_failed(PEER)
+    await client.peers.connect(PEER)
+    assert client.states[2:] == [PeerState.UNKNOWN, PeerState.CONNECTING, PeerState.REACHABLE]
+
+
 async def test_concurrent_connects_share_one_attempt(server: MiniNode, client: Client) -> None:
     sessions = await asyncio.gather(*(client.peers.connect(PEER) for _ in range(4)))
     assert len({id(s) for s in sessions}) == 1 and len(server.sessions.secure_sessions()) == 1
@@ -804,6 +904,21 @@ async def test_write_invoke_and_subscribe_over_the_network(server: MiniNode, cli
     await wait_for(lambda: bool(lost))
     assert isinstance(lost[0], c.InteractionError) and lost[0].reason == "session_closed"
     assert not subscription.active
+
+
+async def test_an_oversized_report_ends_the_read_and_the_session_stays_usable(server: MiniNode) -> None:
+    small = await Client(FakeResolver(server.address), InMemoryResumptionStore()).start()
+    small.im.max_report_bytes = 400  # a whole-cluster read takes several 256-byte chunks
+    try:
+        session = await small.peers.connect(PEER)
+        with pytest.raises(c.ReportTooLargeError) as err:
+            await small.im.read(session, [(0, BI, None)])
+        assert err.value.received > 400 and err.value.chunks >= 2
+        # The server saw RESOURCE_EXHAUSTED and dropped its side; the session serves the next interaction.
+        assert await small.im.read_attribute(session, 0, BI, bi.VENDOR_ID) == 0xFFF1
+        await wait_for(lambda: not server.im._pending)
+    finally:
+        await small.close()
 
 
 async def test_keep_alives_hold_a_subscription_and_silence_ends_it() -> None:
@@ -867,6 +982,28 @@ async def test_watched_peer_reconnects_after_the_peer_closes_the_session(server:
     await wait_for(lambda: client.peers.session(PEER) not in (None, first))
     assert client.peers.status(PEER).resumed
     assert PeerState.UNKNOWN in client.states[2:] and client.states[-1] is PeerState.REACHABLE
+    client.peers.unwatch(PEER)
+
+
+async def test_a_watched_peer_whose_session_was_evicted_waits_for_the_next_connect(server: MiniNode,
+                                                                                  client: Client) -> None:
+    """The watcher does not fight the outbound budget (two watchers over a one-session budget would evict each
+    other forever); the next ``connect`` sets the session up again, and a later failure is watched as before."""
+    table = client.endpoint.manager.sessions
+    table.max_outbound_sessions = 1
+    client.peers.watch(PEER)
+    await wait_for(lambda: client.peers.session(PEER) is not None)
+    table.add_secure(peer_session_id=7, encrypt_key=bytes(16), decrypt_key=bytes(16), auth_mode=SessionAuthMode.CASE,
+                     peer_addr=socket_address(*server.address), now=client.endpoint.now(), is_initiator=True)
+    client.endpoint.transmit()
+    await wait_for(lambda: client.peers.session(PEER) is None)
+    await asyncio.sleep(0.3)
+    assert client.peers.session(PEER) is None and table.evictions["outbound"] == 1  # no reconnect by the watcher
+    again = await client.peers.connect(PEER)
+    assert await client.im.read_attribute(again, 0, BI, bi.VENDOR_ID) == 0xFFF1  # the server installed it too
+    server.close_sessions()  # a real loss: the watcher reconnects
+    await wait_for(lambda: client.peers.session(PEER) not in (None, again))
+    assert client.states[-2:] == [PeerState.CONNECTING, PeerState.REACHABLE]
     client.peers.unwatch(PEER)
 
 

@@ -451,7 +451,7 @@ def test_global_counter_reservation_precedes_use() -> None:
 
 
 def test_eviction_by_a_new_session_closes_the_old_ones_exchanges() -> None:
-    link = make_link(max_secure_sessions=1)
+    link = make_link(max_outbound_sessions=1)
     sa, _ = secure_pair(link)
     ex = link.a.manager.new_exchange(sa, link.now)
     link.a.table.add_secure(
@@ -461,6 +461,7 @@ def test_eviction_by_a_new_session_closes_the_old_ones_exchanges() -> None:
         auth_mode=SessionAuthMode.CASE,
         peer_addr=link.b.addr,
         now=link.now,
+        is_initiator=True,  # A initiated ``sa`` too: the new session competes with it for the outbound budget
     )
     assert link.a.take() == [ExchangeClosed(ex, CloseReason.SESSION_CLOSED), SessionClosed(sa)]
 

@@ -27,7 +27,7 @@ def add(table: SessionTable, now: float = 0.0, **kwargs: object) -> SecureSessio
 
 
 def test_session_ids_are_unique_and_non_zero() -> None:
-    table = SessionTable(rng=random.Random(3), max_secure_sessions=300)
+    table = SessionTable(rng=random.Random(3), max_inbound_sessions=300)
     ids = {table.allocate_session_id() for _ in range(300)}
     assert len(ids) == 300 and 0 not in ids
 
@@ -57,7 +57,7 @@ def test_peer_session_id_zero_is_refused() -> None:
 
 
 def test_lru_eviction_prefers_idle_sessions() -> None:
-    table = SessionTable(rng=random.Random(1), max_secure_sessions=3)
+    table = SessionTable(rng=random.Random(1), max_inbound_sessions=3)
     busy = add(table, now=0.0)
     busy.exchange_count = 1  # what the ExchangeManager does for an open exchange
     idle_old = add(table, now=1.0)
