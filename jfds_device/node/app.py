@@ -28,6 +28,7 @@ from jfds_device.datastore.jfds import JfdsStore
 from jfds_device.datastore.sqlite import Database
 from jfds_device.errors import MatterError
 from jfds_device.fabrics import FabricInfo, SqliteResumptionStore
+from jfds_device.im.admission import Limits
 from jfds_device.im.client import InteractionClient
 from jfds_device.im.provider import AuthMode, RequestContext, SubjectDescriptor
 from jfds_device.im.server import InteractionServer
@@ -110,7 +111,9 @@ class Device:
             friendly_name=config.friendly_name,
             now=self.loop.time,
         )
-        self.im = InteractionServer(self.root.node, wakeup=self._schedule_rearm)
+        self.im = InteractionServer(
+            self.root.node, wakeup=self._schedule_rearm, limits=Limits.for_fabrics(self.fabrics.max_fabrics)
+        )
         self.sessions = SessionTable(
             global_counter_start=self.db.counter_limit(GLOBAL_COUNTER),
             on_counter_reserve=self._reserve_global_counter,
