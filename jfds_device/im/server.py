@@ -329,18 +329,20 @@ class InteractionServer:
             self._pending[exchange] = pending
         return Outgoing(exchange, pending.session_id, pending.opcode, payload, waits, not waits, new_exchange)
 
-    def _admit(self, ctx: RequestContext, kind: InteractionKind, read_paths: tuple[int, int] = (0, 0)) -> None:
+    def _admit(self, ctx: RequestContext, kind: InteractionKind, now: float, paths: tuple[int, int] = (0, 0)) -> None:
         """Refuse a new interaction its session or fabric has no room for (admission.py, Core spec 8.4, 8.10)."""
         request = HeldInteraction(ctx.session_id, ctx.subject.fabric_index, kind)
-        decision = admit_interaction(self._limits.interactions, self._held_interactions(), request, read_paths)
+        decision = admit_interaction(self._limits.interactions, self._held_interactions(now), request, paths)
         if not decision.admitted:
             raise RequestError(decision.status, f"{kind.value} refused: {decision.reason}")
 
-    def _held_interactions(self) -> list[HeldInteraction]:
+    def _held_interactions(self, now: float) -> list[HeldInteraction]:
+        """What counts against the caps; a timed window past its deadline no longer does (its exchange may linger)."""
         return [
             HeldInteraction(p.session_id, self._session_fabric.get(p.session_id, 0), kind)
             for p in self._pending.values()
             if (kind := _HELD_KIND.get(p.kind if isinstance(p, _Chunks) else type(p))) is not None
+            and not (isinstance(p, _TimedWindow) and now > p.deadline)
         ]
 
     def _make_room_for(self, subscription: Subscription) -> None:
@@ -370,7 +372,7 @@ class InteractionServer:
         request = ReadRequest.decode(payload)
         attributes, events = request.attribute_requests or [], request.event_requests or []
         self._check_paths(attributes, events)
-        self._admit(ctx, InteractionKind.READ, (len(attributes), len(events)))
+        self._admit(ctx, InteractionKind.READ, now, (len(attributes), len(events)))
         read_ctx = dataclasses.replace(ctx, fabric_filtered=request.fabric_filtered, timed=False)
         filters = reports.data_version_filters(request.data_version_filters, MAX_DATA_VERSION_FILTERS)
         reader = AttributeReader(self._provider, read_ctx, filters)
@@ -452,7 +454,7 @@ class InteractionServer:
     def _on_timed(self, exchange: Hashable, ctx: RequestContext, payload: bytes, now: float) -> list[Outgoing]:
         """Core spec 8.2.2.5: acknowledge, then wait on this exchange for the Write/Invoke until the timeout."""
         timeout = TimedRequest.decode(payload).timeout / 1000
-        self._admit(ctx, InteractionKind.TIMED)
+        self._admit(ctx, InteractionKind.TIMED, now)
         self._pending[exchange] = _TimedWindow(ctx.session_id, now + timeout)
         ok = StatusResponse(status=Status.SUCCESS).encode()
         return [Outgoing(exchange, ctx.session_id, Op.STATUS_RESPONSE, ok, True, False, response_timeout=timeout)]
@@ -484,7 +486,7 @@ class InteractionServer:
         request = WriteRequest.decode(payload)
         self._check_timed_flag(window, request.timed_request)
         if window is None:  # a timed write takes over its window's place
-            self._admit(ctx, InteractionKind.WRITE)
+            self._admit(ctx, InteractionKind.WRITE, now)
         session = reports.WriteSession(ctx.session_id, timed=window is not None)
         return self._write_chunk(exchange, ctx, session, request)
 
@@ -570,7 +572,7 @@ class InteractionServer:
         request = InvokeRequest.decode(payload)
         self._check_timed_flag(window, request.timed_request)
         if window is None:  # a timed invoke takes over its window's place
-            self._admit(ctx, InteractionKind.INVOKE)
+            self._admit(ctx, InteractionKind.INVOKE, now)
         reports.validate_invoke_batch(request.invoke_requests, self._max_paths_per_invoke)
         invoke_ctx = dataclasses.replace(ctx, timed=window is not None)
         node = AttributeReader(self._provider, invoke_ctx)
