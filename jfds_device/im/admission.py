@@ -225,9 +225,11 @@ def admit_interaction(
     fabric = [h for h in held if h.fabric_index == request.fabric_index]
     timed = request.kind is InteractionKind.TIMED
     if len(session) >= limits.per_session:
-        return Admission(Status.RESOURCE_EXHAUSTED, f"session already has {len(session)} interactions in progress")
+        reason = f"session already has {len(session)} interactions in progress (session {request.session_id})"
+        return Admission(Status.RESOURCE_EXHAUSTED, reason)
     if timed and _count(session, InteractionKind.TIMED) >= limits.timed_per_session:
-        return Admission(Status.RESOURCE_EXHAUSTED, "session already holds its timed-request windows")
+        reason = f"session already holds its timed-request windows (session {request.session_id})"
+        return Admission(Status.RESOURCE_EXHAUSTED, reason)
     if timed and _count(fabric, InteractionKind.TIMED) >= limits.timed_per_fabric:
         return Admission(Status.RESOURCE_EXHAUSTED, f"fabric {request.fabric_index} holds its timed-request windows")
     if len(fabric) < limits.per_fabric:

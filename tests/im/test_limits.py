@@ -319,6 +319,13 @@ def test_subscription_paths_per_session(server: InteractionServer) -> None:
     assert subscribe(server, ctx_of(session=111), *[apath(1, TEST, SMALL)] * MIN_PATHS_PER_SUBSCRIPTION) >= 0
 
 
+def test_subscription_event_paths_per_session(server: InteractionServer) -> None:
+    ctx = ctx_of(session=112)
+    assert subscribe(server, ctx, events=SUBSCRIPTIONS.per_session.event_paths) >= 0
+    assert subscribe(server, ctx, events=1) == -Status.PATHS_EXHAUSTED
+    assert subscribe(server, ctx) >= 0  # attribute paths are counted apart
+
+
 def test_keep_subscriptions_false_frees_the_sessions_place_first(server: InteractionServer) -> None:
     ctx = ctx_of(session=120)
     for _ in range(SUBSCRIPTIONS.per_session.subscriptions):
