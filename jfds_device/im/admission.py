@@ -55,7 +55,7 @@ __all__ = [
 MAX_ATTRIBUTE_PATHS: Final = 64
 MAX_EVENT_PATHS: Final = 64
 
-# Core spec 8.5.1 (Subscribe Interaction): a publisher SHALL ensure that every fabric the node is commissioned into
+# Core spec 8.5.1 (Subscribe Transaction): a publisher SHALL ensure that every fabric the node is commissioned into
 # can create at least three subscriptions, each supporting at least 3 attribute/event paths (the CHIP SDK's
 # kMinSupportedSubscriptionsPerFabric / kMinSupportedPathsPerSubscription; it counts attribute and event paths
 # separately, and so do we).
