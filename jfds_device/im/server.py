@@ -183,7 +183,7 @@ class InteractionServer:
         self._subscriptions = SubscriptionTable(subscription_ids)
         self._pending: dict[Hashable, _Pending] = {}
         self._limits = limits or Limits()
-        self._session_fabric: dict[int, int] = {}  # the accessing fabric of each session with a request in progress
+        self._session_fabric: dict[int, int] = {}  # each session's accessing fabric (a WriteSession lacks it)
         self._next_local_exchange = 0
         provider.subscribe_changes(self)
 
