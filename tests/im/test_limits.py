@@ -340,6 +340,17 @@ def test_subscriptions_per_fabric(server: InteractionServer) -> None:
     assert subscribe(server, ctx_of(session=298, fabric=2)) >= 0
 
 
+def test_subscription_paths_per_fabric(server: InteractionServer) -> None:
+    many = [apath(1, TEST, SMALL)] * SUBSCRIPTIONS.per_session.attribute_paths
+    sessions = SUBSCRIPTIONS.per_fabric.attribute_paths // len(many)
+    for session in range(300, 300 + sessions):
+        assert subscribe(server, ctx_of(session), *many) >= 0
+    room = SUBSCRIPTIONS.per_fabric.attribute_paths - sessions * len(many)
+    assert subscribe(server, ctx_of(399), *[apath(1, TEST, SMALL)] * (room + 1)) == -Status.PATHS_EXHAUSTED
+    assert subscribe(server, ctx_of(399), *[apath(1, TEST, SMALL)] * room) >= 0
+    assert subscribe(server, ctx_of(398, fabric=2), *many) >= 0  # another fabric's paths are its own
+
+
 def test_pase_sessions_have_their_own_share(server: InteractionServer) -> None:
     """A commissioner's PASE session (no fabric yet) counts as fabric index 0, with a share of its own."""
     held = full_pool(server)
