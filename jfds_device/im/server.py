@@ -31,6 +31,17 @@ from typing import Any, Final
 from jfds_device.codec.message import InteractionModelOpcode as Op
 from jfds_device.errors import DecodeError
 from jfds_device.im import reports
+from jfds_device.im.admission import (
+    MAX_ATTRIBUTE_PATHS,
+    MAX_EVENT_PATHS,
+    Footprint,
+    HeldInteraction,
+    HeldSubscription,
+    InteractionKind,
+    Limits,
+    admit_interaction,
+    admit_subscription,
+)
 from jfds_device.im.messages import (
     AttributeDataIB,
     AttributePathIB,
@@ -61,9 +72,6 @@ __all__ = [
     "MAX_DATA_VERSION_FILTERS",
     "MAX_EVENT_PATHS",
     "MAX_PATHS_PER_INVOKE",
-    "MAX_PENDING_EXCHANGES",
-    "MAX_SUBSCRIPTIONS",
-    "MAX_SUBSCRIPTIONS_PER_FABRIC",
     "InteractionServer",
     "LocalExchange",
     "Outgoing",
@@ -75,14 +83,9 @@ log = logging.getLogger(__name__)
 # message and protocol headers, an MRP ack and the 16-byte MIC need well under the remaining 132.
 DEFAULT_MAX_PAYLOAD: Final = 1100
 _MIN_PAYLOAD: Final = 256
-# Resource limits (Core spec 8.5.1 minimums: 3 subscriptions per fabric, 3 paths per subscription, 9 paths
-# per read). Above them a request is refused with PATHS_EXHAUSTED / RESOURCE_EXHAUSTED (Core spec 8.10).
-MAX_ATTRIBUTE_PATHS: Final = 64
-MAX_EVENT_PATHS: Final = 64
+# Resource limits per session, per fabric and per node, with the spec's guaranteed minimums, live in
+# admission.py (its tables cite the spec); MAX_ATTRIBUTE_PATHS / MAX_EVENT_PATHS per request come from there too.
 MAX_DATA_VERSION_FILTERS: Final = 64  # extra filters are ignored, which only costs bandwidth
-MAX_SUBSCRIPTIONS_PER_FABRIC: Final = 8
-MAX_SUBSCRIPTIONS: Final = 32
-MAX_PENDING_EXCHANGES: Final = 128  # chunked reads/invokes, chunked writes, timed windows, reports in flight
 # Commands per InvokeRequest; BasicInformation.MaxPathsPerInvoke must report the value the server is built with.
 MAX_PATHS_PER_INVOKE: Final = 10
 
@@ -139,6 +142,14 @@ class _TimedWindow:
 
 _Pending = _Chunks | _TimedWindow | reports.WriteSession
 
+# What a waiting exchange counts as for admission; subscription reports are bounded by the subscriptions instead.
+_HELD_KIND: Final[dict[object, InteractionKind]] = {
+    _ChunkKind.READ: InteractionKind.READ,
+    _ChunkKind.INVOKE: InteractionKind.INVOKE,
+    _TimedWindow: InteractionKind.TIMED,
+    reports.WriteSession: InteractionKind.WRITE,
+}
+
 
 class InteractionServer:
     """The IM responder over one ``DataModelProvider``. See the module docstring for the driving contract.
@@ -148,6 +159,7 @@ class InteractionServer:
     ``preferred_max_interval``: the MaxInterval (s) we would like; a subscriber gets at least its ceiling.
     ``wakeup``: called when a data-model change makes a report due earlier (see the module docstring).
     ``subscription_ids``: source of candidate SubscriptionIds (random 32-bit by default; tests inject one).
+    ``limits``: the admission tables (admission.py); ``Limits.for_fabrics(SupportedFabrics)`` sizes the pool.
     """
 
     def __init__(
@@ -159,6 +171,7 @@ class InteractionServer:
         preferred_max_interval: int = 0,
         wakeup: Callable[[], None] | None = None,
         subscription_ids: Callable[[], int] | None = None,
+        limits: Limits | None = None,
     ) -> None:
         if max_payload < _MIN_PAYLOAD:
             raise ValueError(f"max_payload {max_payload} is below {_MIN_PAYLOAD}")
@@ -169,6 +182,8 @@ class InteractionServer:
         self._wakeup = wakeup
         self._subscriptions = SubscriptionTable(subscription_ids)
         self._pending: dict[Hashable, _Pending] = {}
+        self._limits = limits or Limits()
+        self._session_fabric: dict[int, int] = {}  # each session's accessing fabric (a WriteSession lacks it)
         self._next_local_exchange = 0
         provider.subscribe_changes(self)
 
@@ -196,6 +211,7 @@ class InteractionServer:
             op: Op | None = Op(opcode)
         except ValueError:
             op = None
+        self._session_fabric[ctx.session_id] = ctx.subject.fabric_index
         pending = self._pending.pop(exchange, None)
         try:
             if pending is not None:
@@ -206,8 +222,6 @@ class InteractionServer:
             handler = _INITIAL.get(op)  # type: ignore[arg-type]
             if handler is None:
                 return self._unsolicited(exchange, ctx, op)
-            if len(self._pending) >= MAX_PENDING_EXCHANGES:
-                raise RequestError(Status.RESOURCE_EXHAUSTED, "too many interactions in progress")
             return handler(self, exchange, ctx, payload, now)
         except RequestError as exc:
             log.info("IM request on %r refused: %s", exchange, exc)
@@ -232,6 +246,7 @@ class InteractionServer:
             self._abandon(exchange, pending)
 
     def on_session_closed(self, session_id: int) -> None:
+        self._session_fabric.pop(session_id, None)
         for key, pending in list(self._pending.items()):
             if pending.session_id == session_id:
                 self._abandon(key, pending)
@@ -314,6 +329,35 @@ class InteractionServer:
             self._pending[exchange] = pending
         return Outgoing(exchange, pending.session_id, pending.opcode, payload, waits, not waits, new_exchange)
 
+    def _admit(self, ctx: RequestContext, kind: InteractionKind, now: float, paths: tuple[int, int] = (0, 0)) -> None:
+        """Refuse a new interaction its session or fabric has no room for (admission.py, Core spec 8.4, 8.10)."""
+        request = HeldInteraction(ctx.session_id, ctx.subject.fabric_index, kind)
+        decision = admit_interaction(self._limits.interactions, self._held_interactions(now), request, paths)
+        if not decision.admitted:
+            raise RequestError(decision.status, f"{kind.value} refused: {decision.reason}")
+
+    def _held_interactions(self, now: float) -> list[HeldInteraction]:
+        """What counts against the caps; a timed window past its deadline no longer does (its exchange may linger)."""
+        return [
+            HeldInteraction(p.session_id, self._session_fabric.get(p.session_id, 0), kind)
+            for p in self._pending.values()
+            if (kind := _HELD_KIND.get(p.kind if isinstance(p, _Chunks) else type(p))) is not None
+            and not (isinstance(p, _TimedWindow) and now > p.deadline)
+        ]
+
+    def _make_room_for(self, subscription: Subscription) -> None:
+        """Refuse it, or evict what Core spec 8.5.1 says to (admission.py). An evicted subscription just ends, as the
+        CHIP SDK's ReadHandler::Close does: its subscriber misses the next report and subscribes again."""
+        held = [_held(s) for s in self._subscriptions]  # oldest first
+        decision = admit_subscription(self._limits.subscriptions, held, _held(subscription))
+        if not decision.admitted:
+            raise RequestError(decision.status, f"subscription refused: {decision.reason}")
+        for victim in decision.evict:
+            assert isinstance(victim, Subscription)
+            fabric = victim.ctx.subject.fabric_index
+            log.info("subscription %#x of fabric %d evicted: %s", victim.subscription_id, fabric, decision.reason)
+            self._drop_subscription(victim)
+
     def _check_paths(self, attributes: list[Any], events: list[Any]) -> None:
         if not attributes and not events:
             raise RequestError(Status.INVALID_ACTION, "no paths")
@@ -328,6 +372,7 @@ class InteractionServer:
         request = ReadRequest.decode(payload)
         attributes, events = request.attribute_requests or [], request.event_requests or []
         self._check_paths(attributes, events)
+        self._admit(ctx, InteractionKind.READ, now, (len(attributes), len(events)))
         read_ctx = dataclasses.replace(ctx, fabric_filtered=request.fabric_filtered, timed=False)
         filters = reports.data_version_filters(request.data_version_filters, MAX_DATA_VERSION_FILTERS)
         reader = AttributeReader(self._provider, read_ctx, filters)
@@ -383,12 +428,7 @@ class InteractionServer:
         if not request.keep_subscriptions:
             for old in self._subscriptions.for_peer(subscription.peer):
                 self._drop_subscription(old)
-        fabric = ctx.subject.fabric_index
-        if (
-            self._subscriptions.count_for_fabric(fabric) >= MAX_SUBSCRIPTIONS_PER_FABRIC
-            or len(self._subscriptions) >= MAX_SUBSCRIPTIONS
-        ):
-            raise RequestError(Status.RESOURCE_EXHAUSTED, f"subscription limit reached on fabric {fabric}")
+        self._make_room_for(subscription)
         filters = reports.data_version_filters(request.data_version_filters, MAX_DATA_VERSION_FILTERS)
         reader = AttributeReader(self._provider, sub_ctx, filters)
         payloads = reports.build_report(
@@ -414,6 +454,7 @@ class InteractionServer:
     def _on_timed(self, exchange: Hashable, ctx: RequestContext, payload: bytes, now: float) -> list[Outgoing]:
         """Core spec 8.2.2.5: acknowledge, then wait on this exchange for the Write/Invoke until the timeout."""
         timeout = TimedRequest.decode(payload).timeout / 1000
+        self._admit(ctx, InteractionKind.TIMED, now)
         self._pending[exchange] = _TimedWindow(ctx.session_id, now + timeout)
         ok = StatusResponse(status=Status.SUCCESS).encode()
         return [Outgoing(exchange, ctx.session_id, Op.STATUS_RESPONSE, ok, True, False, response_timeout=timeout)]
@@ -444,6 +485,8 @@ class InteractionServer:
         self._check_window(window, now)
         request = WriteRequest.decode(payload)
         self._check_timed_flag(window, request.timed_request)
+        if window is None:  # a timed write takes over its window's place
+            self._admit(ctx, InteractionKind.WRITE, now)
         session = reports.WriteSession(ctx.session_id, timed=window is not None)
         return self._write_chunk(exchange, ctx, session, request)
 
@@ -530,6 +573,8 @@ class InteractionServer:
         self._check_window(window, now)
         request = InvokeRequest.decode(payload)
         self._check_timed_flag(window, request.timed_request)
+        if window is None:  # a timed invoke takes over its window's place
+            self._admit(ctx, InteractionKind.INVOKE, now)
         reports.validate_invoke_batch(request.invoke_requests, self._max_paths_per_invoke)
         invoke_ctx = dataclasses.replace(ctx, timed=window is not None)
         node = AttributeReader(self._provider, invoke_ctx)
@@ -577,3 +622,8 @@ _CONTINUATIONS: Final[dict[type, dict[Op, Callable[..., list[Outgoing]]]]] = {
     },
     reports.WriteSession: {Op.WRITE_REQUEST: InteractionServer._continue_write},
 }
+
+
+def _held(s: Subscription) -> HeldSubscription:
+    footprint = Footprint(1, len(s.attribute_paths), len(s.event_paths))
+    return HeldSubscription(s, s.session_id, s.ctx.subject.fabric_index, footprint)

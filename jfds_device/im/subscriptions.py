@@ -121,6 +121,7 @@ class SubscriptionTable:
         self._id_source = id_source or (lambda: secrets.randbits(32))
 
     def __iter__(self) -> Iterator[Subscription]:
+        """Oldest first (admission's eviction order relies on it); a copy, so callers may remove while iterating."""
         return iter(list(self._by_id.values()))
 
     def __len__(self) -> int:
@@ -145,9 +146,6 @@ class SubscriptionTable:
 
     def contains(self, subscription: Subscription) -> bool:
         return self._by_id.get(subscription.subscription_id) is subscription
-
-    def count_for_fabric(self, fabric_index: int) -> int:
-        return sum(1 for s in self._by_id.values() if s.ctx.subject.fabric_index == fabric_index)
 
     def for_peer(self, peer: tuple[int, int, int]) -> list[Subscription]:
         return [s for s in self._by_id.values() if s.peer == peer]

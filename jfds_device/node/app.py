@@ -27,6 +27,7 @@ from jfds_device.datastore.jfds import JfdsStore
 from jfds_device.datastore.sqlite import Database
 from jfds_device.errors import CertificateError, MatterError, StorageError
 from jfds_device.fabrics import FabricInfo, SqliteResumptionStore
+from jfds_device.im.admission import Limits
 from jfds_device.im.client import InteractionClient
 from jfds_device.im.provider import AuthMode, RequestContext, SubjectDescriptor
 from jfds_device.im.server import InteractionServer
@@ -123,7 +124,9 @@ class Device:
                 self.db.close()
                 self.db = None
             raise StartupError(f"unusable state in {storage}: {exc}") from exc
-        self.im = InteractionServer(root.node, wakeup=self._schedule_rearm)
+        self.im = InteractionServer(
+            root.node, wakeup=self._schedule_rearm, limits=Limits.for_fabrics(self.fabrics.max_fabrics)
+        )
         self.sessions = SessionTable(
             # Inbound: 3 CASE sessions per supported fabric + 2, as the CHIP SDK sizes its pool (CHIPConfig.h);
             # outbound (the reconciler's peers) has its own budget, so reconciling never evicts a controller.

@@ -140,11 +140,15 @@ class Service:
         return await self.ctrl.SendCommand(node_id, endpoint, command, interactionTimeoutMs=timeout_ms)
 
     async def rpc_subscribe(self, node_id: int, paths: list[Any], min_interval: int, max_interval: int,
-                            via: int = 0) -> int:
-        """Subscribe through controller ``via`` (an index from ``new_controller``); reports and resubscribe attempts
-        (the SDK's ReadClient resubscribes when the subscription's session or liveness is lost) are recorded."""
-        sub = await self.controllers[via].ReadAttribute(node_id, paths, reportInterval=(min_interval, max_interval))
-        key = len(self.subscriptions) + 1
+                            controller: int = 0, keep_subscriptions: bool = False) -> int:
+        """A subscription by ``self.controllers[controller]`` (an index from ``new_controller``); its reports and
+        resubscribe attempts (the SDK's ReadClient resubscribes when the subscription's session or liveness is
+        lost) are recorded. With ``keep_subscriptions`` the controller's earlier subscriptions to the node stay
+        (Core spec 8.5.3.2)."""
+        sub = await self.controllers[controller].ReadAttribute(
+            node_id, paths, reportInterval=(min_interval, max_interval), keepSubscriptions=keep_subscriptions
+        )
+        key = max(self.reports, default=0) + 1  # never reused, even after a cancel
         self.subscriptions[key] = sub
         self.reports[key] = []
         self.resubscriptions[key] = []
@@ -161,6 +165,36 @@ class Service:
 
         sub.SetAttributeUpdateCallback(on_change)
         return key
+
+    async def rpc_hold_timed_requests(self, node_id: int, endpoint: int, command: Any, count: int,
+                                      window_ms: int = 65_000, controller: int = 0) -> list[Any]:
+        """Open ``count`` TimedRequest windows of ``window_ms`` and leave them open: each interaction gives up 1 ms
+        after its TimedRequest (the SDK's CommandSender then never sends the Invoke), so the node keeps waiting for
+        the Invoke until the window ends. Returns what each attempt ended with (None: the Invoke was answered)."""
+        from chip.clusters import Command
+
+        ctrl = self.controllers[controller]
+        device = await ctrl.GetConnectedDevice(node_id, allowPASE=False)
+        path = Command.CommandPath(EndpointId=endpoint, ClusterId=command.cluster_id, CommandId=command.command_id)
+        loop = asyncio.get_running_loop()
+        outcomes: list[Any] = []
+        while len(outcomes) < count:
+            future = loop.create_future()
+            try:
+                res = await Command.SendCommand(future, loop, None, device.deviceProxy, path, command,
+                                                timedRequestTimeoutMs=window_ms, interactionTimeoutMs=1)
+                res.raise_on_error()
+                await future
+            except Exception as exc:
+                outcome = describe_error(exc)
+                if "No memory" in outcome["message"]:  # our own exchange pool is full: nothing was sent, retry
+                    await asyncio.sleep(0.05)
+                    continue
+                outcomes.append(outcome)
+            else:
+                outcomes.append(None)
+            await asyncio.sleep(0.01)  # let the stack acknowledge the node's late answers before the next attempt
+        return outcomes
 
     async def rpc_reports(self, key: int) -> list[Any]:
         return list(self.reports[key])

@@ -91,7 +91,7 @@ def all_committed(env: ManyPeersEnv) -> bool:
 def test_reconciling_20_peers_keeps_every_controller_session_and_subscription(env: ManyPeersEnv) -> None:
     assert env.ctrl is not None and env.device is not None
     viewers = grant_viewers(env)
-    keys = [env.ctrl.call("subscribe", JFDS_NODE_ID, [(0, BI.Attributes.NodeLabel)], 0, 60, via=via)
+    keys = [env.ctrl.call("subscribe", JFDS_NODE_ID, [(0, BI.Attributes.NodeLabel)], 0, 60, controller=via)
             for via in (0, *viewers)]
     label_everywhere(env, keys, "before the push")
     inbound_case_before = len(INBOUND_CASE.findall(env.device.output()))

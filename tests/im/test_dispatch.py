@@ -12,8 +12,9 @@ import pytest
 
 from jfds_device.codec.message import InteractionModelOpcode as Op
 from jfds_device.im import messages as m
+from jfds_device.im.admission import InteractionLimits
 from jfds_device.im.provider import AuthMode, Status
-from jfds_device.im.server import MAX_PENDING_EXCHANGES, InteractionServer, LocalExchange
+from jfds_device.im.server import InteractionServer, LocalExchange
 from tests.im.fakes import BASIC, ECHO, LABEL, SUCCESS, TEST, TOGGLE, FakeProvider, apath, make_ctx, status_of
 
 chip_tlv = pytest.importorskip("chip.tlv", reason="home-assistant-chip-clusters is not installed")
@@ -59,12 +60,15 @@ def test_group_messages_are_never_answered(server: InteractionServer) -> None:
 
 
 def test_too_many_interactions_in_progress(server: InteractionServer) -> None:
+    """A session's waiting exchanges are bounded (im/admission.py; tests/im/test_limits.py has every limit)."""
     timed = m.TimedRequest(timeout=1000).encode()
-    for exchange in range(MAX_PENDING_EXCHANGES):
+    for exchange in range(InteractionLimits().timed_per_session):
         [out] = server.on_message(exchange, make_ctx(), Op.TIMED_REQUEST, timed, 0.0)
         assert status_of(out) == Status.SUCCESS
     [out] = server.on_message("one more", make_ctx(), Op.TIMED_REQUEST, timed, 0.0)
     assert status_of(out) == Status.RESOURCE_EXHAUSTED
+    [out] = server.on_message("another session", make_ctx(session=8), Op.TIMED_REQUEST, timed, 0.0)
+    assert status_of(out) == Status.SUCCESS  # the limit is the session's, not everybody's
     server.on_session_closed(7)  # the session's waiting exchanges are forgotten
     [out] = server.on_message("again", make_ctx(), Op.TIMED_REQUEST, timed, 0.0)
     assert status_of(out) == Status.SUCCESS

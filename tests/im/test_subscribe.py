@@ -12,8 +12,9 @@ import pytest
 
 from jfds_device.codec.message import InteractionModelOpcode as Op
 from jfds_device.im import messages as m
+from jfds_device.im.admission import SubscriptionLimits
 from jfds_device.im.provider import AttributePath, RequestContext, Status
-from jfds_device.im.server import MAX_SUBSCRIPTIONS_PER_FABRIC, InteractionServer, LocalExchange, Outgoing
+from jfds_device.im.server import InteractionServer, LocalExchange, Outgoing
 from jfds_device.im.subscriptions import SubscriptionState, negotiate_max_interval
 from tests.im.fakes import (
     ADMIN,
@@ -265,8 +266,9 @@ def test_keep_subscriptions_false_replaces_the_peers_subscriptions(server: Inter
     assert mine.subscription_id not in ids
 
 
-def test_subscription_limit_per_fabric(server: InteractionServer) -> None:
-    for i in range(MAX_SUBSCRIPTIONS_PER_FABRIC):
+def test_subscription_limit_per_session(server: InteractionServer) -> None:
+    """Every subscription limit and eviction rule is in tests/im/test_limits.py; this is the basic one."""
+    for i in range(SubscriptionLimits().per_session.subscriptions):
         subscribe(server, apath(1, TEST, SMALL), exchange=i)
     request = m.SubscribeRequest(
         keep_subscriptions=True,
@@ -277,7 +279,8 @@ def test_subscription_limit_per_fabric(server: InteractionServer) -> None:
     )
     [out] = server.on_message("x", make_ctx(), Op.SUBSCRIBE_REQUEST, request.encode(), 0.0)
     assert status_of(out) == Status.RESOURCE_EXHAUSTED
-    subscribe(server, apath(1, TEST, SMALL), ctx=make_ctx(fabric=2), exchange="y")  # other fabrics unaffected
+    subscribe(server, apath(1, TEST, SMALL), ctx=make_ctx(session=8), exchange="y")  # other sessions unaffected
+    subscribe(server, apath(1, TEST, SMALL), ctx=make_ctx(fabric=2, session=9), exchange="z")  # other fabrics too
 
 
 def test_subscription_ids_stay_unique_with_a_poor_source(provider: FakeProvider) -> None:
