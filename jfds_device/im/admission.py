@@ -108,18 +108,22 @@ class Footprint:
 # ------------------------------------------------------------------------------------------ limit tables
 
 
+# One session: room for a controller's normal concurrency, far below what would crowd out the others.
+_PENDING_PER_SESSION: Final = 8
+# TimedRequest windows live up to 65.5 s (Core spec 8.2.2.5, a uint16 of milliseconds) and need no privilege (the
+# access check comes with the Write/Invoke that follows), so they get a tighter cap than the rest.
+_TIMED_PER_SESSION: Final = 4
+
+
 @dataclass(frozen=True, slots=True)
 class InteractionLimits:
     """Pending interactions (timed windows, chunked reads/invokes/writes in progress)."""
 
-    # One session: room for a controller's normal concurrency, far below what would crowd out the others.
-    per_session: int = 8
-    # TimedRequest windows live up to 65.5 s (Core spec 8.2.2.5, a uint16 of milliseconds) and need no privilege
-    # (the access check comes with the Write/Invoke that follows), so they get a tighter cap than the rest.
-    timed_per_session: int = 4
+    per_session: int = _PENDING_PER_SESSION
+    timed_per_session: int = _TIMED_PER_SESSION
     # One fabric: the guaranteed CASE sessions (Core spec 4.14.2.8) each at its cap.
-    per_fabric: int = 8 * _MIN_CASE_SESSIONS_PER_FABRIC
-    timed_per_fabric: int = 4 * _MIN_CASE_SESSIONS_PER_FABRIC
+    per_fabric: int = _PENDING_PER_SESSION * _MIN_CASE_SESSIONS_PER_FABRIC
+    timed_per_fabric: int = _TIMED_PER_SESSION * _MIN_CASE_SESSIONS_PER_FABRIC
     # A fabric with no read in progress always gets one read of up to this many paths of each kind, even when
     # its other sessions hold the whole fabric budget (Core spec 8.4 minimums).
     guaranteed_reads_per_fabric: int = MIN_READS_PER_FABRIC

@@ -4,7 +4,8 @@ the CHIP SDK's Python controller on four fabrics (one controller process per fab
 Fabrics 1 to 3 borrow beyond their guaranteed share until the node's pool is full. Fabric 4 then still gets its
 whole share: each of its subscriptions evicts the oldest subscription of a fabric beyond its share, and never takes
 a fabric below its own share. A fabric beyond its share is refused while the pool is full. The evicted subscriptions
-just end (as the CHIP SDK's ReadHandler::Close: no message); every other one keeps reporting.
+just end (as the CHIP SDK's ReadHandler::Close: no message); every other one keeps reporting. The controllers of the
+evicted ones subscribe again when they notice, and are refused while their fabric is at its share: no ping-pong.
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ SHARE = LIMITS.fabric_share.subscriptions
 BORROWED = LIMITS.per_fabric.subscriptions  # what a fabric may hold while others leave the pool unused
 LENDERS = LIMITS.pool.subscriptions // BORROWED  # fabrics that fill the pool by borrowing
 PATH = [(0, BI.Attributes.NodeLabel)]
+# Short, so that the controllers of evicted subscriptions notice the silence (and subscribe again) within the test.
+MAX_INTERVAL = 3
 
 
 class Fabric:
@@ -62,7 +65,8 @@ class Fabric:
         self.identities += [self.ctrl.call("new_controller", node_id) for node_id in node_ids]
 
     def subscribe(self, identity: int) -> int:
-        key = self.ctrl.call("subscribe", self.node, PATH, 0, 60, controller=identity, keep_subscriptions=True)
+        key = self.ctrl.call("subscribe", self.node, PATH, 0, MAX_INTERVAL, controller=identity,
+                             keep_subscriptions=True)
         self.subscriptions.append((identity, key))
         return key
 
@@ -142,14 +146,31 @@ def test_a_fabric_within_its_share_evicts_borrowed_subscriptions_oldest_first(
     assert len(kept) == LIMITS.pool.subscriptions
 
     # Every subscription still established reports a change; the evicted ones just ended, without a report.
-    [status] = lenders[0].ctrl.call("WriteAttribute", lenders[0].node, [(0, BI.Attributes.NodeLabel("after"))])
-    assert int(status.Status) == 0
-    deadline = time.monotonic() + 20
-    waiting = set(kept)
     by_index = {f.index: f for f in all_fabrics}
-    while waiting and time.monotonic() < deadline:
-        waiting = {(i, key) for i, key in waiting if not by_index[i].reported(key, "after")}
-        time.sleep(0.2)
-    assert not waiting, f"{len(waiting)} established subscriptions did not report: {sorted(waiting)[:5]}"
+
+    def all_report(label: str) -> None:
+        [status] = lenders[0].ctrl.call("WriteAttribute", lenders[0].node, [(0, BI.Attributes.NodeLabel(label))])
+        assert int(status.Status) == 0
+        deadline = time.monotonic() + 20
+        waiting = set(kept)
+        while waiting and time.monotonic() < deadline:
+            waiting = {(i, key) for i, key in waiting if not by_index[i].reported(key, label)}
+            time.sleep(0.2)
+        assert not waiting, f"{len(waiting)} established subscriptions did not report: {sorted(waiting)[:5]}"
+
+    all_report("after")
     assert not any(lenders[0].reported(key, "after") for _, key in evicted)
 
+    # Their controller notices the silence after MaxInterval and subscribes again on its own (the SDK's
+    # auto-resubscribe). The first lender is at its share and the pool is full: refused, and nothing more is
+    # evicted for it, so evictions do not ping-pong; everyone else keeps reporting.
+    refusal = "subscription refused: pool full and fabric 1 is beyond its guaranteed share"
+    refused_before = device.output().count(refusal)  # the first lender's own attempt above
+    assert refused_before == 1
+    deadline = time.monotonic() + 30
+    while device.output().count(refusal) == refused_before and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert device.output().count(refusal) > refused_before, "no evicted subscriber subscribed again"
+    assert device.output().count("evicted:") == SHARE
+    all_report("later")
+    assert not any(lenders[0].reported(key, "later") for _, key in evicted)
