@@ -1,10 +1,13 @@
 """Basic Information cluster 0x0028 (Core spec 11.1): every id, enum, struct and attribute.
 
 Version facts this node reports, in one place (the IM's session parameters need them too):
-we implement Matter 1.4, so DataModelRevision is 18 (Core spec 7.1.1; 17 was 1.3) and
-SpecificationVersion 0x01040000 (11.1.5.22); that is also what the CHIP SDK of the 2025.7 controller
-reports (SpecificationDefinedRevisions.h: kDataModelRevision = 18). Cluster revision 4 is the 1.4 one
-(UniqueID mandatory). DeviceLocation (0x17, spec 1.5) is not in the 2025.7 SDK objects and not declared.
+we implement Matter 1.4.2, the first version with the Joint Fabric Datastore's attributes 0x09-0x0D and the
+Joint Fabric Administrator's commands 5-8, so SpecificationVersion is 0x01040200 (11.1.5.22) and every cluster
+carries its 1.4.2 revision (connectedhomeip data_model/1.4.2, which the SDK's conformance tests read for that
+version). DataModelRevision stays 18 (Core spec 7.1.1; 17 was 1.3), as the CHIP SDK of the 2025.7 controller
+reports it (SpecificationDefinedRevisions.h: kDataModelRevision = 18). Cluster revision 5 is the 1.4.2 one
+(it adds the optional ConfigurationVersion, not served). DeviceLocation (0x17, spec 1.5) is not in the 2025.7
+SDK objects and not declared.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from jfds_device.codec.schema import BOOL, UINT16, UINT32, Enum, Str, Struct, St
 CLUSTER_ID = 0x0028
 
 DATA_MODEL_REVISION = 18
-SPECIFICATION_VERSION = 0x0104_0000
+SPECIFICATION_VERSION = 0x0104_0200
 # Minimum capabilities the node guarantees (11.1.5.20): at least 3 CASE sessions and 3 subscriptions.
 MIN_CASE_SESSIONS_PER_FABRIC = 3
 MIN_SUBSCRIPTIONS_PER_FABRIC = 3
@@ -106,7 +109,7 @@ CONFIGURATION_VERSION = 0x0018
 CLUSTER = ClusterDef(
     id=CLUSTER_ID,
     name="BasicInformation",
-    revision=4,
+    revision=5,
     attributes=(
         _ro(DATA_MODEL_REVISION_ID, "DataModelRevision", UINT16),
         _ro(VENDOR_NAME, "VendorName", Str(max_length=32)),

@@ -33,7 +33,7 @@ class SemanticTagStruct(Struct):
 CLUSTER = ClusterDef(
     id=CLUSTER_ID,
     name="Descriptor",
-    revision=2,
+    revision=3,  # 1.4.2: EndpointUniqueID added (provisional, optional; not served)
     attributes=(
         AttributeDef(0x0000, "DeviceTypeList", List(StructType(DeviceTypeStruct), min_length=1)),
         AttributeDef(0x0001, "ServerList", List(CLUSTER_ID_T)),

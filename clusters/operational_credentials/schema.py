@@ -203,7 +203,7 @@ _A = Privilege.ADMINISTER
 CLUSTER = ClusterDef(
     id=CLUSTER_ID,
     name="OperationalCredentials",
-    revision=1,
+    revision=2,  # 1.4.2: Fabric Table VID verification (provisional commands, not implemented)
     attributes=(
         AttributeDef(
             NOCS, "NOCs", List(StructType(NOCStruct)), read_privilege=_A, fabric_scoped=True, fabric_sensitive=True

@@ -50,11 +50,11 @@ def test_mandatory_attributes() -> None:
     assert read(node, schema.SOFTWARE_VERSION) == 1
     assert read(node, schema.SOFTWARE_VERSION_STRING) == "0.1.0"
     assert read(node, schema.CAPABILITY_MINIMA) == {0: 3, 1: 3}
-    assert read(node, schema.SPECIFICATION_VERSION_ID) == 0x0104_0000
+    assert read(node, schema.SPECIFICATION_VERSION_ID) == 0x0104_0200  # 1.4.2
     assert read(node, schema.MAX_PATHS_PER_INVOKE) == 1
     assert read(node, schema.LOCAL_CONFIG_DISABLED) is False
     assert re.fullmatch(r"[0-9A-F]{32}", read(node, schema.UNIQUE_ID))
-    assert read(node, 0xFFFD) == 4
+    assert read(node, 0xFFFD) == 5  # the 1.4.2 revision
     assert read(node, 0xFFFB) == [
         0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 16, 18, 19, 21, 22, 0xFFF8, 0xFFF9, 0xFFFB, 0xFFFC, 0xFFFD,
     ]  # fmt: skip

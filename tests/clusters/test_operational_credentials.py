@@ -463,7 +463,7 @@ def test_metadata_and_reporting(h: Harness) -> None:
     assert h.read(h.pase(), 0xFFF9) == [0x00, 0x02, 0x04, 0x06, 0x07, 0x09, 0x0A, 0x0B]
     assert h.read(h.pase(), 0xFFF8) == [0x01, 0x03, 0x05, 0x08]
     assert h.read(h.pase(), 0xFFFB) == [0, 1, 2, 3, 4, 5, 0xFFF8, 0xFFF9, 0xFFFB, 0xFFFC, 0xFFFD]
-    assert h.read(h.pase(), 0xFFFD) == 1
+    assert h.read(h.pase(), 0xFFFD) == 2  # the 1.4.2 revision
     version = h.node.data_version(0, OC)
     h.commission(Commissioner())
     assert h.node.data_version(0, OC) != version  # Fabrics/CommissionedFabrics/TrustedRoots were reported
