@@ -60,7 +60,6 @@ TEST_LINES = [
 
 KNOWN_FAILING = {
     "test_TC_IDM_10_1": "no events yet: the wildcard event subscription returns none",
-    "test_TC_IDM_10_2": "SpecificationVersion 1.4 but JFDS/JFA elements of 1.4.2 (provisional clusters)",
     "test_TC_ACE_1_2": "no AccessControlEntryChanged event report",
     "test_TC_ACL_2_6": "no AccessControlEntryChanged events to read",
     "test_TC_ACL_2_8": "no AccessControlEntryChanged events to read",
