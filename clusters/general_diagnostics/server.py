@@ -1,7 +1,9 @@
 """General Diagnostics server: interfaces, reboot count, uptime, boot reason, TimeSnapshot (Core spec 11.12).
 
 Time comes in as callables (``monotonic`` seconds, optional ``wall_clock`` POSIX seconds), so tests
-inject fixed clocks and nothing here reads the system clock.
+inject fixed clocks and nothing here reads the system clock. ``wall_clock`` is only for a node whose UTC time is
+valid, i.e. one with a Time Synchronization cluster (Core spec 11.12.7.2: PosixTimeMs is null otherwise; the
+SDK's TC_DGGEN_2_4 checks it); this node has none and passes no wall clock.
 """
 
 from __future__ import annotations

@@ -12,7 +12,6 @@ import logging
 import os
 import signal
 import sys
-import time
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
@@ -92,7 +91,6 @@ class Device:
                 interface_name=config.interface or "eth0",
             ),
             monotonic=self.loop.time,
-            wall_clock=time.time,
             attestation=attestation,
             window=self.window,
         )

@@ -68,7 +68,6 @@ KNOWN_FAILING = {
     "test_TC_OPCREDS_3_5": "ArmFailSafe(0) after UpdateNOC gets no response",
     "test_TC_CADMIN_1_15": "the removed fabric's operational record is still answered after RemoveFabric",
     "test_TC_CGEN_2_2": "fail-safe rollback of an updated root certificate",
-    "test_TC_DGGEN_2_4": "TimeSnapshot reports PosixTimeMs without Time Synchronization",
 }
 # Every record the lines above produce: (label, record). Commissioning is a record of its own in each line.
 EXPECTED_RECORDS = [
