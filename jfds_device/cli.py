@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import sys
 from collections.abc import Sequence
@@ -34,12 +35,36 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--certs", type=Path, default=None, help="attestation material directory")
     run.add_argument("--log-level", default=defaults.log_level, type=str.lower,
                      choices=["debug", "info", "warning", "error"])
+    status = commands.add_parser(
+        "status", help="which managed nodes are out of step and why (exit 0 in step, 1 pending or failed)"
+    )
+    status.add_argument("--storage", type=Path, default=defaults.storage, help="state directory (default %(default)s)")
+    status.add_argument("--json", action="store_true", help="one JSON document (its schema: jfds_device.status)")
+    for name, value in (("--passcode", defaults.passcode), ("--discriminator", defaults.discriminator),
+                        ("--vendor-id", defaults.vendor_id), ("--product-id", defaults.product_id)):
+        status.add_argument(name, type=_int, default=value, help="as given to run: for the pairing code")
     return parser
+
+
+def status_main(args: argparse.Namespace) -> int:
+    """``jfds-device status``: read-only, also while the node runs; one error line and exit 2 if unreadable."""
+    from jfds_device.status import StatusError, build_report, exit_code, render_text
+
+    try:
+        report = build_report(args.storage, passcode=args.passcode, discriminator=args.discriminator,
+                              vendor_id=args.vendor_id, product_id=args.product_id)
+    except StatusError as exc:
+        print(f"jfds-device: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    print(json.dumps(report, indent=2) if args.json else render_text(report))
+    return exit_code(report)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command == "status":
+        return status_main(args)
     try:
         config = NodeConfig(
             storage=args.storage,

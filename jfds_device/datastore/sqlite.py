@@ -24,6 +24,7 @@ import os
 import sqlite3
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from jfds_device.errors import LocalProtocolError, StorageError
@@ -54,18 +55,28 @@ CORE_MIGRATIONS: tuple[Migration, ...] = (
 class Database:
     """The node's single SQLite connection. Not thread-safe by design: use it from one thread (the loop)."""
 
-    def __init__(self, path: str | os.PathLike[str], *, synchronous: str = "FULL") -> None:
+    def __init__(self, path: str | os.PathLike[str], *, synchronous: str = "FULL", read_only: bool = False) -> None:
+        """``read_only``: for tools beside a running node (``jfds-device status``): the file is opened with SQLite's
+        ``mode=ro`` (a WAL reader never blocks the node's writer), must exist and be current; nothing is written
+        (a pending migration is an error instead)."""
         if synchronous not in ("NORMAL", "FULL", "EXTRA"):
             raise LocalProtocolError(f"unsupported synchronous mode {synchronous!r}")
+        self.read_only = read_only
         try:
-            # isolation_level=None: the sqlite3 module must not open transactions behind our back.
-            self._conn = sqlite3.connect(os.fspath(path), isolation_level=None)
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute(f"PRAGMA synchronous={synchronous}")
-            self._conn.execute("PRAGMA foreign_keys=ON")
-            self._conn.execute(
-                "CREATE TABLE IF NOT EXISTS schema_migrations (component TEXT PRIMARY KEY, version INTEGER NOT NULL)"
-            )
+            if read_only:
+                uri = Path(os.fspath(path)).resolve().as_uri() + "?mode=ro"
+                self._conn = sqlite3.connect(uri, uri=True, isolation_level=None)
+                self._conn.execute("SELECT version FROM schema_migrations LIMIT 1").fetchall()
+            else:
+                # isolation_level=None: the sqlite3 module must not open transactions behind our back.
+                self._conn = sqlite3.connect(os.fspath(path), isolation_level=None)
+                self._conn.execute("PRAGMA journal_mode=WAL")
+                self._conn.execute(f"PRAGMA synchronous={synchronous}")
+                self._conn.execute("PRAGMA foreign_keys=ON")
+                self._conn.execute(
+                    "CREATE TABLE IF NOT EXISTS schema_migrations (component TEXT PRIMARY KEY,"
+                    " version INTEGER NOT NULL)"
+                )
         except sqlite3.Error as exc:
             raise StorageError(f"cannot open {os.fspath(path)!r}: {exc}") from exc
         self._savepoints: list[str] = []
@@ -104,6 +115,8 @@ class Database:
         current = self.schema_version(component)
         if current > len(migrations):
             raise StorageError(f"{component}: database is at version {current}, code knows {len(migrations)}")
+        if self.read_only and current < len(migrations):
+            raise StorageError(f"{component}: database is at version {current}, older than this code's; start the node")
         for migration in migrations[current:]:
             with self.transaction():
                 for statement in migration.statements:
