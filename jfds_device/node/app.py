@@ -20,6 +20,7 @@ from typing import Any
 from clusters.basic_information.server import BasicInformationConfig
 from jfds_device.codec.message import ProtocolId
 from jfds_device.crypto.attestation import AttestationMaterial, load_attestation
+from jfds_device.crypto.certs import MatterCertificate
 from jfds_device.datamodel.commissioning_attempt import CommissioningAttempt
 from jfds_device.datamodel.commissioning_window import CommissioningWindow
 from jfds_device.datamodel.root import RootNode, RootNodeConfig, build_root_node
@@ -39,7 +40,7 @@ from jfds_device.node.im_routing import ImRouter
 from jfds_device.node.peers import ExchangeDispatcher, PeerConnections
 from jfds_device.node.storage_dir import StartupError, prepare_storage_dir
 from jfds_device.onboarding import SetupPayload
-from jfds_device.reconciler import Reconciler
+from jfds_device.reconciler import OwnIdentity, Reconciler
 from jfds_device.securechannel.session_params import SessionParameters
 from jfds_device.transport.exchange import ExchangeClosed, ExchangeManager, MessageReceived, SessionClosed
 from jfds_device.transport.mrp import MrpParameters
@@ -174,7 +175,9 @@ class Device:
                                      self.resolver)
         self.client = InteractionClient(self.endpoint, self.dispatcher)
         # Issue 6: converge the anchor fabric's nodes to the datastore (idle until the datastore is bootstrapped).
-        self.reconciler = Reconciler.for_device(self)
+        self.reconciler = Reconciler(self.anchor.store, self.client, self.peers,
+                                     fabric_index=lambda: self.anchor.anchor_fabric_index,
+                                     own_identity=self._own_identity)
         self.reconciler.start()
         self.window.add_listener(self._window_changed)
         for fabric in self.fabrics.fabrics():
@@ -296,6 +299,17 @@ class Device:
         if self.im is not None and any(s.session_id == session.local_session_id for s in self.im.subscriptions):
             return True
         return self.dispatcher.has_report_routes(session)
+
+    def _own_identity(self, fabric_index: int) -> OwnIdentity | None:
+        """Who we are on ``fabric_index`` (node id and NOC CATs): the reconciler keeps our own ACL entry."""
+        info = self.fabrics.get(fabric_index)
+        if info is None:
+            return None
+        try:
+            cats = MatterCertificate.decode_tlv(info.noc).cats
+        except MatterError:
+            cats = ()
+        return OwnIdentity(info.node_id, tuple(cats))
 
     def _reserve_global_counter(self, upto: int) -> None:
         assert self.db is not None

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import enum
 import logging
 import random
 import socket
@@ -32,6 +31,7 @@ from jfds_device.errors import DecodeError, LocalProtocolError, MatterError
 from jfds_device.im.client import ExchangeEvent, ReportHandler, build_status_response
 from jfds_device.im.messages import ReportData
 from jfds_device.im.provider import Status
+from jfds_device.reconciler.ports import PeerId, PeerState, PeerUnreachableError
 from jfds_device.securechannel.case import CaseInitiator, CaseResult
 from jfds_device.securechannel.case_identity import OperationalIdentity, ResumptionStore
 from jfds_device.securechannel.session_params import SessionParameters
@@ -188,26 +188,6 @@ class ClientOnlyEvents:
 
 
 @dataclass(frozen=True, slots=True)
-class PeerId:
-    """A peer as CASE names it: our fabric (by local fabric index) and its operational node id."""
-
-    fabric_index: int
-    node_id: int
-
-    def __str__(self) -> str:
-        return f"{self.fabric_index}:{self.node_id:016X}"
-
-
-class PeerState(enum.Enum):
-    UNKNOWN = "unknown"  # never tried, or the session ended without a failure
-    CONNECTING = "connecting"
-    # A CASE session is up, or was until our session table evicted it to make room for another peer's: the peer
-    # did not go away, so reconnecting (on the next ``connect``) is no reachability change and tells no listener.
-    REACHABLE = "reachable"
-    UNREACHABLE = "unreachable"  # the last attempt failed; the next waits for the backoff
-
-
-@dataclass(frozen=True, slots=True)
 class PeerStatus:
     state: PeerState
     session: SecureSession | None
@@ -216,14 +196,6 @@ class PeerStatus:
     failures: int
     retry_at: float  # loop time before which ``connect`` fails fast (-inf: any time)
     last_error: MatterError | None
-
-
-class PeerUnreachableError(MatterError):
-    """No CASE session to ``peer``: the attempt failed (``__cause__``), or the backoff has not elapsed."""
-
-    def __init__(self, peer: PeerId, message: str, retry_in: float = 0.0) -> None:
-        super().__init__(f"peer {peer} unreachable: {message}")
-        self.peer, self.retry_in = peer, retry_in
 
 
 class PeerResolver(Protocol):

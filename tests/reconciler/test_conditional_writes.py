@@ -318,7 +318,7 @@ CONFIG = ReconcilerConfig(sweep_interval=0.2, settle_delay=0.0, verify_interval=
 
 
 def reconciler(store: JfdsStore, peer: FakePeer, config: ReconcilerConfig = CONFIG) -> Reconciler:
-    return Reconciler(store, peer, peer.connect, fabric_index=lambda: 1, own_identity=lambda _: OwnIdentity(US),
+    return Reconciler(store, peer, peer, fabric_index=lambda: 1, own_identity=lambda _: OwnIdentity(US),
                       config=config)
 
 

@@ -149,10 +149,8 @@ class Side:
         self.client = InteractionClient(self.endpoint, self.dispatcher, response_timeout=2.0)
         config = ReconcilerConfig(sweep_interval=0.3, settle_delay=0.0, retry=RetryPolicy(initial=0.1, maximum=0.5),
                                   interaction_timeout=5.0)
-        self.reconciler = Reconciler(self.store, self.client,
-                                     lambda p: self.peers.connect(p, ignore_backoff=True), fabric_index=lambda: 1,
-                                     own_identity=lambda _: OwnIdentity(US), session_failed=self.peers.session_failed,
-                                     add_peer_listener=self.peers.add_listener, config=config)
+        self.reconciler = Reconciler(self.store, self.client, self.peers, fabric_index=lambda: 1,
+                                     own_identity=lambda _: OwnIdentity(US), config=config)
         self.reconciler.start()
         return self
 
