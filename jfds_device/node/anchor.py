@@ -15,9 +15,9 @@ from clusters.joint_fabric_administrator.server import JointFabricAdministratorS
 from clusters.joint_fabric_datastore import schema as jfds
 from clusters.joint_fabric_datastore.server import JointFabricDatastoreServer
 from jfds_device.codec.schema import NULL
-from jfds_device.datamodel.root import JFA_ENDPOINT, RootNode
 from jfds_device.datastore.jfds import JfdsStore
 from jfds_device.fabrics import FabricInfo
+from jfds_device.node.root import JFA_ENDPOINT, RootNode
 
 log = logging.getLogger(__name__)
 
