@@ -21,6 +21,10 @@ from typing import Any, Protocol
 
 __all__ = ["Clock", "LoopClock", "ManualClock", "TimerHandle"]
 
+MAX_FIRINGS_AT_ONE_INSTANT = 10_000
+"""More timers than this firing without time moving is a timer that re-arms itself at its own deadline forever (a
+busy loop on a real clock): ``ManualClock`` raises instead of spinning."""
+
 SETTLE_ROUNDS = 50
 """Loop iterations ``ManualClock`` yields after each step, so tasks woken by a timer run before time moves on. A
 task that needs more iterations than this before its next timer (e.g. one waiting for real I/O) is not virtual-time
@@ -87,6 +91,7 @@ class ManualClock:
         self._wall_offset = wall_start - start
         self._timers: list[tuple[float, int, _ManualTimer]] = []
         self._order = itertools.count()
+        self._firings_now = 0
 
     def now(self) -> float:
         return self._now
@@ -153,5 +158,9 @@ class ManualClock:
 
     def _fire_next(self) -> None:
         when, _, timer = heapq.heappop(self._timers)
-        self._now = max(self._now, when)
+        if when > self._now:
+            self._now, self._firings_now = when, 0
+        self._firings_now += 1
+        if self._firings_now > MAX_FIRINGS_AT_ONE_INSTANT:
+            raise RuntimeError(f"timers keep firing at {self._now:g} without time moving (a timer re-arms itself)")
         timer.callback(*timer.args)

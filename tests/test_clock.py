@@ -76,3 +76,14 @@ async def test_loop_clock_is_the_loops_time_and_timers() -> None:
     handle.cancel()
     await clock.sleep(0.02)
     assert fired.is_set()
+
+
+async def test_a_timer_that_re_arms_itself_at_its_own_deadline_is_reported_not_spun() -> None:
+    clock = ManualClock()
+
+    def again() -> None:
+        clock.call_at(clock.now(), again)  # a deadline that never moves: a busy loop on a real clock
+
+    clock.call_later(1.0, again)
+    with pytest.raises(RuntimeError, match="without time moving"):
+        await clock.advance(2.0)

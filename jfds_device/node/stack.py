@@ -28,6 +28,7 @@ import logging
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 from jfds_device.clock import Clock, LoopClock, TimerHandle
 from jfds_device.codec.message import InteractionModelOpcode, ProtocolId, SecureChannelOpcode
@@ -60,6 +61,8 @@ __all__ = ["SessionBudget", "Stack", "session_parameters"]
 log = logging.getLogger(__name__)
 
 DEFAULT_PASSCODE, DEFAULT_DISCRIMINATOR = 20202021, 3840
+
+_Part = TypeVar("_Part")
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,27 +152,19 @@ class Stack:
 
     @property
     def endpoint(self) -> UdpEndpoint:
-        if self._endpoint is None:
-            raise MatterError("the stack is not open")
-        return self._endpoint
+        return _opened(self._endpoint)
 
     @property
     def handshakes(self) -> HandshakeManager:
-        if self._handshakes is None:
-            raise MatterError("the stack is not open")
-        return self._handshakes
+        return _opened(self._handshakes)
 
     @property
     def peers(self) -> PeerConnections:
-        if self._peers is None:
-            raise MatterError("the stack is not open")
-        return self._peers
+        return _opened(self._peers)
 
     @property
     def client(self) -> InteractionClient:
-        if self._client is None:
-            raise MatterError("the stack is not open")
-        return self._client
+        return _opened(self._client)
 
     async def close(self) -> None:
         """Stop the timer, close the peer sessions (CloseSession) and the client, then the endpoint."""
@@ -321,6 +316,12 @@ class Stack:
             log.exception("timer handling failed")
         finally:
             self.rearm()
+
+
+def _opened(part: _Part | None) -> _Part:
+    if part is None:
+        raise MatterError("the stack is not open")
+    return part
 
 
 def _subject(session: SecureSession) -> SubjectDescriptor:

@@ -12,7 +12,6 @@ manager (node/peer_connections.py).
 from __future__ import annotations
 
 import asyncio
-import functools
 import random
 from collections.abc import AsyncIterator, Callable, Hashable
 from typing import Any
@@ -28,8 +27,6 @@ from clusters.basic_information.server import BasicInformationServer
 from jfds_device.codec.message import InteractionModelOpcode as Op
 from jfds_device.codec.message import ProtocolId
 from jfds_device.codec.model import Privilege
-from jfds_device.crypto.cert_issuer import CertificateIssuer
-from jfds_device.crypto.primitives import P256Keypair
 from jfds_device.datamodel.acl import AclEntry
 from jfds_device.datamodel.node import DeviceType, Node
 from jfds_device.errors import DecodeError, LocalProtocolError, RemoteProtocolError
@@ -48,7 +45,7 @@ from jfds_device.node.peer_connections import (
     socket_address,
 )
 from jfds_device.node.stack import SessionBudget, Stack
-from jfds_device.securechannel.case_identity import InMemoryResumptionStore, OperationalIdentity
+from jfds_device.securechannel.case_identity import InMemoryResumptionStore
 from jfds_device.transport.exchange import (
     CloseReason,
     ExchangeClosed,
@@ -77,6 +74,7 @@ from tests.im.fakes import (
     make_ctx,
     reassemble,
 )
+from tests.node.fabric_support import identity
 from tests.transport.pair import KEYS
 
 BIG = AttributePath(1, TEST, BIG_LIST)
@@ -632,19 +630,6 @@ def test_socket_address_keeps_scopes() -> None:
 SERVER_NODE, CLIENT_NODE = 0x0000_0000_0000_0055, 0x0000_0000_0000_7777
 ROOT = DeviceType(device_type=0x0016, revision=3)
 BI = bi.CLUSTER_ID
-
-
-@functools.cache
-def fabric() -> tuple[CertificateIssuer, bytes]:
-    return CertificateIssuer.create_root(0xCAFE), bytes(range(16))
-
-
-def identity(node_id: int) -> OperationalIdentity:
-    root, epoch_key = fabric()
-    keypair = P256Keypair.generate()
-    noc = root.issue_noc(keypair.public_key_bytes, node_id, 0xFAB1).tlv
-    return OperationalIdentity.from_certificates(1, rcac=root.issued.tlv, noc=noc, icac=None, keypair=keypair,
-                                                 epoch_key=epoch_key)
 
 
 class StaticAcl:

@@ -14,7 +14,6 @@ recovered by the retry, and a conditional ACL write that meets another administr
 from __future__ import annotations
 
 import asyncio
-import functools
 import random
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -25,8 +24,6 @@ from clusters.access_control import schema as ac
 from clusters.access_control.server import AccessControlServer
 from clusters.group_key_management.server import GroupKeyManagementServer
 from clusters.joint_fabric_datastore.schema import DatastoreState
-from jfds_device.crypto.cert_issuer import CertificateIssuer
-from jfds_device.crypto.primitives import P256Keypair
 from jfds_device.datamodel.node import DeviceType, Node
 from jfds_device.datastore.jfds import JfdsStore
 from jfds_device.datastore.jfds_records import EntryRef
@@ -34,26 +31,13 @@ from jfds_device.im.provider import Status
 from jfds_device.node.links import VirtualLink
 from jfds_device.node.stack import SessionBudget, Stack
 from jfds_device.reconciler import OwnIdentity, Reconciler, ReconcilerConfig, RetryPolicy
-from jfds_device.securechannel.case_identity import OperationalIdentity
+from tests.node.fabric_support import identity
 from tests.reconciler.fakes import group, jace, key_set, new_store
 
 PEER_HOST, OUR_HOST = "fd00:4a46::55", "fd00:4a46::1"
 PEER_NODE, US, COMMISSIONER = 0x55, 0x01, 112233
 ROOT = DeviceType(device_type=0x0016, revision=3)
 P, C, F = DatastoreState.PENDING, DatastoreState.COMMITTED, DatastoreState.COMMIT_FAILED
-
-
-@functools.cache
-def fabric() -> tuple[CertificateIssuer, bytes]:
-    return CertificateIssuer.create_root(0xCAFE), bytes(range(16))
-
-
-def identity(node_id: int) -> OperationalIdentity:
-    root, epoch_key = fabric()
-    keypair = P256Keypair.generate()
-    noc = root.issue_noc(keypair.public_key_bytes, node_id, 0xFAB1).tlv
-    return OperationalIdentity.from_certificates(1, rcac=root.issued.tlv, noc=noc, icac=None, keypair=keypair,
-                                                 epoch_key=epoch_key)
 
 
 def admin(subject: int) -> ac.AccessControlEntryStruct:
