@@ -7,7 +7,8 @@ nothing waits for the wall clock.
 
 * ``LoopClock``: ``now()`` is the running loop's monotonic time (the clock MRP and the fail-safe use), ``wall()``
   POSIX seconds (certificate validity, TimeSnapshot); timers are the loop's own.
-* ``ManualClock``: both start where the test says and move only by ``advance`` / ``run_until``.
+* ``ManualClock``: both start where the test says and move only by ``advance`` / ``run_until`` (which let woken
+  tasks run) or ``tick`` / ``tick_to`` (synchronous).
 """
 
 from __future__ import annotations
@@ -123,6 +124,21 @@ class ManualClock:
         while self._timers and self._timers[0][2].cancelled:
             heapq.heappop(self._timers)
         return self._timers[0][0] if self._timers else None
+
+    def tick(self, seconds: float) -> float:
+        """Move time forward by ``seconds`` at once, for synchronous code and tests: due timers fire in order, each at
+        its deadline, with no task running in between (``advance`` lets them run). Returns the new ``now()``."""
+        if seconds < 0:
+            raise ValueError("time does not go backwards")
+        target = self._now + seconds
+        while (when := self.next_deadline()) is not None and when <= target:
+            self._fire_next()
+        self._now = target
+        return self._now
+
+    def tick_to(self, when: float) -> float:
+        """``tick`` up to the monotonic time ``when`` (not before ``now()``)."""
+        return self.tick(when - self._now)
 
     async def settle(self) -> None:
         """Let the loop run what is ready now (tasks woken by a timer, ``call_soon`` callbacks) without moving time."""

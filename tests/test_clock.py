@@ -87,3 +87,13 @@ async def test_a_timer_that_re_arms_itself_at_its_own_deadline_is_reported_not_s
     clock.call_later(1.0, again)
     with pytest.raises(RuntimeError, match="without time moving"):
         await clock.advance(2.0)
+
+
+def test_tick_moves_time_synchronously_and_fires_what_is_due() -> None:
+    clock = ManualClock(start=0.0, wall_start=946_684_800.0)
+    fired: list[float] = []
+    clock.call_at(5.0, lambda: fired.append(clock.now()))
+    assert clock.tick(1.0) == 1.0 and fired == []
+    assert clock.tick_to(7.5) == 7.5 and fired == [5.0] and clock.wall() == 946_684_807.5
+    with pytest.raises(ValueError):
+        clock.tick_to(7.0)
