@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
+import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -45,11 +47,12 @@ CONFIG = ReconcilerConfig(sweep_interval=0.2, settle_delay=0.0, retry=RetryPolic
 
 
 class Rig:
-    def __init__(self, store: JfdsStore, peer: FakePeer, config: ReconcilerConfig = CONFIG) -> None:
+    def __init__(self, store: JfdsStore, peer: FakePeer, config: ReconcilerConfig = CONFIG,
+                 rng: random.Random | None = None) -> None:
         self.store, self.peer, self.clock = store, peer, ManualClock()
         self.fabric: int | None = 1
         self.reconciler = Reconciler(store, peer, peer, fabric_index=lambda: self.fabric,
-                                     own_identity=lambda _: OwnIdentity(US), clock=self.clock, config=config)
+                                     own_identity=lambda _: OwnIdentity(US), clock=self.clock, config=config, rng=rng)
 
     def state(self, ref: EntryRef) -> tuple[DatastoreState, int] | None:
         found = self.store.entry(ref)
@@ -352,3 +355,50 @@ async def test_refresh_refused_by_the_node_is_commit_failed_with_its_status(rig:
     rig.store.request_refresh(NODE)
     await rig.until(lambda: rig.state(EntryRef.node(NODE)) == (F, Status.UNSUPPORTED_ACCESS))
     assert rig.reconciler.stats.transport_failures == 0
+
+
+# ---------------------------------------------------------------------------------------------- virtual time
+
+
+async def test_an_hour_of_backoff_passes_on_virtual_time(store: JfdsStore) -> None:
+    """Backoff and sweep on the reconciler's clock: retries come at the policy's delays (jitter drawn from a seeded
+    rng), none before, and an hour of them takes no wall-clock time."""
+    config = ReconcilerConfig(sweep_interval=3600.0, settle_delay=0.0, verify_interval=None,
+                              retry=RetryPolicy(initial=60.0, maximum=600.0))
+    rig = Rig(store, FakePeer(), config, rng=random.Random(1))
+    rig.peer.reachable = False
+    started = time.monotonic()
+    rig.reconciler.start()
+    try:
+        ref = store.add_acl(NODE, jace(VIEW, [0x55]))
+        await rig.until(lambda: rig.state(ref) == (F, Status.TIMEOUT))
+        first = rig.clock.now()
+        attempts = rig.peer.connects
+        await rig.clock.advance(30.0)  # within the first backoff (60 s with +-25 % jitter)
+        assert rig.peer.connects == attempts
+        await rig.until(lambda: rig.peer.connects > attempts, within=120.0)
+        assert 45.0 <= rig.clock.now() - first <= 75.0
+        await rig.clock.advance(3600.0)  # retries back off up to 600 s: a handful in an hour, not thousands
+        assert 4 <= rig.peer.connects - attempts <= 14
+        rig.peer.reachable = True
+        await rig.until(lambda: rig.state(ref) == (C, 0), within=700.0)
+    finally:
+        await rig.reconciler.stop()
+    assert time.monotonic() - started < 10
+
+
+async def test_sweeps_come_every_sweep_interval_of_virtual_time(store: JfdsStore) -> None:
+    rig = Rig(store, FakePeer(), ReconcilerConfig(sweep_interval=600.0, settle_delay=0.0, verify_interval=None))
+    rig.fabric = None  # not bootstrapped yet: the sweeps find nothing to do
+    rig.reconciler.start()
+    try:
+        ref = store.add_acl(NODE, jace(VIEW, [0x55]))
+        await rig.clock.advance(1.0)
+        assert rig.state(ref) == (P, 0) and rig.peer.connects == 0
+        rig.fabric = 1  # bootstrapped meanwhile; the datastore change was missed, the next sweep finds the work
+        await rig.clock.advance(598.0)
+        assert rig.peer.connects == 0  # the first sweep was at start, the next is due at 600 s
+        await rig.until(lambda: rig.state(ref) == (C, 0), within=2.0)
+        assert rig.peer.connects == 1
+    finally:
+        await rig.reconciler.stop()
