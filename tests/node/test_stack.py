@@ -29,7 +29,7 @@ from jfds_device.errors import MatterError
 from jfds_device.im import client as c
 from jfds_device.im import messages as m
 from jfds_device.im.provider import Status
-from jfds_device.node.links import VirtualLink
+from jfds_device.node.links import VirtualLink, udp_link
 from jfds_device.node.peer_connections import PeerId, PeerState
 from jfds_device.node.stack import Stack
 from jfds_device.securechannel.pase import PaseInitiator
@@ -303,3 +303,25 @@ async def test_virtual_link_attaches_an_address_once_and_loses_what_it_cannot_de
     finally:
         await a.close()
         await b.close()
+
+
+async def test_the_same_stacks_over_udp_on_loopback() -> None:
+    """``udp_link``: the link ``Device`` uses, a real socket, here bound to ::1 only."""
+    server_identity, client_identity = identity(SERVER), identity(CLIENT)
+    server = await Stack(data_model=basic_node(), identities=lambda: [server_identity]).open(
+        udp_link(0, host="::1"))
+    port = server.endpoint.local_address[1]
+    client = await Stack(identities=lambda: [client_identity],
+                         resolver=FixedResolver(("::1", port))).open(udp_link(0, host="::1"))
+    try:
+        session = await client.peers.connect(PeerId(1, SERVER))
+        assert client.peers.state(PeerId(1, SERVER)) is PeerState.REACHABLE
+        with pytest.raises(c.IMStatusError) as err:  # served (and refused: no ACL entry for a CASE subject)
+            await client.client.read_attribute(session, 0, BI, bi.VENDOR_ID)
+        assert err.value.status == Status.UNSUPPORTED_ACCESS
+        with pytest.raises(UdpBindError) as busy:
+            await Stack().open(udp_link(port, host="::1"))
+        assert busy.value.busy
+    finally:
+        await client.close()
+        await server.close()
