@@ -91,6 +91,8 @@ class PeerConnections:
     CASE resumption records (shared with the responder side is fine: one record per peer either way).
     ``handshake_timeout`` bounds the wait for each Sigma2/StatusReport (default: the exchange layer's MRP-derived
     response timeout). Callers that see an interaction time out on a session call ``session_failed(peer)``.
+    ``resolver`` may be set later (the attribute of that name): the node starts DNS-SD once its port is bound.
+    It is the reconciler's ``PeerSessions`` (``reconciler/ports.py``) as it stands.
     """
 
     def __init__(self, endpoint: UdpEndpoint, dispatcher: ExchangeDispatcher,
