@@ -164,6 +164,8 @@ class Device:
         stack.rearm()
 
     async def stop(self) -> None:
+        if self.stack is not None:
+            self.stack.cancel_timer()  # no fail-safe or window deadline runs while the node shuts down
         if self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
         if self.reconciler is not None:

@@ -168,9 +168,7 @@ class Stack:
 
     async def close(self) -> None:
         """Stop the timer, close the peer sessions (CloseSession) and the client, then the endpoint."""
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = self._timer_at = None
+        self.cancel_timer()
         if self._peers is not None:
             await self._peers.close()
         if self._client is not None:
@@ -283,6 +281,12 @@ class Stack:
         Deadlines run in the order they were added, the IM server's last."""
         self._timers.append((next_deadline, on_timer))
         self.rearm()
+
+    def cancel_timer(self) -> None:
+        """No deadline fires until the next ``rearm`` (the node stops its timers first when it shuts down)."""
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = self._timer_at = None
 
     def _schedule_rearm(self) -> None:
         self._loop.call_soon(self.rearm)
