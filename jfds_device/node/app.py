@@ -1,13 +1,15 @@
-"""Composition root: builds storage -> data model -> IM -> transport -> secure channel, and runs them.
+"""The process shell of a node: CLI config, storage, DNS-SD, signals and printing around the one ``Stack``.
 
-Everything protocol-shaped is a sans-IO machine; this module is the asyncio shell that owns the socket,
-the clock and the timers, and routes transport events to the handshakes or to the Interaction Model.
+``Device.start`` opens the state (database, fabric table, root node layout, the anchor role), builds the ``Stack``
+(``stack.py``: endpoint, sessions, handshakes, IM server, client side, peer connections, and the routing of every
+transport event) over the UDP link, starts DNS-SD and the reconciler, and prints the onboarding lines. What a
+message means is decided in the stack and below; this module reacts to fabric and window changes (advertising,
+closing sessions, the commissioning attempt) and owns the process lifecycle.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import signal
@@ -17,34 +19,28 @@ from pathlib import Path
 from typing import Any
 
 from clusters.basic_information.server import BasicInformationConfig
-from jfds_device.codec.message import ProtocolId
+from jfds_device.clock import LoopClock
 from jfds_device.crypto.attestation import AttestationMaterial, load_attestation
-from jfds_device.datamodel.commissioning_attempt import CommissioningAttempt
+from jfds_device.crypto.certs import MatterCertificate
 from jfds_device.datamodel.commissioning_window import CommissioningWindow
-from jfds_device.datamodel.root import RootNode, RootNodeConfig, build_root_node
 from jfds_device.datastore.jfds import JfdsStore
 from jfds_device.datastore.sqlite import Database
 from jfds_device.errors import CertificateError, MatterError, StorageError
 from jfds_device.fabrics import FabricInfo, SqliteResumptionStore
 from jfds_device.im.admission import Limits
-from jfds_device.im.client import InteractionClient
-from jfds_device.im.provider import AuthMode, RequestContext, SubjectDescriptor
-from jfds_device.im.server import InteractionServer
 from jfds_device.node.anchor import AnchorRole
 from jfds_device.node.banner import startup_lines
+from jfds_device.node.commissioning_attempt import CommissioningAttempt
 from jfds_device.node.config import NodeConfig
 from jfds_device.node.dnssd import Advertiser, CommissionableInfo, MrpIntervals, Resolver
-from jfds_device.node.handshakes import HandshakeManager
-from jfds_device.node.im_routing import ImRouter
-from jfds_device.node.peers import ExchangeDispatcher, PeerConnections
+from jfds_device.node.links import udp_link
+from jfds_device.node.root import RootNode, RootNodeConfig, build_root_node
+from jfds_device.node.stack import SessionBudget, Stack
 from jfds_device.node.storage_dir import StartupError, prepare_storage_dir
 from jfds_device.onboarding import SetupPayload
-from jfds_device.reconciler import Reconciler
-from jfds_device.securechannel.session_params import SessionParameters
-from jfds_device.transport.exchange import ExchangeClosed, ExchangeManager, MessageReceived, SessionClosed
-from jfds_device.transport.mrp import MrpParameters
-from jfds_device.transport.sessions import MIN_CASE_SESSIONS_PER_FABRIC, SecureSession, SessionAuthMode, SessionTable
-from jfds_device.transport.udp import UdpBindError, UdpEndpoint
+from jfds_device.reconciler import OwnIdentity, Reconciler
+from jfds_device.transport.sessions import MIN_CASE_SESSIONS_PER_FABRIC, SecureSession, SessionAuthMode
+from jfds_device.transport.udp import UdpBindError
 
 log = logging.getLogger("jfds_device")
 
@@ -58,24 +54,16 @@ class Device:
     def __init__(self, config: NodeConfig) -> None:
         self.config = config
         self.loop = asyncio.get_running_loop()
+        self.clock = LoopClock(self.loop)
         self.db: Database | None = None
         self.root: RootNode | None = None
-        self.im: InteractionServer | None = None
-        self.router: ImRouter | None = None
-        self.endpoint: UdpEndpoint | None = None
-        self.sessions: SessionTable | None = None
-        self.handshakes: HandshakeManager | None = None
+        self.stack: Stack | None = None
         self.window = CommissioningWindow(config.passcode, config.discriminator)
         self.advertiser: Advertiser | None = None
+        self.resolver: Resolver | None = None
+        self.reconciler: Reconciler | None = None
         self._background: set[asyncio.Task[None]] = set()
         self._advertised: set[tuple[bytes, int]] = set()
-        self._timer: asyncio.TimerHandle | None = None
-        self.dispatcher = ExchangeDispatcher()  # exchanges we initiate as a client (reconciler) go here first
-        self.resolver: Resolver | None = None
-        self.peers: PeerConnections | None = None
-        self.client: InteractionClient | None = None
-        self.reconciler: Reconciler | None = None
-        self._timer_at: float | None = None
         self._listening = False  # start() completed; a failed start ends with its one error line, no "stopped"
 
     # --- lifecycle ---------------------------------------------------------------------------------------------
@@ -90,7 +78,7 @@ class Device:
                 basic_information=BasicInformationConfig(vendor_id=config.vendor_id, product_id=config.product_id),
                 interface_name=config.interface or "eth0",
             ),
-            monotonic=self.loop.time,
+            monotonic=self.clock.now,
             attestation=attestation,
             window=self.window,
         )
@@ -102,7 +90,7 @@ class Device:
             JfdsStore(db),
             root,
             friendly_name=config.friendly_name,
-            now=self.loop.time,
+            now=self.clock.now,
         )
         return db, root
 
@@ -122,89 +110,73 @@ class Device:
                 self.db.close()
                 self.db = None
             raise StartupError(f"unusable state in {storage}: {exc}") from exc
-        self.im = InteractionServer(
-            root.node, wakeup=self._schedule_rearm, limits=Limits.for_fabrics(self.fabrics.max_fabrics)
-        )
-        self.sessions = SessionTable(
-            # Inbound: 3 CASE sessions per supported fabric + 2, as the CHIP SDK sizes its pool (CHIPConfig.h);
-            # outbound (the reconciler's peers) has its own budget, so reconciling never evicts a controller.
-            max_inbound_sessions=MIN_CASE_SESSIONS_PER_FABRIC * self.fabrics.max_fabrics + 2,
-            in_use=self._session_in_use,
-            global_counter_start=db.counter_limit(GLOBAL_COUNTER),
-            on_counter_reserve=self._reserve_global_counter,
-        )
-        local_mrp = MrpParameters()
-        manager = ExchangeManager(self.sessions, local_mrp=local_mrp)
-        try:
-            self.endpoint = await UdpEndpoint.open(
-                manager, port=config.port, interface=config.interface, on_event=self._on_event
-            )
-        except UdpBindError as exc:
-            self.db.close()
-            self.db = None
-            raise StartupError(str(exc)) from exc
-        session_params = SessionParameters(
-            idle_interval_ms=round(local_mrp.idle_interval * 1000),
-            active_interval_ms=round(local_mrp.active_interval * 1000),
-            active_threshold_ms=round(local_mrp.active_threshold * 1000),
-        )
-        self.router = ImRouter(self.endpoint, self.sessions, self.im)
-        self.handshakes = HandshakeManager(
-            self.endpoint,
-            self.sessions,
-            self.window,
-            session_params,
+        self.stack = stack = Stack(
+            data_model=root.node,
+            im_limits=Limits.for_fabrics(self.fabrics.max_fabrics),
+            window=self.window,
             identities=self.fabrics.identities,
             resumption=self.resumption,
+            # Inbound: 3 CASE sessions per supported fabric + 2, as the CHIP SDK sizes its pool (CHIPConfig.h);
+            # outbound (the reconciler's peers) has its own budget, so reconciling never evicts a controller.
+            budget=SessionBudget(max_inbound_sessions=MIN_CASE_SESSIONS_PER_FABRIC * self.fabrics.max_fabrics + 2,
+                                 global_counter_start=db.counter_limit(GLOBAL_COUNTER),
+                                 on_counter_reserve=self._reserve_global_counter),
+            clock=self.clock,
             on_pase_established=self._pase_established,
+            on_session_closed=self._session_closed,
         )
-        host, port = self.endpoint.local_address[:2]
+        try:
+            await stack.open(udp_link(config.port, interface=config.interface))
+        except UdpBindError as exc:
+            db.close()
+            self.db = None
+            raise StartupError(str(exc)) from exc
+        stack.add_timer(root.get_timer, root.handle_timer)
+        stack.add_timer(self.window.get_timer, self.window.handle_timer)
+        host, port = stack.endpoint.local_address[:2]
         # Every PASE session runs under the fail-safe; its expiry, loss or commit ends the attempt (never deaf).
-        self.commissioning = CommissioningAttempt(self.window, self.root.failsafe,
-                                                  end_pase_sessions=self._end_pase_sessions)
+        self.commissioning = CommissioningAttempt(self.window, root.failsafe,
+                                                  end_pase_sessions=stack.close_pase_sessions)
+        params = stack.session_params
         self.advertiser = Advertiser(
             config.interface,
             port=port,
-            mrp=MrpIntervals(session_params.idle_interval_ms or 500, session_params.active_interval_ms or 300,
-                             session_params.active_threshold_ms or 4000),
+            mrp=MrpIntervals(params.idle_interval_ms or 500, params.active_interval_ms or 300,
+                             params.active_threshold_ms or 4000),
         )
         await self.advertiser.start()
         self.resolver = Resolver(config.interface, zeroconf=self.advertiser.zeroconf)
         await self.resolver.start()
-        self.peers = PeerConnections(self.endpoint, self.dispatcher, self.fabrics.identities, self.resumption,
-                                     self.resolver)
-        self.client = InteractionClient(self.endpoint, self.dispatcher)
+        stack.peers.resolver = self.resolver
         # Issue 6: converge the anchor fabric's nodes to the datastore (idle until the datastore is bootstrapped).
-        self.reconciler = Reconciler.for_device(self)
+        self.reconciler = Reconciler(self.anchor.store, stack.client, stack.peers, clock=self.clock,
+                                     fabric_index=lambda: self.anchor.anchor_fabric_index,
+                                     own_identity=self._own_identity)
         self.reconciler.start()
         self.window.add_listener(self._window_changed)
         for fabric in self.fabrics.fabrics():
             self.fabric_pending(fabric)
         if not self.fabrics.fabrics():
-            self.window.open_initial(self.loop.time())
+            self.window.open_initial(self.clock.now())
         log.info("listening on [%s]:%d (UDP, IPv6 and IPv4)%s", host, port,
                  f" on {config.interface}" if config.interface else "")
         self._listening = True
         self._print_onboarding()
-        self._rearm()
+        stack.rearm()
 
     async def stop(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
+        if self.stack is not None:
+            self.stack.cancel_timer()  # no fail-safe or window deadline runs while the node shuts down
         if self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
         if self.reconciler is not None:
             await self.reconciler.stop()  # before the sessions it uses go away
-        if self.peers is not None:
-            await self.peers.close()
-        if self.client is not None:
-            await self.client.close()
+        if self.stack is not None:
+            await self.stack.close()  # CloseSession to the peers, then the socket
         if self.resolver is not None:
             await self.resolver.stop()
         if self.advertiser is not None:
             await self.advertiser.stop()  # goodbye packets for every record
-        if self.endpoint is not None:
-            self.endpoint.close()
         if self.db is not None:
             self.db.close()
         if self._listening:
@@ -244,7 +216,8 @@ class Device:
             self._spawn(self.advertiser.add_operational(info.compressed_fabric_id, info.node_id))
 
     def fabric_reverted(self, info: FabricInfo) -> None:
-        self._close_fabric_sessions(info.fabric_index)
+        if self.stack is not None:
+            self.stack.close_fabric_sessions(info.fabric_index)
         self.fabric_pending(info)
 
     def fabric_added(self, info: FabricInfo) -> None:
@@ -252,12 +225,13 @@ class Device:
 
     def fabric_removed(self, fabric_index: int) -> None:
         self.anchor.fabric_removed(fabric_index)
-        if self.im is not None:
-            self.im.on_fabric_removed(fabric_index)
-        self.loop.call_soon(self._close_fabric_sessions, fabric_index)  # after the RemoveFabric response
+        if self.stack is not None:
+            if self.stack.im is not None:
+                self.stack.im.on_fabric_removed(fabric_index)
+            self.loop.call_soon(self.stack.close_fabric_sessions, fabric_index)  # after the RemoveFabric response
         self._spawn(self._resync_operational())
         if not self.fabrics.fabrics() and not self.window.is_open:
-            self.window.open_initial(self.loop.time())  # no fabric left: commissionable again
+            self.window.open_initial(self.clock.now())  # no fabric left: commissionable again
 
     async def _resync_operational(self) -> None:
         """Withdraw the records of fabrics that are gone (goodbye packets), keep the others."""
@@ -269,21 +243,27 @@ class Device:
                 await self.advertiser.remove_operational(*key)
                 self._advertised.discard(key)
 
-    def _close_fabric_sessions(self, fabric_index: int) -> None:
-        assert self.sessions is not None
-        for session in self.sessions.sessions_for_fabric(fabric_index):
-            self._close_session(session)
+    # --- stack hooks -------------------------------------------------------------------------------------------
 
     def _pase_established(self, session: SecureSession) -> None:
-        self.commissioning.pase_established(session.local_session_id, self.loop.time())
+        self.commissioning.pase_established(session.local_session_id, self.clock.now())
 
-    def _end_pase_sessions(self) -> None:
-        """Fail-safe expiry (Core spec 11.10.7.2.1) or CommissioningComplete ends the PASE sessions."""
-        assert self.sessions is not None
-        for session in self.sessions.secure_sessions():
-            if session.auth_mode is SessionAuthMode.PASE:
-                # Deferred: an ArmFailSafe(0) that expired it still gets its response on this session first.
-                self.loop.call_soon(self._close_session, session)
+    def _session_closed(self, session: SecureSession) -> None:
+        if session.auth_mode is SessionAuthMode.PASE and self.root is not None:
+            # A commissioner went away mid-way: its fail-safe expires (rollback) and the window listens again.
+            with self.root.node.atomic():
+                self.commissioning.pase_session_closed(session.local_session_id)
+
+    def _own_identity(self, fabric_index: int) -> OwnIdentity | None:
+        """Who we are on ``fabric_index`` (node id and NOC CATs): the reconciler keeps our own ACL entry."""
+        info = self.fabrics.get(fabric_index)
+        if info is None:
+            return None
+        try:
+            cats = MatterCertificate.decode_tlv(info.noc).cats
+        except MatterError:
+            cats = ()
+        return OwnIdentity(info.node_id, tuple(cats))
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         """Run an advertisement update in the background, in order, keeping a reference until it ends."""
@@ -291,152 +271,9 @@ class Device:
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    def _session_in_use(self, session: SecureSession) -> bool:
-        """A subscription lives on ``session``: a peer's to us, or ours to a peer. Its eviction would end it, so the
-        session table evicts it last of its rank (transport/eviction.py)."""
-        if self.im is not None and any(s.session_id == session.local_session_id for s in self.im.subscriptions):
-            return True
-        return self.dispatcher.has_report_routes(session)
-
     def _reserve_global_counter(self, upto: int) -> None:
         assert self.db is not None
         self.db.reserve(GLOBAL_COUNTER, upto, 0, modulus=1 << 32)
-
-    # --- transport events ----------------------------------------------------------------------------------------
-
-    def _on_event(self, event: object) -> None:
-        try:
-            if self.dispatcher.dispatch(event):  # a reply on an exchange our client opened
-                return
-            if isinstance(event, MessageReceived):
-                self._on_message(event)
-            elif isinstance(event, ExchangeClosed):
-                self._on_exchange_closed(event)
-            elif isinstance(event, SessionClosed) and isinstance(event.session, SecureSession):
-                self._on_session_closed(event.session)
-        finally:
-            self._rearm()
-
-    def _close_session(self, session: SecureSession) -> None:
-        """Tell the peer (StatusReport CloseSession, Core spec 4.10.1.3) and drop the session."""
-        from jfds_device.codec.message import SecureChannelOpcode
-        from jfds_device.securechannel.status import GeneralCode, SecureChannelProtocolCode, StatusReport
-
-        assert self.endpoint is not None and self.sessions is not None
-        if session not in self.sessions:
-            return
-        report = StatusReport.secure_channel(GeneralCode.SUCCESS, SecureChannelProtocolCode.CLOSE_SESSION)
-        with contextlib.suppress(MatterError):
-            exchange = self.endpoint.new_exchange(session)
-            self.endpoint.send(exchange, ProtocolId.SECURE_CHANNEL, SecureChannelOpcode.STATUS_REPORT,
-                               report.encode(), reliable=False)
-            self.endpoint.close_exchange(exchange)
-        self.sessions.mark_for_close(session)
-
-    def _on_session_closed(self, session: SecureSession) -> None:
-        if self.im is not None:
-            self.im.on_session_closed(session.local_session_id)
-        if session.auth_mode is SessionAuthMode.PASE and self.root is not None:
-            # A commissioner went away mid-way: its fail-safe expires (rollback) and the window listens again.
-            with self.root.node.atomic():
-                self.commissioning.pase_session_closed(session.local_session_id)
-
-    def _on_message(self, event: MessageReceived) -> None:
-        assert self.handshakes is not None and self.endpoint is not None
-        session = event.session
-        if not isinstance(session, SecureSession):
-            if event.protocol_id == ProtocolId.SECURE_CHANNEL:
-                self.handshakes.on_message(event)
-            else:
-                log.debug("dropping protocol 0x%04x on an unsecured session", event.protocol_id)
-                self.endpoint.close_exchange(event.exchange)
-            return
-        if event.protocol_id == ProtocolId.INTERACTION_MODEL:
-            self._on_im_message(event, session)
-        elif event.protocol_id == ProtocolId.SECURE_CHANNEL:
-            self._on_secure_channel(event, session)
-        else:
-            log.debug("unsupported protocol 0x%04x on session %d", event.protocol_id, session.local_session_id)
-            self.endpoint.close_exchange(event.exchange)
-
-    def _on_secure_channel(self, event: MessageReceived, session: SecureSession) -> None:
-        from jfds_device.codec.message import SecureChannelOpcode
-        from jfds_device.securechannel.status import SecureChannelProtocolCode, StatusReport
-
-        assert self.endpoint is not None and self.sessions is not None
-        if event.opcode == SecureChannelOpcode.STATUS_REPORT:
-            with contextlib.suppress(MatterError):
-                report = StatusReport.decode(event.payload)
-                if report.protocol_code == SecureChannelProtocolCode.CLOSE_SESSION:
-                    log.info("peer closed session %d", session.local_session_id)
-                    self.endpoint.close_exchange(event.exchange)
-                    self.sessions.mark_for_close(session)
-                    return
-        self.endpoint.close_exchange(event.exchange)
-
-    def _on_im_message(self, event: MessageReceived, session: SecureSession) -> None:
-        assert self.router is not None
-        ctx = RequestContext(
-            subject=self._subject(session),
-            session_id=session.local_session_id,
-            attestation_challenge=session.attestation_challenge,
-            bind_fabric=self._binder(session) if session.auth_mode is SessionAuthMode.PASE else None,
-        )
-        self.router.on_message(event, ctx)
-
-    def _on_exchange_closed(self, event: ExchangeClosed) -> None:
-        assert self.handshakes is not None and self.router is not None
-        self.handshakes.on_exchange_closed(event.exchange)
-        self.router.on_exchange_closed(event)
-
-    @staticmethod
-    def _binder(session: SecureSession) -> Callable[[int], None]:
-        def bind(fabric_index: int) -> None:
-            session.fabric_index = fabric_index  # AddNOC over PASE: the session now acts for the new fabric
-
-        return bind
-
-    def _subject(self, session: SecureSession) -> SubjectDescriptor:
-        if session.auth_mode is SessionAuthMode.PASE:
-            # A PASE session holds implicit Administer while the node is being commissioned (Core spec 6.6.2.9).
-            return SubjectDescriptor(AuthMode.PASE, 0, session.fabric_index, (), is_commissioning=True)
-        return SubjectDescriptor(AuthMode.CASE, session.peer_node_id, session.fabric_index, tuple(session.cats))
-
-    # --- timers ------------------------------------------------------------------------------------------------
-
-    def _schedule_rearm(self) -> None:
-        self.loop.call_soon(self._rearm)
-
-    def _rearm(self) -> None:
-        candidates = (
-            self.root.get_timer() if self.root else None,
-            self.im.next_deadline() if self.im else None,
-            self.window.get_timer(),
-        )
-        deadlines = [d for d in candidates if d is not None]
-        when = min(deadlines) if deadlines else None
-        if when == self._timer_at and self._timer is not None:
-            return
-        if self._timer is not None:
-            self._timer.cancel()
-        self._timer = self._timer_at = None
-        if when is not None:
-            self._timer_at = when
-            self._timer = self.loop.call_at(when, self._on_timer)
-
-    def _on_timer(self) -> None:
-        now = max(self.loop.time(), self._timer_at or 0.0)
-        self._timer = self._timer_at = None
-        try:
-            if self.root is not None:
-                self.root.handle_timer(now)
-            self.window.handle_timer(now)
-            if self.router is not None:
-                self.router.on_timer(now)
-        except Exception:  # a timer bug must not stop the node; it is logged with its traceback
-            log.exception("timer handling failed")
-        finally:
-            self._rearm()
 
 
 async def run_until_signalled(config: NodeConfig, *, on_started: Callable[[Device], None] | None = None) -> int:

@@ -1,4 +1,4 @@
-"""Session establishment glue: runs PASE and CASE responders on unsecured exchanges.
+"""Session establishment glue: runs PASE and CASE responders on unsecured exchanges; ends sessions with CloseSession.
 
 The handshakes themselves are sans-IO machines in ``securechannel/``; this module feeds them the messages of
 their exchange, sends their replies, installs the secure session they produce, persists CASE resumption
@@ -8,6 +8,7 @@ closes after 20 failed attempts).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -19,10 +20,10 @@ from jfds_device.securechannel.case import CaseResponder, CaseResult
 from jfds_device.securechannel.case_identity import OperationalIdentity, ResumptionStore
 from jfds_device.securechannel.pase import PaseResponder, PaseResult
 from jfds_device.securechannel.session_params import SessionParameters
-from jfds_device.securechannel.status import StatusReport
+from jfds_device.securechannel.status import GeneralCode, SecureChannelProtocolCode, StatusReport
 from jfds_device.transport.exchange import ExchangeRef, MessageReceived
 from jfds_device.transport.mrp import MrpParameters
-from jfds_device.transport.sessions import SecureSession, SessionAuthMode, SessionTable
+from jfds_device.transport.sessions import SecureSession, Session, SessionAuthMode, SessionTable
 from jfds_device.transport.udp import UdpEndpoint
 
 log = logging.getLogger(__name__)
@@ -31,6 +32,22 @@ BUSY_WAIT_MS = 500
 
 
 Responder = PaseResponder | CaseResponder
+
+
+def close_session(endpoint: UdpEndpoint, session: Session) -> None:
+    """StatusReport(CloseSession) to the peer (Core spec 4.10.1.3), then drop the session once it is idle. A session
+    already gone or closing is left alone (its CloseSession, if any, was sent)."""
+    sessions = endpoint.manager.sessions
+    if session not in sessions:
+        return
+    if not session.closing:
+        report = StatusReport.secure_channel(GeneralCode.SUCCESS, SecureChannelProtocolCode.CLOSE_SESSION)
+        with contextlib.suppress(MatterError):
+            exchange = endpoint.new_exchange(session)
+            endpoint.send(exchange, ProtocolId.SECURE_CHANNEL, SecureChannelOpcode.STATUS_REPORT, report.encode(),
+                          reliable=False)
+            endpoint.close_exchange(exchange)
+    sessions.mark_for_close(session)
 
 
 class HandshakeManager:

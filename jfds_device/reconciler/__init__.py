@@ -7,11 +7,14 @@
 * ``refresh``: RefreshNode, mirroring a node into the datastore;
 * ``peer``: the IM client bound to one session, the peer's capacities, who we are on the fabric;
 * ``runner``: the asyncio shell (per-node queues, triggers, status write-back); ``config``: its settings, counters
-  and pass reports. ``node/app.py`` builds it with ``Reconciler.for_device(device)``.
+  and pass reports;
+* ``ports``: the Protocols it needs of the node (``PeerSessions``; time is ``jfds_device.clock.Clock``), which
+  ``node/stack.py`` adapts to when it builds the reconciler.
 """
 
 from jfds_device.reconciler.peer import OwnIdentity
 from jfds_device.reconciler.plan import Mode, Op, Plan, RetryPolicy, plan_node
+from jfds_device.reconciler.ports import PeerId, PeerSessions, PeerState, PeerUnreachableError
 from jfds_device.reconciler.runner import PassReport, Reconciler, ReconcilerConfig, ReconcilerStats
 
 __all__ = [
@@ -19,6 +22,10 @@ __all__ = [
     "Op",
     "OwnIdentity",
     "PassReport",
+    "PeerId",
+    "PeerSessions",
+    "PeerState",
+    "PeerUnreachableError",
     "Plan",
     "Reconciler",
     "ReconcilerConfig",

@@ -5,7 +5,7 @@
   request during a pass becomes one follow-up pass. Nodes run in parallel up to ``max_parallel_nodes``.
 * Triggers: a datastore change (``JfdsStore.observe``; the callback only schedules, because it can arrive before
   the node's own transaction commits, and the pass re-reads); RefreshNode (``DatastoreChange.refresh``); a peer
-  becoming reachable (``PeerConnections`` listener: verify pass, retry schedule reset); a periodic sweep of
+  becoming reachable (``PeerSessions`` listener: verify pass, retry schedule reset); a periodic sweep of
   Pending / DeletePending / transient CommitFailed entries (11.24.4.3 "periodically review"); retry timers.
 * Recoverable failures back a node off exponentially with jitter (``RetryState``); datastore changes honour the
   backoff (the entries stay Pending), RefreshNode and reachability do not.
@@ -16,6 +16,8 @@
   No peer list survives a pass: every read-merge-write reads the list (and its DataVersion) afresh and writes
   conditioned on it (``lists.py``), so nothing read before a crash or restart is ever written back.
 * Observability: one structured log line per pass that did something, counters in ``stats``.
+* Seams (``ports.py``): peer sessions come from a ``PeerSessions`` the node adapts to, time from a ``Clock``
+  (``LoopClock`` by default; tests run the runner on ``ManualClock``'s virtual time).
 """
 
 from __future__ import annotations
@@ -25,20 +27,18 @@ import contextlib
 import logging
 import math
 import random
-import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import Any
 
 from clusters.joint_fabric_datastore.schema import DatastoreState
+from jfds_device.clock import Clock, LoopClock, TimerHandle
 from jfds_device.codec.schema import NULL
-from jfds_device.crypto.certs import MatterCertificate
 from jfds_device.datastore.jfds import JfdsStore
 from jfds_device.datastore.jfds_records import DatastoreChange, Entry, EntryKind, EntryRef
 from jfds_device.errors import MatterError
 from jfds_device.im.client import IMStatusError
 from jfds_device.im.provider import Status
-from jfds_device.node.peers import PeerId, PeerState, PeerUnreachableError
 from jfds_device.reconciler.config import PassReport, ReconcilerConfig
 from jfds_device.reconciler.config import ReconcilerStats as _Counters
 from jfds_device.reconciler.execute import Execution, execute
@@ -65,6 +65,7 @@ from jfds_device.reconciler.plan import (
     retry_class,
     status_write,
 )
+from jfds_device.reconciler.ports import PeerId, PeerSessions, PeerState, PeerUnreachableError
 from jfds_device.reconciler.refresh import RefreshReport, adopt, read_node
 
 __all__ = ["PassReport", "Reconciler", "ReconcilerConfig", "ReconcilerStats"]
@@ -100,13 +101,11 @@ class _Node:
     refresh: bool = False
     force: bool = False
     task: asyncio.Task[None] | None = None
-    timer: asyncio.TimerHandle | None = None
+    timer: TimerHandle | None = None
     capacities: Capacities | None = None
     last: PassReport | None = None
-    verified_at: float = -math.inf  # loop time of the last verify (or refresh) that reached the node
+    verified_at: float = -math.inf  # clock time of the last verify (or refresh) that reached the node
 
-
-Connect = Callable[[PeerId], Awaitable[Any]]
 
 
 def _pushed(entry: Entry) -> bool:
@@ -114,20 +113,18 @@ def _pushed(entry: Entry) -> bool:
 
 
 class Reconciler:
-    """See the module docstring. ``connect(peer)`` gives a CASE session (``PeerConnections.connect``);
+    """See the module docstring. ``peers`` gives CASE sessions and reachability events (``ports.PeerSessions``);
     ``fabric_index()`` the anchor fabric (None: not bootstrapped, nothing to do); ``own_identity(index)`` who we
-    are there (protects the ACL entry that lets us manage nodes)."""
+    are there (protects the ACL entry that lets us manage nodes); ``clock`` defaults to the running loop's."""
 
-    def __init__(self, store: JfdsStore, client: PeerClient, connect: Connect, *,
+    def __init__(self, store: JfdsStore, client: PeerClient, peers: PeerSessions, *,
                  fabric_index: Callable[[], int | None],
                  own_identity: Callable[[int], OwnIdentity | None] | None = None,
-                 session_failed: Callable[[PeerId], None] | None = None,
-                 add_peer_listener: Callable[[Callable[[PeerId, PeerState], None]], Callable[[], None]] | None = None,
-                 config: ReconcilerConfig | None = None, facets: dict[int, Facet] | None = None,
-                 rng: random.Random | None = None) -> None:
-        self.store, self.client, self._connect = store, client, connect
+                 clock: Clock | None = None, config: ReconcilerConfig | None = None,
+                 facets: dict[int, Facet] | None = None, rng: random.Random | None = None) -> None:
+        self.store, self.client, self.peers = store, client, peers
         self._fabric_index, self._own = fabric_index, own_identity or (lambda _: None)
-        self._session_failed, self._add_peer_listener = session_failed, add_peer_listener
+        self._clock = clock
         self.config = config or ReconcilerConfig()
         self.facets = facets or default_facets()
         self._rng = rng or random.Random()
@@ -135,30 +132,17 @@ class Reconciler:
         self._stats = ReconcilerStats()
         self._logged_work = 0  # stats.case_n + read_n + write_n when the stats line was last logged
         self._cleanup: list[Callable[[], None]] = []
-        self._sweeper: asyncio.TimerHandle | None = None
+        self._sweeper: TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._slots: asyncio.Semaphore | None = None
         self.before_list_write: ListWriteHook | None = None
         """Test seam (``peer.ListWriteHook``): awaited just before each conditional write of a peer's list."""
 
-    @classmethod
-    def for_device(cls, device: Any, config: ReconcilerConfig | None = None) -> Reconciler:
-        """Wire to a started ``node.app.Device``: its datastore, IM client and peer connections."""
-        peers, anchor, fabrics = device.peers, device.anchor, device.fabrics
-
-        def own(fabric_index: int) -> OwnIdentity | None:
-            info = fabrics.get(fabric_index)
-            if info is None:
-                return None
-            try:
-                cats = MatterCertificate.decode_tlv(info.noc).cats
-            except MatterError:
-                cats = ()
-            return OwnIdentity(info.node_id, tuple(cats))
-
-        return cls(anchor.store, device.client, lambda peer: peers.connect(peer, ignore_backoff=True),
-                   fabric_index=lambda: anchor.anchor_fabric_index, own_identity=own,
-                   session_failed=peers.session_failed, add_peer_listener=peers.add_listener, config=config)
+    @property
+    def clock(self) -> Clock:
+        if self._clock is None:
+            self._clock = LoopClock()
+        return self._clock
 
     # --- lifecycle ---------------------------------------------------------------------------------------
 
@@ -167,9 +151,8 @@ class Reconciler:
         self._loop = asyncio.get_running_loop()
         self._slots = asyncio.Semaphore(self.config.max_parallel_nodes)
         self._cleanup.append(self.store.observe(self._on_change))
-        if self._add_peer_listener is not None:
-            self._cleanup.append(self._add_peer_listener(self._on_peer))
-        self._sweeper = self._loop.call_soon(self._sweep)
+        self._cleanup.append(self.peers.add_listener(self._on_peer))
+        self._sweeper = self.clock.call_at(self.clock.now(), self._sweep)
 
     async def stop(self) -> None:
         for undo in self._cleanup:
@@ -276,8 +259,7 @@ class Reconciler:
 
     def _sweep(self) -> None:
         """11.24.4.3: review the entries that still need work and schedule their nodes (honouring backoff)."""
-        assert self._loop is not None
-        self._sweeper = self._loop.call_later(self.config.sweep_interval, self._sweep)
+        self._sweeper = self.clock.call_later(self.config.sweep_interval, self._sweep)
         if self._fabric_index() is None:
             return
         try:
@@ -293,7 +275,7 @@ class Reconciler:
                     self.request(node_id)
             interval = self.config.verify_interval
             if interval is not None:
-                now = self._loop.time()
+                now = self.clock.now()
                 for node_info in self.store.nodes():
                     node = self._nodes.get(node_info.node_id)
                     if node is None or now - node.verified_at >= interval:
@@ -306,9 +288,9 @@ class Reconciler:
     async def _drain(self, node: _Node) -> None:
         assert self._loop is not None and self._slots is not None
         try:
-            await asyncio.sleep(self.config.settle_delay)
+            await self.clock.sleep(self.config.settle_delay)
             while node.wanted:
-                if not node.force and node.retry.wait(self._loop.time()) > 0:
+                if not node.force and node.retry.wait(self.clock.now()) > 0:
                     self._arm_retry(node)
                     return
                 verify, refresh = node.verify, node.refresh
@@ -329,10 +311,9 @@ class Reconciler:
                 self._log_stats()  # idle after work
 
     def _arm_retry(self, node: _Node) -> None:
-        assert self._loop is not None
         if node.timer is not None:
             node.timer.cancel()
-        node.timer = self._loop.call_at(node.retry.retry_at, self._retry_due, node.node_id)
+        node.timer = self.clock.call_at(node.retry.retry_at, self._retry_due, node.node_id)
 
     def _retry_due(self, node_id: int) -> None:
         node = self._nodes.get(node_id)
@@ -341,8 +322,7 @@ class Reconciler:
             self.request(node_id, force=True)
 
     def _failed(self, node: _Node) -> None:
-        assert self._loop is not None
-        node.retry.failed(self._loop.time(), self._rng.random())
+        node.retry.failed(self.clock.now(), self._rng.random())
         node.wanted = True
         self._arm_retry(node)
 
@@ -371,26 +351,27 @@ class Reconciler:
             if not self.store.in_transaction:
                 break
             await asyncio.sleep(0)
-        started = time.monotonic()
+        clock = self.clock
+        started = clock.now()
         mode = Mode.REFRESH if refresh else Mode.VERIFY if verify else Mode.NORMAL
         entries = self.store.entries_for_node(node.node_id)
         plan = self._plan(node, entries, mode)
         if mode is Mode.VERIFY and not any(_pushed(e) and e.state is DatastoreState.COMMITTED for e in entries):
             mode = Mode.NORMAL  # nothing on the node to verify: no need to reach it for that
-            node.verified_at = self._loop.time() if self._loop is not None else node.verified_at
+            node.verified_at = clock.now()
             plan = self._plan(node, entries, mode)
         if mode is Mode.NORMAL and not plan.needs_peer:
             execution = Execution({a.ref: Outcome(held=a.op is Op.HOLD) for a in plan.actions})
             return self._finish(node, plan, execution, started, None, node_entry)
         peer = PeerId(fabric_index, node.node_id)
         report: RefreshReport | None = RefreshReport() if refresh else None
-        connecting = time.monotonic()
+        connecting = clock.now()
         try:
-            session = await self._connect(peer)
+            session = await self.peers.connect(peer, ignore_backoff=True)  # the reconciler has its own backoff
         except (PeerUnreachableError, TransportError) as exc:
             return self._unreachable(node, plan, str(exc), started, report, node_entry)
         finally:
-            self._stats.case_s += time.monotonic() - connecting
+            self._stats.case_s += clock.now() - connecting
             self._stats.case_n += 1
         io = PeerIO(self.client, session, timeout=self.config.interaction_timeout, node_id=node.node_id,
                     before_list_write=self.before_list_write)
@@ -417,10 +398,10 @@ class Reconciler:
             stats.version_mismatches += io.version_mismatches
             stats.read_s, stats.read_n = stats.read_s + io.read_s, stats.read_n + io.read_n
             stats.write_s, stats.write_n = stats.write_s + io.write_s, stats.write_n + io.write_n
-        if execution.transport_error is not None and self._session_failed is not None:
-            self._session_failed(peer)
-        elif mode is not Mode.NORMAL and self._loop is not None:
-            node.verified_at = self._loop.time()
+        if execution.transport_error is not None:
+            self.peers.session_failed(peer)
+        elif mode is not Mode.NORMAL:
+            node.verified_at = clock.now()
         return self._finish(node, plan, execution, started, report, node_entry)
 
     async def _observe(self, node: _Node, ctx: PeerContext, entries: list[Entry]) -> dict[EntryRef, bool]:
@@ -489,9 +470,8 @@ class Reconciler:
         stats.held += counts[Op.HOLD]
         stats.failures += len(failed)
         stats.transport_failures += execution.transport_error is not None
-        assert self._loop is not None
         if transient:
-            delay = node.retry.failed(self._loop.time(), self._rng.random())
+            delay = node.retry.failed(self.clock.now(), self._rng.random())
             node.wanted = node.wanted or any(a.op is not Op.HOLD for a in plan.actions) or report is not None
             node.refresh |= report is not None  # a RefreshNode that could not finish is run again, not just a push
             self._arm_retry(node)
@@ -500,7 +480,7 @@ class Reconciler:
             delay = 0.0
         else:
             delay = 0.0
-        result = PassReport(node.node_id, plan.mode, time.monotonic() - started, counts[Op.APPLY], counts[Op.REMOVE],
+        result = PassReport(node.node_id, plan.mode, self.clock.now() - started, counts[Op.APPLY], counts[Op.REMOVE],
                             counts[Op.DROP], counts[Op.HOLD], failed,
                             None if execution.transport_error is None else str(execution.transport_error),
                             report, node_state)

@@ -18,6 +18,7 @@ from clusters.joint_fabric_datastore.schema import (
     GroupKeySet,
 )
 from clusters.joint_fabric_datastore.server import JointFabricDatastoreServer
+from jfds_device.clock import ManualClock
 from jfds_device.codec import tlv
 from jfds_device.codec.model import Privilege
 from jfds_device.codec.schema import NULL, Struct
@@ -55,14 +56,6 @@ MANAGE = AccessControlEntryPrivilege.MANAGE
 ADMINISTER = AccessControlEntryPrivilege.ADMINISTER
 CASE = AccessControlEntryAuthMode.CASE
 GROUP = AccessControlEntryAuthMode.GROUP
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = START_UNIX
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class _Acl:
@@ -109,11 +102,11 @@ def target(cluster: Any = NULL, endpoint: Any = NULL, device_type: Any = NULL) -
 class Jfds:
     """A node with the JFDS server on endpoint 1 over ``path``; bootstrapped as the anchor unless told not to."""
 
-    def __init__(self, path: Path, *, bootstrap: bool = True, clock: Clock | None = None) -> None:
+    def __init__(self, path: Path, *, bootstrap: bool = True, clock: ManualClock | None = None) -> None:
         self.path = path
-        self.clock = clock or Clock()
+        self.clock = clock or ManualClock(wall_start=START_UNIX)
         self.db = Database(path, synchronous="NORMAL")
-        self.store = JfdsStore(self.db, clock=self.clock)
+        self.store = JfdsStore(self.db, clock=self.clock.wall)
         self.node = Node(self.db)
         self.server = JointFabricDatastoreServer(self.store, anchor_fabric=lambda: ANCHOR_FABRIC)
         self.node.add_endpoint(0, [ROOT])
@@ -129,7 +122,7 @@ class Jfds:
 
     def bootstrap(self) -> None:
         self.store.bootstrap_anchor(
-            ROOT_CA, ANCHOR_NODE, ANCHOR_VENDOR, "jf-anchor", ipk_key_set(), self.clock.now, icac=ICAC
+            ROOT_CA, ANCHOR_NODE, ANCHOR_VENDOR, "jf-anchor", ipk_key_set(), self.clock.wall(), icac=ICAC
         )
 
     def close(self) -> None:

@@ -13,6 +13,7 @@ from clusters.administrator_commissioning.schema import CommissioningWindowStatu
 from clusters.administrator_commissioning.schema import StatusCode
 from clusters.administrator_commissioning.server import AdministratorCommissioningServer
 from clusters.general_commissioning.logic import FailSafe
+from jfds_device.clock import ManualClock
 from jfds_device.codec.message import InteractionModelOpcode as Op
 from jfds_device.codec.model import Privilege
 from jfds_device.crypto.spake2p import P256_ORDER, make_verifier
@@ -40,14 +41,6 @@ VENDORS = {1: 0xFFF1, 2: 0x1234}
 NEW_PASSCODE, SALT, ITERATIONS = 34567890, b"0123456789abcdef", 1000
 VERIFIER = make_verifier(NEW_PASSCODE, SALT, ITERATIONS).to_bytes()
 T0 = 1000.0
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class Changes:
@@ -84,11 +77,11 @@ def ocw_fields(timeout: int = 300, verifier: bytes = VERIFIER, discriminator: in
 
 class Harness:
     def __init__(self) -> None:
-        self.clock = Clock()
+        self.clock = ManualClock(start=T0)
         self.failsafe = FailSafe()
         self.window = CommissioningWindow(PASSCODE, DISCRIMINATOR)
         self.server = AdministratorCommissioningServer(
-            self.window, self.failsafe, now=self.clock, fabric_vendor_id=VENDORS.get
+            self.window, self.failsafe, now=self.clock.now, fabric_vendor_id=VENDORS.get
         )
         self.node = Node()
         self.node.add_endpoint(0, [ROOT], [self.server])
@@ -181,7 +174,7 @@ def test_window_times_out_with_injected_time(h: Harness) -> None:
 
 def test_an_expired_window_does_not_block_a_new_one(h: Harness) -> None:
     h.invoke(OBCW, {0: 180})
-    h.clock.now = T0 + 180  # the deadline passed but the node's timer has not fired yet
+    h.clock.tick_to(T0 + 180)  # the deadline passed but the node's timer has not fired yet
     assert h.failure(REVOKE) == NOT_OPEN
     assert h.window.is_open  # a failing command changes nothing
     h.invoke(OCW, ocw_fields(timeout=200))
@@ -208,7 +201,7 @@ def test_busy_when_the_fail_safe_is_armed(h: Harness, command: int) -> None:
     fields = ocw_fields() if command == OCW else {0: 180}
     assert h.failure(command, fields) == BUSY
     assert not h.window.is_open
-    h.clock.now = T0 + 60  # expired by time, even before the node's timer runs
+    h.clock.tick_to(T0 + 60)  # expired by time, even before the node's timer runs
     h.invoke(command, fields)
     assert h.window.is_open
 

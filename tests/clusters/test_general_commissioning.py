@@ -16,6 +16,7 @@ from clusters.general_commissioning.schema import (
     SetRegulatoryConfigResponse,
 )
 from clusters.general_commissioning.server import GeneralCommissioningServer
+from jfds_device.clock import ManualClock
 from jfds_device.datamodel.node import DeviceType, Node
 from jfds_device.im.provider import (
     ActionError,
@@ -33,14 +34,6 @@ ROOT = DeviceType(device_type=0x0016, revision=3)
 ARM, SET_REGULATORY, COMPLETE = 0x00, 0x02, 0x04
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def pase(session: int = 7) -> RequestContext:
     return RequestContext(SubjectDescriptor(AuthMode.PASE, 0, 0, is_commissioning=True), session_id=session)
 
@@ -51,12 +44,12 @@ def case(fabric: int = 1, session: int = 20) -> RequestContext:
 
 class Harness:
     def __init__(self, location: RegulatoryLocationTypeEnum = RegulatoryLocationTypeEnum.INDOOR_OUTDOOR) -> None:
-        self.clock = Clock()
+        self.clock = ManualClock(start=1000.0)
         self.window_open = False
         self.failsafe = FailSafe()
         self.server = GeneralCommissioningServer(
             self.failsafe,
-            now=self.clock,
+            now=self.clock.now,
             location_capability=location,
             commissioning_window_open=lambda: self.window_open,
         )
@@ -111,14 +104,14 @@ def test_arm_sets_deadline_and_breadcrumb(h: Harness) -> None:
 
 def test_rearm_extends_but_never_past_the_cumulative_limit(h: Harness) -> None:
     h.arm(pase(), 60)
-    h.clock.now += 50
+    h.clock.tick(50)
     assert h.arm(pase(), 60) is Error.OK
     assert h.failsafe.get_timer() == 1110.0
-    while h.clock.now < 1850:  # keep re-arming before each deadline
-        h.clock.now += 50
+    while h.clock.now() < 1850:  # keep re-arming before each deadline
+        h.clock.tick(50)
         assert h.arm(pase(), 60) is Error.OK
     assert h.failsafe.get_timer() == 1900.0  # armed at 1000, MaxCumulativeFailsafeSeconds 900
-    h.clock.now = 1900.0
+    h.clock.tick_to(1900.0)
     assert h.arm(case(fabric=2), 60) is Error.OK  # the capped context expired; a new one starts
 
 
@@ -182,7 +175,7 @@ def test_expiry_by_time_rolls_back_in_reverse_order(h: Harness) -> None:
 
 def test_expiry_is_noticed_lazily_by_the_next_command(h: Harness) -> None:
     h.arm(case(fabric=1), 60)
-    h.clock.now += 61
+    h.clock.tick(61)
     assert h.arm(case(fabric=2), 60) is Error.OK  # the old context had expired
 
 
@@ -203,7 +196,7 @@ def test_commissioning_complete_commits(h: Harness) -> None:
 def test_commissioning_complete_needs_a_fail_safe(h: Harness) -> None:
     assert h.complete(case(fabric=1)) is Error.NO_FAIL_SAFE
     h.arm(case(fabric=1), 60)
-    h.clock.now += 60
+    h.clock.tick(60)
     assert h.complete(case(fabric=1)) is Error.NO_FAIL_SAFE
 
 

@@ -10,6 +10,7 @@ import pytest
 from clusters.general_diagnostics import schema
 from clusters.general_diagnostics.schema import BootReasonEnum, InterfaceTypeEnum, NetworkInterface
 from clusters.general_diagnostics.server import GeneralDiagnosticsServer
+from jfds_device.clock import ManualClock
 from jfds_device.codec.schema import NULL
 from jfds_device.datamodel.node import DeviceType, Node
 from jfds_device.datastore.sqlite import Database
@@ -38,17 +39,9 @@ ETH0 = NetworkInterface(
 )
 
 
-class Clock:
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def make(db: Database | None = None, **kwargs: Any) -> tuple[Node, GeneralDiagnosticsServer]:
     node = Node(db)
-    kwargs.setdefault("monotonic", Clock(500.0))
+    kwargs.setdefault("monotonic", ManualClock(start=500.0).now)
     server = GeneralDiagnosticsServer(**kwargs)
     node.add_endpoint(0, [ROOT], [server])
     return node, server
@@ -77,10 +70,10 @@ def test_attributes() -> None:
 
 
 def test_uptime_follows_the_injected_clock() -> None:
-    clock = Clock(100.0)
-    node, _ = make(monotonic=clock)
+    clock = ManualClock(start=100.0)
+    node, _ = make(monotonic=clock.now)
     assert read(node, schema.UP_TIME) == 0
-    clock.now = 3700.9
+    clock.tick_to(3700.9)
     assert read(node, schema.UP_TIME) == 3600
 
 
@@ -96,18 +89,18 @@ def test_reboot_count_increments_per_start(tmp_path: Path) -> None:
 
 
 def test_reboot_count_saturates() -> None:
-    server = GeneralDiagnosticsServer(monotonic=Clock(0.0))
+    server = GeneralDiagnosticsServer(monotonic=ManualClock(start=0.0).now)
     server.set(schema.REBOOT_COUNT, 0xFFFF)
     server.started()
     assert server.reboot_count == 0xFFFF
 
 
 def test_time_snapshot() -> None:
-    clock = Clock(10.0)
-    node, _ = make(monotonic=clock)
-    clock.now = 12.5
+    clock = ManualClock(start=10.0)
+    node, _ = make(monotonic=clock.now)
+    clock.tick_to(12.5)
     assert invoke(node, 0x01, {}) == CommandResponse(0x02, {0: 2500, 1: None})
-    node, _ = make(monotonic=clock, wall_clock=lambda: 1_700_000_000.25)
+    node, _ = make(monotonic=clock.now, wall_clock=lambda: 1_700_000_000.25)
     assert invoke(node, 0x01, {}) == CommandResponse(0x02, {0: 0, 1: 1_700_000_000_250})
 
 

@@ -72,7 +72,7 @@ def test_tc_jfds_2_1_simple_attributes(jf: Jfds) -> None:
     status = jf.read(s.STATUS)  # step 5
     assert status.state in set(DatastoreState)
     assert status.state is DatastoreState.COMMITTED and status.failure_code == 0
-    assert status.update_timestamp == int(jf.clock.now) - 946_684_800
+    assert status.update_timestamp == int(jf.clock.wall()) - 946_684_800
 
 
 def test_tc_jfds_2_2_key_sets(jf: Jfds) -> None:
@@ -209,7 +209,7 @@ def test_tc_jfds_2_5_steps_1_to_8(jf: Jfds) -> None:
     node = _nodes(jf)[TH2]  # step 4
     assert node.friendly_name == "tc-jf-2.5"
     assert node.commissioning_status_entry.state is DatastoreState.PENDING
-    jf.clock.now += 5
+    jf.clock.tick(5)
     assert jf.status(UpdateNode(node_id=TH2, friendly_name="tc-jf-2.5-update")) is SUCCESS  # step 5
     node = _nodes(jf)[TH2]  # step 6
     assert node.friendly_name == "tc-jf-2.5-update"

@@ -447,7 +447,7 @@ def test_refresh_node_marks_the_node_pending_and_tells_the_reconciler(peers: Jfd
     ref = EntryRef.node(NODE)
     jf.store.set_status(ref, COMMITTED)
     before = jf.store.entry(ref).status.update_timestamp  # type: ignore[union-attr]
-    jf.clock.now += 30
+    jf.clock.tick(30)
     jf.changes.clear()
     jf.invoke(RefreshNode(node_id=NODE))
     entry = jf.store.entry(ref)
@@ -465,11 +465,11 @@ def test_node_list_is_limited_to_1024(jf: Jfds) -> None:
 def test_update_node_keeps_the_status_but_stamps_the_time(peers: Jfds) -> None:
     jf = peers
     jf.store.set_status(EntryRef.node(NODE), COMMITTED)
-    jf.clock.now += 100
+    jf.clock.tick(100)
     jf.invoke(UpdateNode(node_id=NODE, friendly_name="renamed"))
     node = jf.store.node(NODE)
     assert node is not None and node.commissioning_status_entry.state is COMMITTED
-    assert node.commissioning_status_entry.update_timestamp == int(jf.clock.now) - 946_684_800
+    assert node.commissioning_status_entry.update_timestamp == int(jf.clock.wall()) - 946_684_800
 
 
 # ---------------------------------------------------------------------------------------------------- endpoints

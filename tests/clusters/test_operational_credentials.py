@@ -24,7 +24,6 @@ from jfds_device.codec.model import Privilege
 from jfds_device.crypto.attestation import load_attestation
 from jfds_device.crypto.cert_issuer import check_csr
 from jfds_device.crypto.primitives import P256Keypair, ecdsa_verify
-from jfds_device.datamodel.root import RootNode, build_root_node
 from jfds_device.datastore.sqlite import Database
 from jfds_device.im.provider import (
     ActionError,
@@ -36,6 +35,7 @@ from jfds_device.im.provider import (
     Status,
     SubjectDescriptor,
 )
+from jfds_device.node.root import RootNode, build_root_node
 from tests.test_fabrics import Commissioner, Recorder
 
 OC, GC = schema.CLUSTER_ID, gc.CLUSTER_ID

@@ -22,6 +22,7 @@ from clusters.joint_fabric_datastore.schema import (
     GroupKeySecurityPolicy,
     GroupKeySet,
 )
+from jfds_device.clock import ManualClock
 from jfds_device.codec.schema import NULL
 from jfds_device.datastore.jfds import JfdsStore, acl_value_key, matter_epoch_s
 from jfds_device.datastore.jfds_records import (
@@ -68,20 +69,12 @@ def ace(*subjects: int) -> AccessControlEntry:
     )
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 class Setup:
     def __init__(self, path: Path, *, bootstrap: bool = True) -> None:
         self.path = path
-        self.clock = Clock()
+        self.clock = ManualClock(wall_start=T0)
         self.db = Database(path, synchronous="NORMAL")
-        self.store = JfdsStore(self.db, clock=self.clock)
+        self.store = JfdsStore(self.db, clock=self.clock.wall)
         self.changes: list[DatastoreChange] = []
         self.store.observe(self.changes.append)
         if bootstrap:
@@ -173,12 +166,12 @@ def test_add_commit_fail_retry_lifecycle_with_timestamps(st: Setup) -> None:
     entry = store.entry(ref)
     assert entry is not None and entry.state is PENDING and entry.status.failure_code == 0
     assert entry.status.update_timestamp == matter_epoch_s(T0) and not entry.removal
-    clock.now += 10
+    clock.tick(10)
     assert store.set_status(ref, COMMIT_FAILED, TIMEOUT)
     entry = store.entry(ref)
     assert entry is not None and (entry.state, entry.status.failure_code) == (COMMIT_FAILED, TIMEOUT)
     assert entry.status.update_timestamp == matter_epoch_s(T0 + 10)
-    clock.now += 10
+    clock.tick(10)
     assert store.set_status(ref, PENDING)  # retry
     assert store.entry(ref).status == s.StatusEntry(state=PENDING, update_timestamp=matter_epoch_s(T0 + 20))  # type: ignore[union-attr]
     assert store.set_status(ref, COMMITTED, BUSY)  # Committed always clears the failure code

@@ -186,11 +186,10 @@ async def client_main(state: Path, device_node_id: int, interface: str) -> dict[
         build_write_requests,
     )
     from jfds_device.node.dnssd import Resolver
-    from jfds_device.node.peers import ClientOnlyEvents, ExchangeDispatcher, PeerConnections, PeerId
+    from jfds_device.node.links import udp_link
+    from jfds_device.node.stack import Stack
+    from jfds_device.reconciler.ports import PeerId
     from jfds_device.securechannel.case_identity import OperationalIdentity
-    from jfds_device.transport.exchange import ExchangeManager
-    from jfds_device.transport.sessions import SessionTable
-    from jfds_device.transport.udp import UdpEndpoint
 
     credentials = state / "credentials.json"
     if not credentials.exists():
@@ -204,14 +203,11 @@ async def client_main(state: Path, device_node_id: int, interface: str) -> dict[
         keypair=P256Keypair.from_private_bytes(stored["key"]), epoch_key=stored["ipk"])
 
     db = Database(state / "client.sqlite3")
-    dispatcher = ExchangeDispatcher()
-    events = ClientOnlyEvents(dispatcher)
-    endpoint = await UdpEndpoint.open(ExchangeManager(SessionTable()), port=0, on_event=events)
-    events.endpoint = endpoint
     resolver = Resolver(interface)
     await resolver.start()
-    peers = PeerConnections(endpoint, dispatcher, lambda: [identity], SqliteResumptionStore(db), resolver)
-    client = InteractionClient(endpoint, dispatcher)
+    stack = await Stack(identities=lambda: [identity], resumption=SqliteResumptionStore(db),
+                        resolver=resolver).open(udp_link(0))  # the node's stack, serving nothing
+    endpoint, dispatcher, peers, client = stack.endpoint, stack.dispatcher, stack.peers, stack.client
     peer = PeerId(1, device_node_id)
     reachability: list[str] = []
     peers.add_listener(lambda _, state: reachability.append(state.value))
@@ -291,7 +287,7 @@ async def client_main(state: Path, device_node_id: int, interface: str) -> dict[
         await client.close()
         await resolver.stop()
         await asyncio.sleep(0.1)  # lets the CloseSession leave before the socket closes
-        endpoint.close()
+        await stack.close()
         db.close()
 
 

@@ -1,16 +1,17 @@
-"""The IM client (im/client.py) and the peer connection manager (node/peers.py).
+"""The IM client (im/client.py), the client-side dispatcher (node/client_dispatch.py) and the peer connection
+manager (node/peer_connections.py).
 
 * Sans-IO: request encodings (checked with the CHIP SDK's own TLV reader), write chunking, report reassembly and
   error mapping, each interaction driven straight against our InteractionServer (no sockets, no clock).
 * Routing and backoff: ExchangeDispatcher consumption rules, BackoffPolicy arithmetic.
-* Loopback (::1 only): PeerConnections opens CASE to a node served by HandshakeManager + InteractionServer over
-  two UdpEndpoints, reads BasicInformation, reuses the session, resumes it, backs off, reconnects when watched.
+* Two stacks (node/stack.py, the one the node runs) on a VirtualLink (node/links.py, no socket): PeerConnections
+  opens CASE to a serving stack, reads BasicInformation, reuses the session, resumes it, backs off, reconnects when
+  watched.
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
 import random
 from collections.abc import AsyncIterator, Callable, Hashable
 from typing import Any
@@ -24,46 +25,36 @@ from hypothesis import strategies as st
 from clusters.basic_information import schema as bi
 from clusters.basic_information.server import BasicInformationServer
 from jfds_device.codec.message import InteractionModelOpcode as Op
-from jfds_device.codec.message import ProtocolId, SecureChannelOpcode
+from jfds_device.codec.message import ProtocolId
 from jfds_device.codec.model import Privilege
-from jfds_device.crypto.cert_issuer import CertificateIssuer
-from jfds_device.crypto.primitives import P256Keypair
 from jfds_device.datamodel.acl import AclEntry
-from jfds_device.datamodel.commissioning_window import CommissioningWindow
 from jfds_device.datamodel.node import DeviceType, Node
 from jfds_device.errors import DecodeError, LocalProtocolError, RemoteProtocolError
 from jfds_device.im import client as c
 from jfds_device.im import messages as m
-from jfds_device.im.provider import AttributePath, AuthMode, RequestContext, Status, SubjectDescriptor
+from jfds_device.im.provider import AttributePath, AuthMode, RequestContext, Status
 from jfds_device.im.server import InteractionServer, LocalExchange
-from jfds_device.node.handshakes import HandshakeManager
-from jfds_device.node.im_routing import ImRouter
-from jfds_device.node.peers import (
+from jfds_device.node.client_dispatch import ExchangeDispatcher
+from jfds_device.node.links import VirtualLink
+from jfds_device.node.peer_connections import (
     Backoff,
     BackoffPolicy,
-    ClientOnlyEvents,
-    ExchangeDispatcher,
-    PeerConnections,
     PeerId,
     PeerState,
     PeerUnreachableError,
     socket_address,
 )
-from jfds_device.securechannel.case_identity import InMemoryResumptionStore, OperationalIdentity
-from jfds_device.securechannel.session_params import SessionParameters
-from jfds_device.securechannel.status import GeneralCode, SecureChannelProtocolCode, StatusReport
+from jfds_device.node.stack import SessionBudget, Stack
+from jfds_device.securechannel.case_identity import InMemoryResumptionStore
 from jfds_device.transport.exchange import (
     CloseReason,
-    Event,
     ExchangeClosed,
-    ExchangeManager,
     ExchangeRef,
     MessageReceived,
     SessionClosed,
 )
 from jfds_device.transport.mrp import MrpParameters
 from jfds_device.transport.sessions import SecureSession, SessionAuthMode, SessionTable, UnsecuredSession
-from jfds_device.transport.udp import UdpEndpoint
 from tests.im.fakes import (
     BASIC,
     BIG_CMD,
@@ -83,6 +74,7 @@ from tests.im.fakes import (
     make_ctx,
     reassemble,
 )
+from tests.node.fabric_support import identity
 from tests.transport.pair import KEYS
 
 BIG = AttributePath(1, TEST, BIG_LIST)
@@ -640,19 +632,6 @@ ROOT = DeviceType(device_type=0x0016, revision=3)
 BI = bi.CLUSTER_ID
 
 
-@functools.cache
-def fabric() -> tuple[CertificateIssuer, bytes]:
-    return CertificateIssuer.create_root(0xCAFE), bytes(range(16))
-
-
-def identity(node_id: int) -> OperationalIdentity:
-    root, epoch_key = fabric()
-    keypair = P256Keypair.generate()
-    noc = root.issue_noc(keypair.public_key_bytes, node_id, 0xFAB1).tlv
-    return OperationalIdentity.from_certificates(1, rcac=root.issued.tlv, noc=noc, icac=None, keypair=keypair,
-                                                 epoch_key=epoch_key)
-
-
 class StaticAcl:
     def __init__(self, *entries: AclEntry) -> None:
         self.entries = entries
@@ -662,85 +641,47 @@ class StaticAcl:
 
 
 class MiniNode:
-    """A serving node: HandshakeManager for CASE and an InteractionServer over a BasicInformation node, with the
-    event routing and timer of node/app.py reduced to what these tests need, and the client side wired in the way
-    the node will be: ``dispatcher.dispatch(event)`` first (the hook), then the node's own routing."""
+    """A serving node: the node's ``Stack`` over a BasicInformation data model (CASE responder, IM server, and the
+    client side: replies to our exchanges go to it first), on ``link`` at a host of its own."""
 
-    def __init__(self, max_payload: int = c.DEFAULT_MAX_PAYLOAD, node_id: int = SERVER_NODE,
-                 admin: int = CLIENT_NODE, mrp: MrpParameters | None = None) -> None:
-        self.mrp = mrp or MrpParameters()
-        node = Node()
-        node.add_endpoint(0, [ROOT], [BasicInformationServer()])
-        node.set_acl_source(StaticAcl(AclEntry(1, Privilege.ADMINISTER, AuthMode.CASE, (admin,))))
+    hosts = iter(range(1, 1000))
+
+    def __init__(self, link: VirtualLink | None = None, max_payload: int = c.DEFAULT_MAX_PAYLOAD,
+                 node_id: int = SERVER_NODE, admin: int = CLIENT_NODE, mrp: MrpParameters | None = None) -> None:
+        self.link = link or VirtualLink()
+        self.host = f"fd00:4a46::{next(self.hosts):x}"
+        self.mrp = mrp
+        self.node = Node()
+        self.node.add_endpoint(0, [ROOT], [BasicInformationServer()])
+        self.node.set_acl_source(StaticAcl(AclEntry(1, Privilege.ADMINISTER, AuthMode.CASE, (admin,))))
         self.identity = identity(node_id)
-        self.dispatcher = ExchangeDispatcher()
         self.resumption = InMemoryResumptionStore()
-        self.im = InteractionServer(node, max_payload=max_payload, wakeup=lambda: self._loop.call_soon(self._rearm))
-        self._timer: asyncio.TimerHandle | None = None
+        self.resolver = FakeResolver()
+        self.max_payload = max_payload
 
     async def start(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        self.sessions = SessionTable(rng=random.Random(5))
-        self.endpoint = await UdpEndpoint.open(ExchangeManager(self.sessions, local_mrp=self.mrp), port=0,
-                                               host="::1", on_event=self._on_event)
-        params = SessionParameters(idle_interval_ms=round(self.mrp.idle_interval * 1000),
-                                   active_interval_ms=round(self.mrp.active_interval * 1000))
-        self.handshakes = HandshakeManager(self.endpoint, self.sessions, CommissioningWindow(20202021, 3840),
-                                           params, identities=lambda: [self.identity], resumption=self.resumption)
-        self.router = ImRouter(self.endpoint, self.sessions, self.im)
-        self.resolver = FakeResolver()
-        self.peers = PeerConnections(self.endpoint, self.dispatcher, lambda: [self.identity], self.resumption,
-                                     self.resolver)
-        self.client = c.InteractionClient(self.endpoint, self.dispatcher)
+        self.stack = Stack(data_model=self.node, max_payload=self.max_payload, identities=lambda: [self.identity],
+                           resumption=self.resumption, resolver=self.resolver, local_mrp=self.mrp,
+                           budget=SessionBudget(rng=random.Random(5)))
+        await self.stack.open(self.link.attach(self.host))
+        self.im, self.sessions = self.stack.im, self.stack.sessions
+        self.peers, self.client = self.stack.peers, self.stack.client
 
     @property
     def address(self) -> tuple[str, int]:
-        return ("::1", self.endpoint.local_address[1])
+        return (self.host, self.stack.endpoint.local_address[1])
 
     def close(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-        self.endpoint.close()
+        """Gone without a word (a crash): the link loses whatever is sent to it from now on."""
+        self.stack.endpoint.close()
 
-    def _on_event(self, event: Event) -> None:
-        if self.dispatcher.dispatch(event):  # the one-line hook node/app.py needs
-            return
-        if isinstance(event, MessageReceived):
-            session = event.session
-            if not isinstance(session, SecureSession):
-                self.handshakes.on_message(event)
-            elif event.protocol_id == ProtocolId.INTERACTION_MODEL:
-                subject = SubjectDescriptor(AuthMode.CASE, session.peer_node_id, session.fabric_index, session.cats)
-                self.router.on_message(event, RequestContext(subject=subject, session_id=session.local_session_id))
-            else:
-                self.endpoint.close_exchange(event.exchange)
-        elif isinstance(event, ExchangeClosed):
-            self.handshakes.on_exchange_closed(event.exchange)
-            self.router.on_exchange_closed(event)
-        elif isinstance(event, SessionClosed) and isinstance(event.session, SecureSession):
-            self.im.on_session_closed(event.session.local_session_id)
-        self._rearm()
-
-    def _rearm(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-        when = self.im.next_deadline()
-        self._timer = None if when is None else self._loop.call_at(when, self._on_timer)
-
-    def _on_timer(self) -> None:
-        self._timer = None
-        self.router.on_timer(max(self._loop.time(), self.im.next_deadline() or 0.0))
-        self._rearm()
+    async def stop(self) -> None:
+        await self.stack.close()
 
     def close_sessions(self) -> None:
-        """CloseSession to every peer, as node/app.py does on RemoveFabric."""
-        report = StatusReport.secure_channel(GeneralCode.SUCCESS, SecureChannelProtocolCode.CLOSE_SESSION)
+        """CloseSession to every peer, as the node does on RemoveFabric."""
         for session in self.sessions.secure_sessions():
-            exchange = self.endpoint.new_exchange(session)
-            self.endpoint.send(exchange, ProtocolId.SECURE_CHANNEL, SecureChannelOpcode.STATUS_REPORT,
-                               report.encode(), reliable=False)
-            self.endpoint.close_exchange(exchange)
-            self.sessions.mark_for_close(session)
+            self.stack.close_session(session)
 
 
 class FakeResolver:
@@ -755,30 +696,24 @@ class FakeResolver:
 
 
 class Client:
-    """Our node's client side: one endpoint, the dispatcher, PeerConnections and an InteractionClient."""
+    """Our node's client side: a client-only ``Stack`` (its PeerConnections and InteractionClient) on ``link``."""
 
-    def __init__(self, resolver: FakeResolver, resumption: InMemoryResumptionStore, mrp: MrpParameters | None = None,
-                 **kwargs: Any) -> None:
-        self.resolver, self.resumption, self.mrp, self.kwargs = resolver, resumption, mrp, kwargs
+    def __init__(self, link: VirtualLink, resolver: FakeResolver, resumption: InMemoryResumptionStore,
+                 mrp: MrpParameters | None = None, backoff: BackoffPolicy | None = None) -> None:
+        self.link, self.resolver, self.resumption, self.mrp, self.backoff = link, resolver, resumption, mrp, backoff
         self.identity = identity(CLIENT_NODE)
 
     async def start(self) -> Client:
-        self.dispatcher = ExchangeDispatcher()
-        events = ClientOnlyEvents(self.dispatcher)
-        manager = ExchangeManager(SessionTable(), local_mrp=self.mrp)
-        self.endpoint = await UdpEndpoint.open(manager, port=0, host="::1", on_event=events)
-        events.endpoint = self.endpoint
-        self.peers = PeerConnections(self.endpoint, self.dispatcher, lambda: [self.identity], self.resumption,
-                                     self.resolver, **self.kwargs)
-        self.im = c.InteractionClient(self.endpoint, self.dispatcher)
+        self.stack = Stack(identities=lambda: [self.identity], resumption=self.resumption, resolver=self.resolver,
+                           local_mrp=self.mrp, peer_backoff=self.backoff)
+        await self.stack.open(self.link.attach("fd00:4a46::c1"))
+        self.endpoint, self.peers, self.im = self.stack.endpoint, self.stack.peers, self.stack.client
         self.states: list[PeerState] = []
         self.peers.add_listener(lambda peer, state: self.states.append(state))
         return self
 
     async def close(self) -> None:
-        await self.peers.close()
-        await self.im.close()
-        self.endpoint.close()
+        await self.stack.close()
 
 
 PEER = PeerId(1, SERVER_NODE)
@@ -791,12 +726,12 @@ async def server() -> AsyncIterator[MiniNode]:
     try:
         yield node
     finally:
-        node.close()
+        await node.stop()
 
 
 @pytest.fixture
 async def client(server: MiniNode) -> AsyncIterator[Client]:
-    started = await Client(FakeResolver(server.address), InMemoryResumptionStore()).start()
+    started = await Client(server.link, FakeResolver(server.address), InMemoryResumptionStore()).start()
     try:
         yield started
     finally:
@@ -871,7 +806,7 @@ async def test_second_connect_resumes(server: MiniNode, client: Client) -> None:
     assert await client.im.read_attribute(second, 0, BI, bi.VENDOR_ID) == 0xFFF1
 
     # A restarted client (new session table, same resumption store) resumes too.
-    again = await Client(client.resolver, client.resumption).start()
+    again = await Client(client.link, client.resolver, client.resumption).start()
     try:
         third = await again.peers.connect(PEER)
         assert again.peers.status(PEER).resumed
@@ -907,7 +842,7 @@ async def test_write_invoke_and_subscribe_over_the_network(server: MiniNode, cli
 
 
 async def test_an_oversized_report_ends_the_read_and_the_session_stays_usable(server: MiniNode) -> None:
-    small = await Client(FakeResolver(server.address), InMemoryResumptionStore()).start()
+    small = await Client(server.link, FakeResolver(server.address), InMemoryResumptionStore()).start()
     small.im.max_report_bytes = 400  # a whole-cluster read takes several 256-byte chunks
     try:
         session = await small.peers.connect(PEER)
@@ -925,7 +860,7 @@ async def test_keep_alives_hold_a_subscription_and_silence_ends_it() -> None:
     fast = MrpParameters(idle_interval=0.01, active_interval=0.01, active_threshold=1.0)
     server = MiniNode(mrp=fast)
     await server.start()
-    client = await Client(FakeResolver(server.address), InMemoryResumptionStore(), mrp=fast).start()
+    client = await Client(server.link, FakeResolver(server.address), InMemoryResumptionStore(), mrp=fast).start()
     try:
         session = await client.peers.connect(PEER)
         reports: list[c.ReadResult] = []
@@ -942,12 +877,12 @@ async def test_keep_alives_hold_a_subscription_and_silence_ends_it() -> None:
         assert isinstance(lost[0], c.InteractionError) and lost[0].reason == "timeout" and not subscription.active
     finally:
         await client.close()
-        server.close()
+        await server.stop()
 
 
 async def test_unreachable_peer_backs_off(server: MiniNode) -> None:
     resolver = FakeResolver()
-    client = await Client(resolver, InMemoryResumptionStore(), backoff=BackoffPolicy(initial=30.0)).start()
+    client = await Client(server.link, resolver, InMemoryResumptionStore(), backoff=BackoffPolicy(initial=30.0)).start()
     try:
         with pytest.raises(PeerUnreachableError, match="no operational address") as err:
             await client.peers.connect(PEER)
@@ -957,16 +892,14 @@ async def test_unreachable_peer_backs_off(server: MiniNode) -> None:
         assert len(resolver.calls) == 1
 
         # An address where nobody answers: the handshake times out.
-        dead = await UdpEndpoint.open(ExchangeManager(SessionTable()), port=0, host="::1")
-        port = dead.local_address[1]
-        dead.close()
-        resolver.addresses = [("::1", port)]
+        dead = ("fd00:4a46::dead", 5540)
+        resolver.addresses = [dead]
         client.peers._handshake_timeout = 0.2
         with pytest.raises(PeerUnreachableError, match="timeout"):
             await client.peers.connect(PEER, ignore_backoff=True)
         assert client.peers.status(PEER).failures == 2
 
-        resolver.addresses = [("::1", port), server.address]  # the second address works
+        resolver.addresses = [dead, server.address]  # the second address works
         session = await client.peers.connect(PEER, ignore_backoff=True)
         assert client.peers.status(PEER).failures == 0 and session.peer_node_id == SERVER_NODE
         assert client.states[-1] is PeerState.REACHABLE
@@ -1008,7 +941,7 @@ async def test_a_watched_peer_whose_session_was_evicted_waits_for_the_next_conne
 
 
 async def test_interaction_on_a_dead_session_raises_interaction_error(server: MiniNode) -> None:
-    client = await Client(FakeResolver(server.address), InMemoryResumptionStore()).start()
+    client = await Client(server.link, FakeResolver(server.address), InMemoryResumptionStore()).start()
     try:
         session = await client.peers.connect(PEER)
         server.close()
@@ -1023,7 +956,9 @@ async def test_interaction_on_a_dead_session_raises_interaction_error(server: Mi
 async def test_two_serving_nodes_reach_each_other_through_the_hook() -> None:
     """Both nodes serve and initiate on one endpoint each: replies to our exchanges and reports of our
     subscriptions reach the client side, never the node's own IM server (which would refuse them)."""
-    a, b = MiniNode(node_id=SERVER_NODE, admin=CLIENT_NODE), MiniNode(node_id=CLIENT_NODE, admin=SERVER_NODE)
+    link = VirtualLink()
+    a = MiniNode(link, node_id=SERVER_NODE, admin=CLIENT_NODE)
+    b = MiniNode(link, node_id=CLIENT_NODE, admin=SERVER_NODE)
     await a.start()
     await b.start()
     try:
@@ -1041,11 +976,9 @@ async def test_two_serving_nodes_reach_each_other_through_the_hook() -> None:
         assert await b.client.read_attribute(to_a, 0, BI, bi.NODE_LABEL) == "written by b"
         assert len(b.im.subscriptions) == 1 and not a.im.subscriptions
         subscription.cancel()
-        await a.peers.close()
-        await b.peers.close()
     finally:
-        a.close()
-        b.close()
+        await a.stop()
+        await b.stop()
 
 
 def test_unsecured_sessions_are_not_report_routes() -> None:

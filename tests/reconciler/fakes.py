@@ -2,8 +2,9 @@
 AccessControlServer, GroupKeyManagementServer and GroupsServer in packages/node/src/behaviors/, and the model's
 Binding conformance), and a datastore helper.
 
-``FakePeer`` implements the reconciler's ``PeerClient`` (the ``InteractionClient`` calls it makes) and a
-``connect``; values are plain TLV as the real client returns them. Rules modelled:
+``FakePeer`` implements the reconciler's ``PeerClient`` (the ``InteractionClient`` calls it makes) and its
+``PeerSessions`` (``connect``, ``session_failed``, reachability listeners: ``announce`` tells them a state); values
+are plain TLV as the real client returns them. Rules modelled:
 
 * ACL: CONSTRAINT_ERROR for PASE entries and Group+Administer; RESOURCE_EXHAUSTED above the subjects / targets /
   entries-per-fabric limits (4/4/4 by default, the admin entry included); a refused write changes nothing.
@@ -43,7 +44,7 @@ from jfds_device.datastore.jfds import JfdsStore
 from jfds_device.datastore.sqlite import Database
 from jfds_device.im.client import IMStatusError, InvokeResult, ReadResult
 from jfds_device.im.provider import AttributePath, CommandPath, Status
-from jfds_device.node.peers import PeerId, PeerUnreachableError
+from jfds_device.reconciler.ports import PeerId, PeerListener, PeerState, PeerUnreachableError
 
 US = 0x0000_0000_0000_0001  # the reconciler's node id (the anchor, node 1 in the cert tests)
 COMMISSIONER = 112233
@@ -86,6 +87,8 @@ class FakePeer:
         self.session = object()
         self.connects = 0
         self.contacted: list[int] = []  # node ids passed to connect (the fake does not model session reuse)
+        self.failed_sessions: list[PeerId] = []  # session_failed calls
+        self.listeners: list[PeerListener] = []
         self.log: list[tuple[Any, ...]] = []
         self.failures: dict[str, list[Exception]] = {}
         self.hooks: dict[str, Hook] = {}
@@ -136,12 +139,24 @@ class FakePeer:
 
     # --- connect -----------------------------------------------------------------------------------------
 
-    async def connect(self, peer: PeerId) -> object:
+    async def connect(self, peer: PeerId, *, ignore_backoff: bool = False) -> object:
         self.connects += 1
         self.contacted.append(peer.node_id)
         if not self.reachable or peer.node_id != self.node_id:
             raise PeerUnreachableError(peer, "no operational address")
         return self.session
+
+    def session_failed(self, peer: PeerId) -> None:
+        self.failed_sessions.append(peer)
+
+    def add_listener(self, listener: PeerListener) -> Callable[[], None]:
+        self.listeners.append(listener)
+        return lambda: self.listeners.remove(listener) if listener in self.listeners else None
+
+    def announce(self, state: PeerState = PeerState.REACHABLE, node_id: int | None = None) -> None:
+        """Tell the listeners ``node_id`` (default: this peer) is now ``state``, as PeerConnections does."""
+        for listener in list(self.listeners):
+            listener(PeerId(FABRIC, self.node_id if node_id is None else node_id), state)
 
     # --- PeerClient ----------------------------------------------------------------------------------------
 

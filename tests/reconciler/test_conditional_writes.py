@@ -20,6 +20,7 @@ from clusters.access_control import schema as ac
 from clusters.binding import schema as binding
 from clusters.group_key_management import schema as gkm
 from clusters.joint_fabric_datastore.schema import BindingTarget, DatastoreState
+from jfds_device.clock import ManualClock
 from jfds_device.datastore.jfds import JfdsStore
 from jfds_device.datastore.jfds_records import EntryRef
 from jfds_device.im.client import ReadResult
@@ -318,8 +319,9 @@ CONFIG = ReconcilerConfig(sweep_interval=0.2, settle_delay=0.0, verify_interval=
 
 
 def reconciler(store: JfdsStore, peer: FakePeer, config: ReconcilerConfig = CONFIG) -> Reconciler:
-    return Reconciler(store, peer, peer.connect, fabric_index=lambda: 1, own_identity=lambda _: OwnIdentity(US),
-                      config=config)
+    """A reconciler on virtual time (``ManualClock``): ``until`` jumps from one of its timers to the next."""
+    return Reconciler(store, peer, peer, fabric_index=lambda: 1, own_identity=lambda _: OwnIdentity(US),
+                      config=config, clock=ManualClock())
 
 
 def state(store: JfdsStore, ref: EntryRef) -> tuple[DatastoreState, int] | None:
@@ -327,10 +329,17 @@ def state(store: JfdsStore, ref: EntryRef) -> tuple[DatastoreState, int] | None:
     return None if found is None else (found.state, found.status.failure_code)
 
 
-async def until(predicate: Callable[[], Any], timeout: float = 5.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not predicate():
-            await asyncio.sleep(0.01)
+async def until(rec: Reconciler, predicate: Callable[[], Any], within: float = 5.0) -> None:
+    """Virtual time runs until ``predicate`` holds, then until no pass runs (TimeoutError after ``within`` virtual
+    seconds)."""
+    clock = rec.clock
+    assert isinstance(clock, ManualClock)
+    await clock.run_until(predicate, within)
+    idle = asyncio.ensure_future(rec.wait_idle())
+    try:
+        await clock.run_until(idle.done, within)
+    finally:
+        idle.cancel()
 
 
 @pytest.fixture
@@ -358,9 +367,8 @@ async def test_runner_records_the_mismatch_and_commits_once_the_list_settles(
 
     peer.hooks["write:acl"] = other_admin_writes_every_time
     ref = store.add_acl(NODE, jace(VIEW, [0x55]))
-    await until(lambda: state(store, ref) == (F, MISMATCH))  # the bound was hit: CommitFailed, retried later
-    await until(lambda: state(store, ref) == (C, 0))  # backoff, then a fresh read-merge-write
-    await rec.wait_idle()
+    await until(rec, lambda: state(store, ref) == (F, MISMATCH))  # the bound was hit: CommitFailed, retried later
+    await until(rec, lambda: state(store, ref) == (C, 0))  # backoff, then a fresh read-merge-write
     assert peer.acl_subjects() == [[COMMISSIONER], [US], [0xB001], [0xB002], [0xB003], [0x55]]
     assert rec.stats.failures >= 1 and rec.stats.version_mismatches == 3
     assert "version_mismatches=3" in rec.stats.line()
@@ -370,13 +378,12 @@ async def test_next_pass_reads_afresh_instead_of_reusing_a_list(store: JfdsStore
                                                                 running: tuple[Reconciler, FakePeer]) -> None:
     rec, peer = running
     first = store.add_acl(NODE, jace(VIEW, [0x55]))
-    await until(lambda: state(store, first) == (C, 0))
-    await rec.wait_idle()
+    await until(rec, lambda: state(store, first) == (C, 0))
     peer.acl = [*peer.acl, OTHER_ADMIN]  # another administrator, between two of our passes
     moved = peer.version(0, ac.CLUSTER_ID)
     peer.log.clear()
     second = store.add_acl(NODE, jace(VIEW, [0x56]))
-    await until(lambda: state(store, second) == (C, 0))
+    await until(rec, lambda: state(store, second) == (C, 0))
     [write] = writes(peer, "write:acl")
     assert write[3] == moved and OTHER_ADMIN in write[2]  # written from a read made in this pass
     assert reads_of(peer, 0, ac.CLUSTER_ID, ac.ACL)[0] < positions(peer, "write:acl")[0]
@@ -402,7 +409,9 @@ async def test_crash_between_read_and_write_then_restart_re_reads_before_writing
     before = reconciler(store, peer)
     before.start()
     ref = store.add_acl(NODE, jace(VIEW, [0x55]))
-    await asyncio.wait_for(parked.wait(), 5)
+    clock = before.clock
+    assert isinstance(clock, ManualClock)
+    await clock.run_until(parked.is_set)
     stale_version = peer.version(0, ac.CLUSTER_ID)  # what the dead run read
     await before.stop()  # cancels the pass inside the hook: the write never left
     store._db.close()
@@ -414,7 +423,7 @@ async def test_crash_between_read_and_write_then_restart_re_reads_before_writing
     after = reconciler(store, peer)
     after.start()
     try:
-        await until(lambda: state(store, ref) == (C, 0))
+        await until(after, lambda: state(store, ref) == (C, 0))
     finally:
         await after.stop()
     [write] = writes(peer, "write:acl")

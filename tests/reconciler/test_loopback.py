@@ -1,8 +1,9 @@
-"""Loopback integration: the reconciler against another of our own stacks over ::1 (real UDP, MRP, CASE and IM).
+"""Loopback integration: the reconciler against another of our own stacks, two ``node.stack.Stack`` on a
+``VirtualLink`` (MRP, CASE and IM as on the wire; no socket).
 
-The peer serves endpoint 0 with our AccessControl and GroupKeyManagement servers; its ACL grants the reconciler's
-node id Administer on fabric 1, next to the commissioner's entry. The reconciler side is what node/app.py wires:
-ExchangeDispatcher, PeerConnections (operational discovery replaced by a fixed address), InteractionClient and a
+The peer is a serving stack over endpoint 0 with our AccessControl and GroupKeyManagement servers; its ACL grants the
+reconciler's node id Administer on fabric 1, next to the commissioner's entry. The reconciler side is the stack
+``Device`` uses (its peer connections with operational discovery replaced by a fixed address, its IM client) and a
 JfdsStore; nothing calls the reconciler: datastore changes trigger it.
 
 Proves: ACL Pending → Committed (read-merge-write keeps the commissioner's entry), DeletePending → erased, a
@@ -13,7 +14,6 @@ recovered by the retry, and a conditional ACL write that meets another administr
 from __future__ import annotations
 
 import asyncio
-import functools
 import random
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -24,49 +24,20 @@ from clusters.access_control import schema as ac
 from clusters.access_control.server import AccessControlServer
 from clusters.group_key_management.server import GroupKeyManagementServer
 from clusters.joint_fabric_datastore.schema import DatastoreState
-from jfds_device.codec.message import ProtocolId
-from jfds_device.crypto.cert_issuer import CertificateIssuer
-from jfds_device.crypto.primitives import P256Keypair
-from jfds_device.datamodel.commissioning_window import CommissioningWindow
 from jfds_device.datamodel.node import DeviceType, Node
 from jfds_device.datastore.jfds import JfdsStore
 from jfds_device.datastore.jfds_records import EntryRef
-from jfds_device.im.client import InteractionClient
-from jfds_device.im.provider import AuthMode, RequestContext, Status, SubjectDescriptor
-from jfds_device.im.server import InteractionServer
-from jfds_device.node.handshakes import HandshakeManager
-from jfds_device.node.im_routing import ImRouter
-from jfds_device.node.peers import ClientOnlyEvents, ExchangeDispatcher, PeerConnections
+from jfds_device.im.provider import Status
+from jfds_device.node.links import VirtualLink
+from jfds_device.node.stack import SessionBudget, Stack
 from jfds_device.reconciler import OwnIdentity, Reconciler, ReconcilerConfig, RetryPolicy
-from jfds_device.securechannel.case_identity import InMemoryResumptionStore, OperationalIdentity
-from jfds_device.securechannel.session_params import SessionParameters
-from jfds_device.transport.exchange import (
-    Event,
-    ExchangeClosed,
-    ExchangeManager,
-    MessageReceived,
-    SessionClosed,
-)
-from jfds_device.transport.sessions import SecureSession, SessionTable
-from jfds_device.transport.udp import UdpEndpoint
+from tests.node.fabric_support import identity
 from tests.reconciler.fakes import group, jace, key_set, new_store
 
+PEER_HOST, OUR_HOST = "fd00:4a46::55", "fd00:4a46::1"
 PEER_NODE, US, COMMISSIONER = 0x55, 0x01, 112233
 ROOT = DeviceType(device_type=0x0016, revision=3)
 P, C, F = DatastoreState.PENDING, DatastoreState.COMMITTED, DatastoreState.COMMIT_FAILED
-
-
-@functools.cache
-def fabric() -> tuple[CertificateIssuer, bytes]:
-    return CertificateIssuer.create_root(0xCAFE), bytes(range(16))
-
-
-def identity(node_id: int) -> OperationalIdentity:
-    root, epoch_key = fabric()
-    keypair = P256Keypair.generate()
-    noc = root.issue_noc(keypair.public_key_bytes, node_id, 0xFAB1).tlv
-    return OperationalIdentity.from_certificates(1, rcac=root.issued.tlv, noc=noc, icac=None, keypair=keypair,
-                                                 epoch_key=epoch_key)
 
 
 def admin(subject: int) -> ac.AccessControlEntryStruct:
@@ -76,48 +47,28 @@ def admin(subject: int) -> ac.AccessControlEntryStruct:
 
 
 class PeerNode:
-    """Our stack serving AccessControl + GroupKeyManagement (the node/app.py event routing, reduced)."""
+    """A serving stack over AccessControl + GroupKeyManagement, at ``PEER_HOST`` on the link."""
 
-    def __init__(self) -> None:
+    def __init__(self, link: VirtualLink) -> None:
+        self.link = link
         self.acl = AccessControlServer(entries_per_fabric=4)  # the spec minimum: capacity tests fill it
         self.gkm = GroupKeyManagementServer(None, max_group_keys_per_fabric=3)
-        node = Node()
-        node.add_endpoint(0, [ROOT], [self.acl, self.gkm])
-        node.set_acl_source(self.acl)
+        self.node = Node()
+        self.node.add_endpoint(0, [ROOT], [self.acl, self.gkm])
+        self.node.set_acl_source(self.acl)
         self.acl.add_entry(1, admin(COMMISSIONER))
         self.acl.add_entry(1, admin(US))
         self.identity = identity(PEER_NODE)
-        self.im = InteractionServer(node)
         self.port = 0
 
     async def start(self) -> None:
-        self.sessions = SessionTable(rng=random.Random(7))
-        self.endpoint = await UdpEndpoint.open(ExchangeManager(self.sessions), port=self.port, host="::1",
-                                               on_event=self._on_event)
-        self.port = self.endpoint.local_address[1]
-        self.router = ImRouter(self.endpoint, self.sessions, self.im)
-        self.handshakes = HandshakeManager(self.endpoint, self.sessions, CommissioningWindow(20202021, 3840),
-                                           SessionParameters(), identities=lambda: [self.identity],
-                                           resumption=InMemoryResumptionStore())
+        self.stack = Stack(data_model=self.node, identities=lambda: [self.identity],
+                           budget=SessionBudget(rng=random.Random(7)))
+        await self.stack.open(self.link.attach(PEER_HOST, self.port))
+        self.port = self.stack.endpoint.local_address[1]
 
     def close(self) -> None:
-        self.endpoint.close()
-
-    def _on_event(self, event: Event) -> None:
-        if isinstance(event, MessageReceived):
-            session = event.session
-            if not isinstance(session, SecureSession):
-                self.handshakes.on_message(event)
-            elif event.protocol_id == ProtocolId.INTERACTION_MODEL:
-                subject = SubjectDescriptor(AuthMode.CASE, session.peer_node_id, session.fabric_index, session.cats)
-                self.router.on_message(event, RequestContext(subject=subject, session_id=session.local_session_id))
-            else:
-                self.endpoint.close_exchange(event.exchange)
-        elif isinstance(event, ExchangeClosed):
-            self.handshakes.on_exchange_closed(event.exchange)
-            self.router.on_exchange_closed(event)
-        elif isinstance(event, SessionClosed) and isinstance(event.session, SecureSession):
-            self.im.on_session_closed(event.session.local_session_id)
+        self.stack.endpoint.close()  # gone without a word, as a crashed or rebooting node
 
     def acl_subjects(self) -> list[list[int]]:
         return [list(e.subjects) for e in self.acl.entries(1)]
@@ -129,39 +80,30 @@ class Resolver:
 
     async def resolve_operational(self, compressed_fabric_id: bytes | int, node_id: int,
                                   timeout: float = 3.0) -> list[tuple[str, int]]:
-        return [("::1", self.peer.port)] if node_id == PEER_NODE else []
+        return [(PEER_HOST, self.peer.port)] if node_id == PEER_NODE else []
 
 
 class Side:
-    """Our node's client side and the reconciler, as node/app.py wires them."""
+    """Our node's stack and the reconciler over it, as node/app.py builds them."""
 
     def __init__(self, store: JfdsStore, peer: PeerNode) -> None:
         self.store, self.peer = store, peer
 
     async def start(self) -> Side:
-        self.dispatcher = ExchangeDispatcher()
-        events = ClientOnlyEvents(self.dispatcher)
-        self.endpoint = await UdpEndpoint.open(ExchangeManager(SessionTable()), port=0, host="::1", on_event=events)
-        events.endpoint = self.endpoint
         me = identity(US)
-        self.peers = PeerConnections(self.endpoint, self.dispatcher, lambda: [me], InMemoryResumptionStore(),
-                                     Resolver(self.peer))
-        self.client = InteractionClient(self.endpoint, self.dispatcher, response_timeout=2.0)
+        self.stack = Stack(identities=lambda: [me], resolver=Resolver(self.peer), response_timeout=2.0)
+        await self.stack.open(self.peer.link.attach(OUR_HOST))
+        self.peers = self.stack.peers
         config = ReconcilerConfig(sweep_interval=0.3, settle_delay=0.0, retry=RetryPolicy(initial=0.1, maximum=0.5),
                                   interaction_timeout=5.0)
-        self.reconciler = Reconciler(self.store, self.client,
-                                     lambda p: self.peers.connect(p, ignore_backoff=True), fabric_index=lambda: 1,
-                                     own_identity=lambda _: OwnIdentity(US), session_failed=self.peers.session_failed,
-                                     add_peer_listener=self.peers.add_listener, config=config)
+        self.reconciler = Reconciler(self.store, self.stack.client, self.peers, fabric_index=lambda: 1,
+                                     own_identity=lambda _: OwnIdentity(US), config=config)
         self.reconciler.start()
         return self
 
     async def close(self) -> None:
         await self.reconciler.stop()
-        await self.peers.close()
-        await self.client.close()
-        await asyncio.sleep(0.05)
-        self.endpoint.close()
+        await self.stack.close()
 
     def state(self, ref: EntryRef) -> tuple[DatastoreState, int] | None:
         found = self.store.entry(ref)
@@ -176,7 +118,7 @@ class Side:
 
 @pytest.fixture
 async def peer() -> AsyncIterator[PeerNode]:
-    node = PeerNode()
+    node = PeerNode(VirtualLink())
     await node.start()
     try:
         yield node
@@ -239,14 +181,14 @@ async def test_peer_restart_is_recovered_by_the_retry(side: Side, peer: PeerNode
     peer.close()  # the peer goes away: our session is now dead
     second = side.store.add_acl(PEER_NODE, jace(1, [0x78]))
     await side.until(lambda: side.state(second) == (F, Status.TIMEOUT), timeout=30)
-    restarted = PeerNode()  # back on the same port, without our CASE session (a reboot)
+    restarted = PeerNode(peer.link)  # back on the same port, without our CASE session (a reboot)
     restarted.port = peer.port
     restarted.acl.add_entry(1, ac.AccessControlEntryStruct(
         privilege=ac.AccessControlEntryPrivilegeEnum.VIEW, auth_mode=ac.AccessControlEntryAuthModeEnum.CASE,
         subjects=[0x77], targets=None))
     await restarted.start()
     side.peer = restarted
-    side.peers._resolver = Resolver(restarted)  # type: ignore[assignment]
+    side.peers.resolver = Resolver(restarted)
     try:
         await side.until(lambda: side.state(second) == (C, 0), timeout=30)
         assert restarted.acl_subjects() == [[COMMISSIONER], [US], [0x77], [0x78]]

@@ -1,12 +1,15 @@
 """The reconciler's asyncio runner against the fake peer: the datastore triggers it (no explicit calls), statuses
 are written back, unreachable peers are retried with backoff, reachability triggers a verify pass that repairs
 drift within its budget, RefreshNode mirrors the node 1:1, races with datastore changes, restart safety,
-coalescing, stats and log lines."""
+coalescing, stats and log lines. Everything runs on virtual time (``ManualClock``): waiting is jumping from one of the
+reconciler's timers to the next, never the wall clock."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import random
+import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -14,12 +17,13 @@ from typing import Any
 import pytest
 
 from clusters.joint_fabric_datastore.schema import BindingTarget, DatastoreState
+from jfds_device.clock import ManualClock
 from jfds_device.datastore.jfds import JfdsStore
 from jfds_device.datastore.jfds_records import EntryKind, EntryRef
 from jfds_device.im.client import IMStatusError
 from jfds_device.im.provider import Status
-from jfds_device.node.peers import PeerId, PeerState
 from jfds_device.reconciler import OwnIdentity, Reconciler, ReconcilerConfig, RetryPolicy
+from jfds_device.reconciler.ports import PeerId
 from tests.reconciler.fakes import (
     ADMINISTER,
     COMMISSIONER,
@@ -42,39 +46,30 @@ CONFIG = ReconcilerConfig(sweep_interval=0.2, settle_delay=0.0, retry=RetryPolic
                           verify_interval=None)  # periodic verification has its own test
 
 
-class Listeners:
-    """Stands in for PeerConnections.add_listener."""
-
-    def __init__(self) -> None:
-        self.callbacks: list[Callable[[PeerId, PeerState], None]] = []
-
-    def add(self, callback: Callable[[PeerId, PeerState], None]) -> Callable[[], None]:
-        self.callbacks.append(callback)
-        return lambda: self.callbacks.remove(callback)
-
-    def reachable(self, node_id: int = NODE) -> None:
-        for callback in list(self.callbacks):
-            callback(PeerId(1, node_id), PeerState.REACHABLE)
-
-
 class Rig:
-    def __init__(self, store: JfdsStore, peer: FakePeer, config: ReconcilerConfig = CONFIG) -> None:
-        self.store, self.peer, self.listeners = store, peer, Listeners()
+    def __init__(self, store: JfdsStore, peer: FakePeer, config: ReconcilerConfig = CONFIG,
+                 rng: random.Random | None = None) -> None:
+        self.store, self.peer, self.clock = store, peer, ManualClock()
         self.fabric: int | None = 1
-        self.failed_sessions: list[PeerId] = []
-        self.reconciler = Reconciler(store, peer, peer.connect, fabric_index=lambda: self.fabric,
-                                     own_identity=lambda _: OwnIdentity(US), session_failed=self.failed_sessions.append,
-                                     add_peer_listener=self.listeners.add, config=config)
+        self.reconciler = Reconciler(store, peer, peer, fabric_index=lambda: self.fabric,
+                                     own_identity=lambda _: OwnIdentity(US), clock=self.clock, config=config, rng=rng)
 
     def state(self, ref: EntryRef) -> tuple[DatastoreState, int] | None:
         found = self.store.entry(ref)
         return None if found is None else (found.state, found.status.failure_code)
 
-    async def until(self, predicate: Callable[[], Any], timeout: float = 5.0) -> None:
-        async with asyncio.timeout(timeout):
-            while not predicate():
-                await asyncio.sleep(0.01)
-        await self.reconciler.wait_idle()
+    async def until(self, predicate: Callable[[], Any], within: float = 5.0) -> None:
+        """Virtual time runs until ``predicate`` holds (TimeoutError after ``within`` virtual seconds), then until
+        no pass runs."""
+        await self.clock.run_until(predicate, within)
+        await self.idle(within)
+
+    async def idle(self, within: float = 5.0) -> None:
+        idle = asyncio.ensure_future(self.reconciler.wait_idle())
+        try:
+            await self.clock.run_until(idle.done, within)
+        finally:
+            idle.cancel()
 
 
 @pytest.fixture
@@ -138,8 +133,8 @@ async def test_not_bootstrapped_does_nothing(store: JfdsStore) -> None:
     rig.reconciler.start()
     try:
         ref = store.add_acl(NODE, jace(VIEW, [0x55]))
-        await asyncio.sleep(0.1)
-        await rig.reconciler.wait_idle()
+        await rig.clock.advance(1.0)  # five sweeps
+        await rig.idle()
         assert rig.state(ref) == (P, 0) and rig.peer.connects == 0
     finally:
         await rig.reconciler.stop()
@@ -153,10 +148,10 @@ async def test_unreachable_node_is_commit_failed_timeout_then_retried_with_backo
     ref = rig.store.add_acl(NODE, jace(VIEW, [0x55]))
     await rig.until(lambda: rig.state(ref) == (F, Status.TIMEOUT))
     attempts = rig.peer.connects
-    await asyncio.sleep(0.3)
+    await rig.clock.advance(0.3)
     assert rig.peer.connects > attempts  # the backoff timer / sweep retried by itself
     rig.peer.reachable = True
-    await rig.until(lambda: rig.state(ref) == (C, 0), timeout=3)
+    await rig.until(lambda: rig.state(ref) == (C, 0), within=3)
     assert rig.reconciler.stats.transport_failures >= 2
 
 
@@ -167,7 +162,7 @@ async def test_busy_is_retried_and_constraint_error_left_for_the_operator(rig: R
     writes = len(rig.peer.ops("write:acl"))
     refused = rig.store.add_acl(NODE, jace(ADMINISTER, [0x0101], auth=3))  # Group + Administer: CONSTRAINT_ERROR
     await rig.until(lambda: rig.state(refused) == (F, Status.CONSTRAINT_ERROR))
-    await asyncio.sleep(0.4)  # sweeps and retries come and go: the rejected entry is not retried
+    await rig.clock.advance(0.4)  # sweeps and retries come and go: the rejected entry is not retried
     assert len(rig.peer.ops("write:acl")) == writes + 1
 
 
@@ -177,7 +172,7 @@ async def test_session_is_dropped_after_a_timeout(rig: Rig) -> None:
     rig.peer.fail("write:acl", InteractionError("timeout"))
     ref = rig.store.add_acl(NODE, jace(VIEW, [0x55]))
     await rig.until(lambda: rig.state(ref) == (C, 0))
-    assert rig.failed_sessions == [PeerId(1, NODE)]
+    assert rig.peer.failed_sessions == [PeerId(1, NODE)]
 
 
 # ---------------------------------------------------------------------------------------------- races
@@ -258,17 +253,19 @@ async def test_reconnect_verifies_and_repairs_drift_within_budget(rig: Rig) -> N
     await rig.until(lambda: rig.state(ref) == (C, 0))
     for repaired in (1, 2, 3):
         peer.acl = admin_entries()  # another administrator removed it
-        rig.listeners.reachable()
+        peer.announce()  # reachable again
         await rig.until(lambda: len(peer.acl) == 3)
         assert rig.reconciler.stats.drift_repairs == repaired
     peer.acl = admin_entries()
-    rig.listeners.reachable()
-    await asyncio.sleep(0.05)
-    await rig.reconciler.wait_idle()
+    peer.announce()
+    await rig.clock.advance(0.05)
+    await rig.idle()
     assert peer.acl == admin_entries() and rig.reconciler.stats.drift_exhausted == 1  # budget spent: no fight
     assert rig.state(ref) == (C, 0)
-    rig.listeners.reachable(0x77)  # not a node of the datastore: ignored
-    await rig.reconciler.wait_idle()
+    connects = peer.connects
+    peer.announce(node_id=0x77)  # not a node of the datastore: ignored
+    await rig.idle()
+    assert peer.connects == connects
 
 
 async def test_periodic_verify_repairs_drift_while_the_session_stays_up(store: JfdsStore) -> None:
@@ -278,14 +275,14 @@ async def test_periodic_verify_repairs_drift_while_the_session_stays_up(store: J
         ref = store.add_acl(NODE, jace(VIEW, [0x55]))
         await rig.until(lambda: rig.state(ref) == (C, 0))
         writes = len(rig.peer.ops("write:acl"))
-        await asyncio.sleep(0.5)  # verify passes come and go: reads only, no write while nothing drifted
+        await rig.clock.advance(0.5)  # verify passes come and go: reads only, no write while nothing drifted
         assert len(rig.peer.ops("write:acl")) == writes and rig.peer.connects >= 2  # verified, nothing written
         rig.peer.acl = admin_entries()  # another administrator removed it; our session stays up
-        await rig.until(lambda: len(rig.peer.acl) == 3, timeout=3)
+        await rig.until(lambda: len(rig.peer.acl) == 3, within=3)
         assert rig.reconciler.stats.drift_repairs == 1 and rig.state(ref) == (C, 0)
         empty = 3
         store.add_node(empty, "nothing to verify")
-        await asyncio.sleep(0.3)
+        await rig.clock.advance(0.3)
         assert empty not in rig.peer.contacted  # a node without Committed entries is not contacted
     finally:
         await rig.reconciler.stop()
@@ -294,10 +291,10 @@ async def test_periodic_verify_repairs_drift_while_the_session_stays_up(store: J
 async def test_wipe_stops_everything(rig: Rig) -> None:
     rig.peer.reachable = False
     rig.store.add_acl(NODE, jace(VIEW, [0x55]))
-    await asyncio.sleep(0.05)
+    await rig.clock.advance(0.05)
     rig.store.wipe()
-    await asyncio.sleep(0.05)
-    await rig.reconciler.wait_idle()
+    await rig.clock.advance(0.05)
+    await rig.idle()
     assert rig.reconciler.stats.queue_depth == 0
 
 
@@ -346,7 +343,7 @@ async def test_refresh_of_an_unreachable_node_is_commit_failed_and_retried(store
         node = EntryRef.node(NODE)
         await rig.until(lambda: rig.state(node) == (F, Status.TIMEOUT))
         rig.peer.reachable = True
-        await rig.until(lambda: rig.state(node) == (C, 0), timeout=3)
+        await rig.until(lambda: rig.state(node) == (C, 0), within=3)
         assert rig.reconciler.stats.refreshes >= 2
     finally:
         await rig.reconciler.stop()
@@ -358,3 +355,50 @@ async def test_refresh_refused_by_the_node_is_commit_failed_with_its_status(rig:
     rig.store.request_refresh(NODE)
     await rig.until(lambda: rig.state(EntryRef.node(NODE)) == (F, Status.UNSUPPORTED_ACCESS))
     assert rig.reconciler.stats.transport_failures == 0
+
+
+# ---------------------------------------------------------------------------------------------- virtual time
+
+
+async def test_an_hour_of_backoff_passes_on_virtual_time(store: JfdsStore) -> None:
+    """Backoff and sweep on the reconciler's clock: retries come at the policy's delays (jitter drawn from a seeded
+    rng), none before, and an hour of them takes no wall-clock time."""
+    config = ReconcilerConfig(sweep_interval=3600.0, settle_delay=0.0, verify_interval=None,
+                              retry=RetryPolicy(initial=60.0, maximum=600.0))
+    rig = Rig(store, FakePeer(), config, rng=random.Random(1))
+    rig.peer.reachable = False
+    started = time.monotonic()
+    rig.reconciler.start()
+    try:
+        ref = store.add_acl(NODE, jace(VIEW, [0x55]))
+        await rig.until(lambda: rig.state(ref) == (F, Status.TIMEOUT))
+        first = rig.clock.now()
+        attempts = rig.peer.connects
+        await rig.clock.advance(30.0)  # within the first backoff (60 s with +-25 % jitter)
+        assert rig.peer.connects == attempts
+        await rig.until(lambda: rig.peer.connects > attempts, within=120.0)
+        assert 45.0 <= rig.clock.now() - first <= 75.0
+        await rig.clock.advance(3600.0)  # retries back off up to 600 s: a handful in an hour, not thousands
+        assert 4 <= rig.peer.connects - attempts <= 14
+        rig.peer.reachable = True
+        await rig.until(lambda: rig.state(ref) == (C, 0), within=700.0)
+    finally:
+        await rig.reconciler.stop()
+    assert time.monotonic() - started < 10
+
+
+async def test_sweeps_come_every_sweep_interval_of_virtual_time(store: JfdsStore) -> None:
+    rig = Rig(store, FakePeer(), ReconcilerConfig(sweep_interval=600.0, settle_delay=0.0, verify_interval=None))
+    rig.fabric = None  # not bootstrapped yet: the sweeps find nothing to do
+    rig.reconciler.start()
+    try:
+        ref = store.add_acl(NODE, jace(VIEW, [0x55]))
+        await rig.clock.advance(1.0)
+        assert rig.state(ref) == (P, 0) and rig.peer.connects == 0
+        rig.fabric = 1  # bootstrapped meanwhile; the datastore change was missed, the next sweep finds the work
+        await rig.clock.advance(598.0)
+        assert rig.peer.connects == 0  # the first sweep was at start, the next is due at 600 s
+        await rig.until(lambda: rig.state(ref) == (C, 0), within=2.0)
+        assert rig.peer.connects == 1
+    finally:
+        await rig.reconciler.stop()

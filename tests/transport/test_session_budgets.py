@@ -13,6 +13,7 @@ from collections import Counter
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from jfds_device.clock import ManualClock
 from jfds_device.transport.eviction import SessionUse, inbound_victim, outbound_victim, session_use
 from jfds_device.transport.sessions import (
     DEFAULT_INBOUND_SESSIONS,
@@ -27,19 +28,10 @@ PEER = ("fd00::1", 5540, 0, 0)
 ADMIN = 0x1B669  # 112233, the CHIP controller's default node id
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def tick(self) -> float:
-        self.now += 1.0
-        return self.now
-
-
-def add(table: SessionTable, clock: Clock, *, fabric: int = 1, peer: int = ADMIN, outbound: bool = False,
+def add(table: SessionTable, clock: ManualClock, *, fabric: int = 1, peer: int = ADMIN, outbound: bool = False,
         pase: bool = False) -> SecureSession:
     return table.add_secure(
-        peer_session_id=1, encrypt_key=KEY, decrypt_key=KEY, peer_addr=PEER, now=clock.tick(),
+        peer_session_id=1, encrypt_key=KEY, decrypt_key=KEY, peer_addr=PEER, now=clock.tick(1.0),
         auth_mode=SessionAuthMode.PASE if pase else SessionAuthMode.CASE,
         fabric_index=0 if pase else fabric, local_node_id=0 if pase else 1, peer_node_id=0 if pase else peer,
         is_initiator=outbound,
@@ -47,7 +39,7 @@ def add(table: SessionTable, clock: Clock, *, fabric: int = 1, peer: int = ADMIN
 
 
 def test_reconciling_never_evicts_a_controller_session() -> None:
-    clock = Clock()
+    clock = ManualClock(start=0.0)
     table = SessionTable(rng=random.Random(1))
     controllers = [add(table, clock, peer=ADMIN + n) for n in range(3)]
     peers = [add(table, clock, peer=100 + n, outbound=True) for n in range(200)]
@@ -59,7 +51,7 @@ def test_reconciling_never_evicts_a_controller_session() -> None:
 
 
 def test_inbound_floods_never_evict_outbound_sessions() -> None:
-    clock = Clock()
+    clock = ManualClock(start=0.0)
     table = SessionTable(rng=random.Random(2))
     ours = [add(table, clock, peer=100 + n, outbound=True) for n in range(10)]
     for n in range(100):
@@ -69,7 +61,7 @@ def test_inbound_floods_never_evict_outbound_sessions() -> None:
 
 
 def test_outbound_evicts_its_least_recently_used_idle_session() -> None:
-    clock = Clock()
+    clock = ManualClock(start=0.0)
     table = SessionTable(rng=random.Random(3), max_outbound_sessions=3)
     busy = add(table, clock, peer=10, outbound=True)
     busy.exchange_count = 1  # a reconciler interaction in flight
@@ -81,7 +73,7 @@ def test_outbound_evicts_its_least_recently_used_idle_session() -> None:
 
 
 def test_outbound_eviction_keeps_sessions_with_a_subscription_longest() -> None:
-    clock = Clock()
+    clock = ManualClock(start=0.0)
     table = SessionTable(rng=random.Random(4), max_outbound_sessions=2)
     ours = add(table, clock, peer=10, outbound=True)
     table.in_use = lambda s: s is ours
@@ -93,7 +85,7 @@ def test_outbound_eviction_keeps_sessions_with_a_subscription_longest() -> None:
 
 def test_a_node_opening_many_sessions_evicts_only_its_own() -> None:
     """The unprivileged-node flood: same fabric as the admin, one node id, far more sessions than the budget."""
-    clock = Clock()
+    clock = ManualClock(start=0.0)
     table = SessionTable(rng=random.Random(5))
     admin = add(table, clock, peer=ADMIN)
     other = add(table, clock, peer=ADMIN + 1)
@@ -106,7 +98,7 @@ def test_a_node_opening_many_sessions_evicts_only_its_own() -> None:
 
 def test_many_peers_of_one_fabric_evict_idle_sessions_before_a_subscriber() -> None:
     """One session each from many node ids: the admin's subscription keeps its session; idle ones go, LRU."""
-    clock = Clock()
+    clock = ManualClock(start=0.0)
     table = SessionTable(rng=random.Random(6))
     admin = add(table, clock, peer=ADMIN)
     table.in_use = lambda s: s is admin
@@ -117,7 +109,7 @@ def test_many_peers_of_one_fabric_evict_idle_sessions_before_a_subscriber() -> N
 
 
 def test_a_second_fabric_cannot_take_the_minimum_of_the_first() -> None:
-    clock = Clock()
+    clock = ManualClock(start=0.0)
     table = SessionTable(rng=random.Random(7))
     fabric1 = [add(table, clock, fabric=1, peer=ADMIN + n) for n in range(MIN_CASE_SESSIONS_PER_FABRIC)]
     for n in range(200):  # many nodes of fabric 2, each a fresh node id, all more recent than fabric 1's
@@ -127,7 +119,7 @@ def test_a_second_fabric_cannot_take_the_minimum_of_the_first() -> None:
 
 
 def test_a_fabric_over_its_minimum_loses_sessions_before_the_newcomers_fabric_at_a_tie() -> None:
-    clock = Clock()
+    clock = ManualClock(start=0.0)
     table = SessionTable(rng=random.Random(8), max_inbound_sessions=8)
     big = [add(table, clock, fabric=1, peer=ADMIN + n) for n in range(5)]
     small = [add(table, clock, fabric=2, peer=0x7000 + n) for n in range(3)]
@@ -140,7 +132,7 @@ def test_a_fabric_over_its_minimum_loses_sessions_before_the_newcomers_fabric_at
 
 
 def test_the_pase_session_outlives_a_case_flood() -> None:
-    clock = Clock()
+    clock = ManualClock(start=0.0)
     table = SessionTable(rng=random.Random(9))
     pase = add(table, clock, pase=True)
     for n in range(100):
@@ -149,7 +141,7 @@ def test_the_pase_session_outlives_a_case_flood() -> None:
 
 
 def test_closing_sessions_go_first_and_do_not_count_for_their_fabric() -> None:
-    clock = Clock()
+    clock = ManualClock(start=0.0)
     table = SessionTable(rng=random.Random(10), max_inbound_sessions=4)
     admin = add(table, clock, fabric=1, peer=ADMIN)
     closing = [add(table, clock, fabric=2, peer=0x7000 + n) for n in range(3)]
@@ -161,7 +153,7 @@ def test_closing_sessions_go_first_and_do_not_count_for_their_fabric() -> None:
 
 
 def test_policy_order_matches_the_sdk_keys() -> None:
-    clock = Clock()
+    clock = ManualClock(start=0.0)
     table = SessionTable(rng=random.Random(11), max_inbound_sessions=100)
     a1 = add(table, clock, fabric=1, peer=1)
     a2 = add(table, clock, fabric=1, peer=1)
@@ -195,7 +187,7 @@ def test_unsecured_handshakes_we_initiate_survive_a_sigma1_flood() -> None:
 def test_no_fabric_at_or_under_its_minimum_loses_a_session_to_another_fabric(
         arrivals: list[tuple[int, int, bool]]) -> None:
     """Any arrival order of CASE sessions from 5 fabrics (and their subscriptions) into the default budget."""
-    clock = Clock()
+    clock = ManualClock(start=0.0)
     table = SessionTable(rng=random.Random(13))
     holders: set[int] = set()
     table.in_use = lambda s: s.local_session_id in holders
@@ -213,7 +205,7 @@ def test_no_fabric_at_or_under_its_minimum_loses_a_session_to_another_fabric(
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.integers(1, 30), min_size=1, max_size=120))
 def test_within_a_fabric_the_victim_is_always_a_session_of_the_peer_holding_the_most(peers: list[int]) -> None:
-    clock = Clock()
+    clock = ManualClock(start=0.0)
     table = SessionTable(rng=random.Random(14))
     for peer in peers:
         held = Counter(s.peer_node_id for s in table.inbound_sessions())
@@ -242,7 +234,7 @@ OPS = st.lists(st.one_of(
 def test_budgets_hold_and_never_cross_under_any_sequence(ops: list[tuple[str, int, int]]) -> None:
     """Random arrivals, exchanges opening and closing, and closes: each budget is respected, a newcomer only ever
     displaces a session of its own direction, and an evicted session is gone for good (and says so)."""
-    clock = Clock()
+    clock = ManualClock(start=0.0)
     table = SessionTable(rng=random.Random(15), max_inbound_sessions=6, max_outbound_sessions=4)
     seen: list[SecureSession] = []
     for kind, a, b in ops:

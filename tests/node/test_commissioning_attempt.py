@@ -16,9 +16,9 @@ from clusters.administrator_commissioning import schema as ac
 from clusters.general_commissioning import schema as gc
 from clusters.general_commissioning.schema import CommissioningErrorEnum as Error
 from clusters.operational_credentials.schema import NodeOperationalCertStatusEnum as NocStatus
-from jfds_device.datamodel.commissioning_attempt import NO_FABRIC, CommissioningAttempt
 from jfds_device.datamodel.commissioning_window import CloseReason, CommissioningMode
 from jfds_device.im.provider import ActionError, AttributePath, AuthMode, RequestContext, Status, SubjectDescriptor
+from jfds_device.node.commissioning_attempt import NO_FABRIC, CommissioningAttempt
 from jfds_device.securechannel.pase import PaseAttemptLimiter
 from tests.clusters.test_operational_credentials import ADD_NOC, ADD_ROOT, ARM, COMPLETE, GC, Harness
 from tests.test_fabrics import Commissioner
@@ -286,7 +286,7 @@ def test_a_paused_window_without_an_attempt_on_record_listens_again_on_any_expir
 
 
 def test_expiry_and_failure_are_logged_without_secrets(n: Node, caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.INFO, logger="jfds_device.datamodel.commissioning_attempt"):
+    with caplog.at_level(logging.INFO, logger="jfds_device.node.commissioning_attempt"):
         session = n.establish()
         n.advance(EXPIRY)
     assert f"PASE session {session}: fail-safe armed for 60 s" in caplog.text

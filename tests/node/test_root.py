@@ -11,7 +11,6 @@ from clusters.descriptor import schema as descriptor
 from clusters.general_commissioning import schema as general_commissioning
 from clusters.general_diagnostics import schema as general_diagnostics
 from jfds_device.codec.model import Privilege
-from jfds_device.datamodel.root import JFA_ENDPOINT, ROOT_ENDPOINT, RootNode, build_root_node
 from jfds_device.datastore.sqlite import Database
 from jfds_device.im.provider import (
     AttributePath,
@@ -21,6 +20,7 @@ from jfds_device.im.provider import (
     RequestContext,
     SubjectDescriptor,
 )
+from jfds_device.node.root import JFA_ENDPOINT, ROOT_ENDPOINT, RootNode, build_root_node
 
 ADMIN = 0x0000_0000_0001_B669
 CASE_CTX = RequestContext(SubjectDescriptor(AuthMode.CASE, ADMIN, 1))

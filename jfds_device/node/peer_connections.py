@@ -1,22 +1,18 @@
-"""Reaching peer nodes: event routing for the exchanges we open, and CASE sessions to peers on our fabrics.
+"""CASE sessions to peers on our fabrics, set up on demand and kept (the reconciler's ``PeerSessions``).
 
-* ``ExchangeDispatcher`` routes the transport events of exchanges our client side opened (CASE handshakes, IM
-  interactions) to whoever waits on them, and the peer-initiated report exchanges of our subscriptions to their
-  handlers. The node's event handler calls ``dispatch(event)`` first and stops when it returns True; what is
-  left (everything the node serves) goes on as before. SessionClosed is observed, never consumed.
-* ``PeerConnections`` opens CASE sessions (Core spec 4.14.2) as initiator: it resolves the peer's operational
-  DNS-SD record ``<compressed fabric id>-<node id>`` (Core spec 4.3.2), runs ``CaseInitiator`` over an unsecured
-  initiator session on the shared ``UdpEndpoint``, installs the secure session and keeps it for later requests.
-  Resumption is offered whenever the ResumptionStore has a record for the peer. One attempt per peer runs at a
-  time; failures back off exponentially with jitter (``BackoffPolicy``/``Backoff``, sans-IO); reachability is an
-  observable ``PeerState`` per peer; ``watch(peer)`` keeps a peer connected by reconnecting in the background.
+``PeerConnections`` opens CASE sessions (Core spec 4.14.2) as initiator: it resolves the peer's operational DNS-SD
+record ``<compressed fabric id>-<node id>`` (Core spec 4.3.2), runs ``CaseInitiator`` over an unsecured initiator
+session on the stack's endpoint, installs the secure session and keeps it for later requests. Resumption is offered
+whenever the ResumptionStore has a record for the peer. One attempt per peer runs at a time; failures back off
+exponentially with jitter (``BackoffPolicy``/``Backoff``, sans-IO); reachability is an observable ``PeerState`` per
+peer; ``watch(peer)`` keeps a peer connected by reconnecting in the background. The replies of its handshakes reach
+it through the client-side ``ExchangeDispatcher`` (``client_dispatch.py``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import enum
 import logging
 import random
 import socket
@@ -26,185 +22,27 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 from jfds_device.backoff import Backoff, BackoffPolicy
-from jfds_device.codec.message import InteractionModelOpcode, ProtocolId, SecureChannelOpcode
+from jfds_device.codec.message import ProtocolId
 from jfds_device.crypto.case_keys import compressed_fabric_id
-from jfds_device.errors import DecodeError, LocalProtocolError, MatterError
-from jfds_device.im.client import ExchangeEvent, ReportHandler, build_status_response
-from jfds_device.im.messages import ReportData
-from jfds_device.im.provider import Status
+from jfds_device.errors import LocalProtocolError, MatterError
+from jfds_device.im.client import ExchangeEvent
+from jfds_device.node.client_dispatch import ExchangeDispatcher
+from jfds_device.node.handshakes import close_session
+from jfds_device.reconciler.ports import PeerId, PeerListener, PeerState, PeerUnreachableError
 from jfds_device.securechannel.case import CaseInitiator, CaseResult
 from jfds_device.securechannel.case_identity import OperationalIdentity, ResumptionStore
 from jfds_device.securechannel.session_params import SessionParameters
-from jfds_device.securechannel.status import GeneralCode, SecureChannelProtocolCode, StatusReport
-from jfds_device.transport.exchange import Event, ExchangeClosed, ExchangeRef, MessageReceived, SessionClosed
+from jfds_device.transport.exchange import ExchangeClosed, ExchangeRef
 from jfds_device.transport.mrp import MrpParameters
 from jfds_device.transport.sessions import Address, SecureSession, Session, SessionAuthMode
 from jfds_device.transport.udp import UdpEndpoint
 
 __all__ = [
-    "Backoff", "BackoffPolicy", "ClientOnlyEvents", "ExchangeDispatcher", "PeerConnections", "PeerId",
-    "PeerResolver", "PeerState", "PeerStatus", "PeerUnreachableError", "socket_address",
+    "Backoff", "BackoffPolicy", "PeerConnections", "PeerId", "PeerResolver", "PeerState", "PeerStatus",
+    "PeerUnreachableError", "socket_address",
 ]  # fmt: skip
 
 log = logging.getLogger(__name__)
-
-
-# ---------------------------------------------------------------------------------------------- event routing
-
-
-class ExchangeDispatcher:
-    """Routes transport events to the client side. Synchronous and loop-bound: handlers must only schedule."""
-
-    def __init__(self) -> None:
-        self._watched: dict[ExchangeRef, Callable[[ExchangeEvent], None]] = {}
-        self._closed: set[ExchangeRef] = set()  # watched exchanges whose ExchangeClosed was delivered
-        self._released: set[ExchangeRef] = set()  # unwatched but still open: swallow their ExchangeClosed
-        self._reports: dict[tuple[Session, int], ReportHandler] = {}
-        self._session_listeners: list[Callable[[Session], None]] = []
-
-    def watch(self, exchange: ExchangeRef, handler: Callable[[ExchangeEvent], None]) -> None:
-        """Deliver ``exchange``'s MessageReceived and ExchangeClosed events to ``handler``."""
-        self._watched[exchange] = handler
-        self._released.discard(exchange)
-
-    def unwatch(self, exchange: ExchangeRef) -> None:
-        """Stop delivering; the exchange's ExchangeClosed (still to come unless already seen) is swallowed."""
-        if self._watched.pop(exchange, None) is not None and exchange not in self._closed:
-            self._released.add(exchange)
-        self._closed.discard(exchange)
-
-    def add_report_handler(self, session: Session, subscription_id: int, handler: ReportHandler) -> Callable[[], None]:
-        """Hand new peer-initiated exchanges whose ReportData names ``subscription_id`` on ``session`` to
-        ``handler`` (Core spec 8.5.4: reports of a subscription come on exchanges the publisher opens), and
-        the session's SessionClosed. Returns the (idempotent) function that removes the route."""
-        key = (session, subscription_id)
-        self._reports[key] = handler
-
-        def remove() -> None:
-            if self._reports.get(key) is handler:
-                del self._reports[key]
-
-        return remove
-
-    def has_report_routes(self, session: Session) -> bool:
-        """Whether one of our subscriptions lives on ``session`` (the session table keeps such sessions longest)."""
-        return any(key[0] is session for key in self._reports)
-
-    def add_session_listener(self, listener: Callable[[Session], None]) -> Callable[[], None]:
-        """Call ``listener(session)`` for every SessionClosed; returns the function that removes it."""
-        self._session_listeners.append(listener)
-        return lambda: self._session_listeners.remove(listener) if listener in self._session_listeners else None
-
-    def dispatch(self, event: Event) -> bool:
-        """Route one event; True if it belonged to the client side (the caller must then drop it)."""
-        if isinstance(event, SessionClosed):
-            for key in [k for k in self._reports if k[0] is event.session]:
-                _call(self._reports.pop(key), event)
-            for listener in list(self._session_listeners):
-                _call(listener, event.session)
-            return False
-        handler = self._watched.get(event.exchange)
-        if handler is not None:
-            if isinstance(event, ExchangeClosed):
-                self._closed.add(event.exchange)
-            _call(handler, event)
-            return True
-        if isinstance(event, ExchangeClosed):
-            if event.exchange in self._released:
-                self._released.discard(event.exchange)
-                return True
-            return False
-        if (event.new_exchange and self._reports and event.protocol_id == ProtocolId.INTERACTION_MODEL
-                and event.opcode == InteractionModelOpcode.REPORT_DATA):
-            report_handler = self._reports.get((event.session, _subscription_id(event.payload)))
-            if report_handler is not None:
-                _call(report_handler, event)
-                return True
-        return False
-
-
-def _subscription_id(payload: bytes) -> int | None:
-    try:
-        subscription_id: int | None = ReportData.decode(payload).subscription_id
-    except DecodeError:
-        return None
-    return subscription_id
-
-
-def _call(handler: Callable[[object], object], arg: object) -> None:
-    try:
-        handler(arg)
-    except Exception:  # one failing handler must not stop the node's event loop
-        log.exception("exchange event handler %r failed", handler)
-
-
-def _close_session(endpoint: UdpEndpoint, session: SecureSession) -> None:
-    """StatusReport(CloseSession) to the peer (Core spec 4.10.1.3), then drop the session once it is idle."""
-    report = StatusReport.secure_channel(GeneralCode.SUCCESS, SecureChannelProtocolCode.CLOSE_SESSION)
-    if session in endpoint.manager.sessions and not session.closing:
-        with contextlib.suppress(MatterError):
-            exchange = endpoint.new_exchange(session)
-            endpoint.send(exchange, ProtocolId.SECURE_CHANNEL, SecureChannelOpcode.STATUS_REPORT, report.encode(),
-                          reliable=False)
-            endpoint.close_exchange(exchange)
-    endpoint.manager.sessions.mark_for_close(session)
-
-
-class ClientOnlyEvents:
-    """``on_event`` for a process that serves nothing (tools, tests): the dispatcher first; a peer's CloseSession
-    closes the session; any IM request is refused (INVALID_SUBSCRIPTION for an unknown report, else
-    INVALID_ACTION); everything else is closed. Set ``endpoint`` once ``UdpEndpoint.open`` returned."""
-
-    def __init__(self, dispatcher: ExchangeDispatcher) -> None:
-        self.dispatcher = dispatcher
-        self.endpoint: UdpEndpoint | None = None
-
-    def __call__(self, event: Event) -> None:
-        endpoint = self.endpoint
-        if self.dispatcher.dispatch(event) or not isinstance(event, MessageReceived) or endpoint is None:
-            return
-        session = event.session
-        if isinstance(session, SecureSession) and event.protocol_id == ProtocolId.SECURE_CHANNEL:
-            with contextlib.suppress(DecodeError):
-                if StatusReport.decode(event.payload).protocol_code == SecureChannelProtocolCode.CLOSE_SESSION:
-                    endpoint.manager.sessions.mark_for_close(session)
-        elif (isinstance(session, SecureSession) and event.protocol_id == ProtocolId.INTERACTION_MODEL
-              and event.new_exchange and event.opcode != InteractionModelOpcode.STATUS_RESPONSE):
-            unknown_report = event.opcode == InteractionModelOpcode.REPORT_DATA
-            status = Status.INVALID_SUBSCRIPTION if unknown_report else Status.INVALID_ACTION
-            with contextlib.suppress(MatterError):
-                endpoint.send(event.exchange, ProtocolId.INTERACTION_MODEL, InteractionModelOpcode.STATUS_RESPONSE,
-                              build_status_response(status))
-        with contextlib.suppress(MatterError):
-            endpoint.close_exchange(event.exchange)
-
-
-# ---------------------------------------------------------------------------------------------- backoff (sans-IO)
-
-
-
-
-# ---------------------------------------------------------------------------------------------- peers
-
-
-@dataclass(frozen=True, slots=True)
-class PeerId:
-    """A peer as CASE names it: our fabric (by local fabric index) and its operational node id."""
-
-    fabric_index: int
-    node_id: int
-
-    def __str__(self) -> str:
-        return f"{self.fabric_index}:{self.node_id:016X}"
-
-
-class PeerState(enum.Enum):
-    UNKNOWN = "unknown"  # never tried, or the session ended without a failure
-    CONNECTING = "connecting"
-    # A CASE session is up, or was until our session table evicted it to make room for another peer's: the peer
-    # did not go away, so reconnecting (on the next ``connect``) is no reachability change and tells no listener.
-    REACHABLE = "reachable"
-    UNREACHABLE = "unreachable"  # the last attempt failed; the next waits for the backoff
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,14 +54,6 @@ class PeerStatus:
     failures: int
     retry_at: float  # loop time before which ``connect`` fails fast (-inf: any time)
     last_error: MatterError | None
-
-
-class PeerUnreachableError(MatterError):
-    """No CASE session to ``peer``: the attempt failed (``__cause__``), or the backoff has not elapsed."""
-
-    def __init__(self, peer: PeerId, message: str, retry_in: float = 0.0) -> None:
-        super().__init__(f"peer {peer} unreachable: {message}")
-        self.peer, self.retry_in = peer, retry_in
 
 
 class PeerResolver(Protocol):
@@ -261,6 +91,8 @@ class PeerConnections:
     CASE resumption records (shared with the responder side is fine: one record per peer either way).
     ``handshake_timeout`` bounds the wait for each Sigma2/StatusReport (default: the exchange layer's MRP-derived
     response timeout). Callers that see an interaction time out on a session call ``session_failed(peer)``.
+    ``resolver`` may be set later (the attribute of that name): the node starts DNS-SD once its port is bound.
+    It is the reconciler's ``PeerSessions`` (``reconciler/ports.py``) as it stands.
     """
 
     def __init__(self, endpoint: UdpEndpoint, dispatcher: ExchangeDispatcher,
@@ -269,7 +101,7 @@ class PeerConnections:
                  resolve_timeout: float = 3.0, handshake_timeout: float | None = None,
                  rng: random.Random | None = None) -> None:
         self.endpoint, self.dispatcher = endpoint, dispatcher
-        self._identities, self._resumption, self._resolver = identities, resumption, resolver
+        self._identities, self._resumption, self.resolver = identities, resumption, resolver
         self._policy = backoff or BackoffPolicy()
         self._resolve_timeout, self._handshake_timeout = resolve_timeout, handshake_timeout
         self._rng = rng or random.Random()
@@ -280,12 +112,12 @@ class PeerConnections:
         self._peers: dict[PeerId, _Peer] = {}
         self._attempts: dict[PeerId, asyncio.Task[SecureSession]] = {}
         self._watchers: dict[PeerId, asyncio.Task[None]] = {}
-        self._listeners: list[Callable[[PeerId, PeerState], None]] = []
+        self._listeners: list[PeerListener] = []
         self._remove_listener = dispatcher.add_session_listener(self._session_closed)
 
     # --- observing ---------------------------------------------------------------------------------------
 
-    def add_listener(self, listener: Callable[[PeerId, PeerState], None]) -> Callable[[], None]:
+    def add_listener(self, listener: PeerListener) -> Callable[[], None]:
         """Call ``listener(peer, state)`` on every reachability change; returns the function that removes it."""
         self._listeners.append(listener)
         return lambda: self._listeners.remove(listener) if listener in self._listeners else None
@@ -361,7 +193,7 @@ class PeerConnections:
         self._watchers.clear()
         for peer, entry in self._peers.items():
             if (session := self.session(peer)) is not None:
-                _close_session(self.endpoint, session)
+                close_session(self.endpoint, session)
             entry.session = None
             self._set_state(peer, PeerState.UNKNOWN)
         self._remove_listener()
@@ -442,9 +274,9 @@ class PeerConnections:
     async def _addresses(self, peer: PeerId, identity: OperationalIdentity) -> list[Address]:
         """Resolved addresses, best first, then the one the last session used (if the record is gone)."""
         found: list[Address] = []
-        if self._resolver is not None:
+        if self.resolver is not None:
             cfid = compressed_fabric_id(identity.root_public_key, identity.fabric_id)
-            resolved = await self._resolver.resolve_operational(cfid, peer.node_id, self._resolve_timeout)
+            resolved = await self.resolver.resolve_operational(cfid, peer.node_id, self._resolve_timeout)
             found = [socket_address(host, port) for host, port in resolved]
         last = self._entry(peer).address
         if last is not None and last not in found:
