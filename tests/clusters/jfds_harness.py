@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from clusters.descriptor.server import DescriptorServer
 from clusters.joint_fabric_datastore import schema as s
 from clusters.joint_fabric_datastore.schema import (
     AccessControlEntry,
@@ -114,7 +115,7 @@ class Jfds:
         self.clock = clock or Clock()
         self.db = Database(path, synchronous="NORMAL")
         self.store = JfdsStore(self.db, clock=self.clock)
-        self.node = Node(self.db)
+        self.node = Node(self.db, endpoint_servers=lambda tree: [DescriptorServer(tree)])
         self.server = JointFabricDatastoreServer(self.store, anchor_fabric=lambda: ANCHOR_FABRIC)
         self.node.add_endpoint(0, [ROOT])
         self.node.add_endpoint(ENDPOINT, [JF_ADMIN], [self.server])
