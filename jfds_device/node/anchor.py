@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
+from clusters.basic_information import schema as basic
 from clusters.joint_fabric_administrator.server import JointFabricAdministratorServer
 from clusters.joint_fabric_datastore import schema as jfds
 from clusters.joint_fabric_datastore.server import JointFabricDatastoreServer
@@ -84,7 +85,5 @@ class AnchorRole:
         self.anchor_fabric_index = None
 
     def _node_label(self) -> str:
-        from clusters.basic_information import schema as basic
-
         label = self._root.basic_information.get(basic.NODE_LABEL)
         return label if isinstance(label, str) else ""
