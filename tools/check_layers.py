@@ -70,7 +70,7 @@ LAYERS: tuple[Layer, ...] = (
         1,
         "base",
         ("jfds_device.errors", "jfds_device.clock", "jfds_device.backoff"),
-        "the Matter error type, the clock seam, retry backoff",
+        "errors, the clock seam (the loop's time, or virtual time in tests), backoff arithmetic",
     ),
     Layer(
         2,
@@ -84,7 +84,8 @@ LAYERS: tuple[Layer, ...] = (
         "crypto",
         ("jfds_device.crypto.**", "jfds_device.onboarding", "jfds_device.qr"),
         "AES-CCM, HKDF, ECDSA (`primitives.py`), SPAKE2+ (`spake2p.py`), CASE keys (`case_keys.py`), session keys, "
-        "operational certificates TLV <-> X.509 (`certs.py`, `cert_convert.py`, `cert_chain.py`, `cert_issuer.py`), "
+        "operational certificates TLV <-> X.509 (`certs.py` over `cert_fields.py`, `cert_convert.py`, `cert_chain.py`, "
+        "`cert_issuer.py`), "
         "a small DER codec, device attestation (`attestation.py`); QR (`MT:`) payloads and manual pairing codes",
     ),
     Layer(
@@ -117,13 +118,15 @@ LAYERS: tuple[Layer, ...] = (
         8,
         "storage",
         ("jfds_device.datastore.**",),
-        "SQLite (WAL, migrations, counter reservation) and the JFDS datastore with per-entry status",
+        "SQLite (WAL, migrations, counter reservation) and the JFDS datastore with per-entry status (`JfdsStore`, "
+        "a facade over the per-node entries and the fabric-wide lists, which share one transaction)",
     ),
     Layer(
         9,
         "data model",
         ("jfds_device.datamodel.**",),
-        "cluster server base, endpoint tree, ACL engine, commissioning window",
+        "cluster server base, endpoint tree (it mounts the servers the layout gives it for every endpoint), ACL "
+        "engine, commissioning window",
     ),
     Layer(
         10,
@@ -142,14 +145,16 @@ LAYERS: tuple[Layer, ...] = (
         "reconciler",
         ("jfds_device.reconciler.**",),
         "sans-IO planner, item kinds (key sets, group key map, group membership, ACL, bindings), per-node executor, "
-        "RefreshNode; it reaches peers and time through small protocols, never through the node",
+        "RefreshNode; it reaches peers and time through Protocols it declares, never through `node`",
     ),
     Layer(
         13,
         "node",
         ("jfds_device.node.**",),
-        "composition: the stack, the Device shell, start-up lines, handshakes, IM routing over exchanges, DNS-SD, "
-        "peer connections, the anchor role, the root layout, CLI config",
+        "composition: the one stack (endpoint, sessions, handshakes, IM server and client, peer connections, and the "
+        "routing of every transport event), the process shell, the root node layout (which mounts the Descriptor "
+        "server on every endpoint) and the fail-safe-bounded commissioning attempt, start-up lines, DNS-SD, the "
+        "anchor role, CLI config",
     ),
     Layer(
         14,
