@@ -112,7 +112,8 @@ LAYERS: tuple[Layer, ...] = (
         7,
         "interaction model",
         ("jfds_device.im.**",),
-        "the IM server (read/write/invoke/subscribe, wildcards, chunking, timed), the IM client, the provider seam",
+        "the IM server (read/write/invoke/subscribe, wildcards, chunking, timed), its resource limits "
+        "(`admission.py`), the IM client, the provider seam",
     ),
     Layer(
         8,
