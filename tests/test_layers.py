@@ -82,6 +82,40 @@ def test_a_clean_tree_passes_and_exits_0(tmp_path: Path) -> None:
     assert (result.returncode, result.stdout) == (0, "")
 
 
+def test_a_root_without_the_packages_is_an_error_not_a_pass(tmp_path: Path) -> None:
+    result = run_tool("--root", str(tmp_path))
+    assert result.returncode == 2 and result.stdout == ""
+    assert "no module of jfds_device, clusters" in result.stderr
+
+
+def test_a_package_init_is_checked_but_its_implicit_run_is_no_import(tmp_path: Path) -> None:
+    """Importing jfds_device.codec.tlv runs jfds_device/__init__.py (layer 14): no edge, or everything would be
+    upward. The __init__ itself is checked for its own imports."""
+    make_tree(tmp_path, CLEAN_TREE)
+    assert cl.check(tmp_path) == []
+    make_tree(tmp_path, {"jfds_device/codec/__init__.py": "from jfds_device.node.app import run\n"})
+    assert (
+        "jfds_device/codec/__init__.py:1: upward import: jfds_device.codec (2 codec) → jfds_device.node.app (13 node)"
+    ) in lines(cl.check(tmp_path))
+
+
+def test_relative_imports_from_a_package_init_and_past_the_top_are_resolved_or_ignored(tmp_path: Path) -> None:
+    make_tree(
+        tmp_path,
+        {
+            **CLEAN_TREE,
+            "jfds_device/codec/__init__.py": "from . import tlv\nfrom .schema import Struct\n",
+            "jfds_device/codec/tlv.py": "from .... import nowhere\nfrom jfds_device.errors import MatterError\n",
+        },
+    )
+    assert cl.check(tmp_path) == []
+    make_tree(tmp_path, {"jfds_device/codec/__init__.py": "from .. import cli\n"})
+    upward = [str(v) for v in cl.check(tmp_path) if v.kind == "upward import"]
+    assert upward == [
+        "jfds_device/codec/__init__.py:1: upward import: jfds_device.codec (2 codec) → jfds_device.cli (14 cli)"
+    ]
+
+
 # ---------------------------------------------------------------------------------------------- (a) upward
 
 

@@ -21,7 +21,8 @@ Importing ``a.b.c`` also runs the ``__init__`` of ``a`` and ``a.b``; that is not
 packages (every module would then depend on ``jfds_device/__init__.py``, the public surface at the top); a package's
 ``__init__`` is checked for its own imports like any module.
 
-Exit status 1 with one line per violation (``file:line: kind: importer (layer) → imported (layer)``), 0 when clean.
+Exit status 1 with one line per violation (``file:line: kind: importer (layer) → imported (layer)``), 0 when clean,
+2 when ``--root`` holds none of the packages.
 
 Usage: ``python tools/check_layers.py [--root DIR] [--print-table]``.
 """
@@ -317,10 +318,14 @@ def _resolve(name: str, modules: dict[str, Path]) -> str | None:
 
 
 def _absolute_base(importer: str, is_package: bool, level: int, module: str | None) -> str:
+    """The absolute module a ``from`` import names; "" for a relative import past the top package (Python's
+    ImportError, nothing of the tree)."""
     if level == 0:
         return module or ""
     package = importer.split(".") if is_package else importer.split(".")[:-1]
-    package = package[: len(package) - (level - 1)] if level > 1 else package
+    if level - 1 >= len(package):
+        return ""
+    package = package[: len(package) - (level - 1)]
     return ".".join([*package, module] if module else package)
 
 
@@ -337,6 +342,8 @@ def collect_imports(root: Path, modules: dict[str, Path]) -> tuple[list[Import],
             continue
         is_package = path.name == "__init__.py"
         for node, kind in _walk(tree, "module"):
+            if not isinstance(node, ast.stmt | ast.expr):
+                continue
             targets: list[str] = []
             if isinstance(node, ast.Import):
                 targets = [alias.name for alias in node.names]
@@ -349,7 +356,7 @@ def collect_imports(root: Path, modules: dict[str, Path]) -> tuple[list[Import],
             for target in dict.fromkeys(targets):
                 resolved = _resolve(target, modules)
                 if resolved is not None and resolved != importer:
-                    imports.append(Import(importer, resolved, rel, node.lineno, kind))  # type: ignore[attr-defined]
+                    imports.append(Import(importer, resolved, rel, node.lineno, kind))
     return imports, errors
 
 
@@ -505,6 +512,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.print_table:
         sys.stdout.write(render_table())
         return 0
+    if not discover_modules(args.root):
+        # A wrong --root must not pass as "no violations".
+        print(f"check_layers: no module of {', '.join(PACKAGES)} under {args.root}", file=sys.stderr)
+        return 2
     violations = check(args.root)
     for violation in violations:
         print(violation)
