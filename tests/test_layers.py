@@ -11,6 +11,8 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TOOL = REPO_ROOT / "tools" / "check_layers.py"
@@ -320,3 +322,95 @@ def test_the_repository_keeps_its_layers() -> None:
     """No upward import, no cycle, no unlisted deferred import anywhere under jfds_device/ and clusters/."""
     violations = lines(cl.check(REPO_ROOT))
     assert violations == [], "\n".join(violations)
+
+
+# ---------------------------------------------------------------------------------------------- random graphs
+
+# Modules of several layers and components (packages, single modules, cluster schemas and servers, package inits).
+GRAPH_MODULES = (
+    "jfds_device/errors.py",
+    "jfds_device/codec/__init__.py",
+    "jfds_device/codec/tlv.py",
+    "jfds_device/codec/schema.py",
+    "jfds_device/onboarding.py",
+    "jfds_device/qr.py",
+    "clusters/__init__.py",
+    "clusters/groups/schema.py",
+    "clusters/groups/server.py",
+    "clusters/descriptor/schema.py",
+    "clusters/descriptor/server.py",
+    "jfds_device/transport/sessions.py",
+    "jfds_device/transport/eviction.py",
+    "jfds_device/datastore/jfds.py",
+    "jfds_device/node/app.py",
+    "jfds_device/cli.py",
+)
+STATEMENTS = {
+    "module": "import {name}\n",
+    "in-function": "def f{n}():\n    import {name}\n",
+    "TYPE_CHECKING": "import typing\nif typing.TYPE_CHECKING:\n    import {name}\n",
+}
+
+
+def _module_name(path: str) -> str:
+    parts = path.removesuffix(".py").split("/")
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _groups_in_cycles(edges: set[tuple[str, str]]) -> int:
+    """How many groups of mutually reachable nodes (more than one node) the graph has, by transitive closure."""
+    nodes = {n for edge in edges for n in edge}
+    reach = {n: {b for a, b in edges if a == n} for n in nodes}
+    changed = True
+    while changed:
+        changed = False
+        for n in nodes:
+            wider = reach[n].union(*(reach[m] for m in reach[n]))
+            if wider != reach[n]:
+                reach[n], changed = wider, True
+    groups = {frozenset({n} | {m for m in reach[n] if n in reach[m]}) for n in nodes}
+    return sum(1 for g in groups if len(g) > 1)
+
+
+edge_lists = st.lists(
+    st.tuples(
+        st.integers(0, len(GRAPH_MODULES) - 1),
+        st.integers(0, len(GRAPH_MODULES) - 1),
+        st.sampled_from(list(STATEMENTS)),
+    ).filter(lambda e: e[0] != e[1]),
+    unique_by=lambda e: (e[0], e[1]),
+    max_size=25,
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(edges=edge_lists)
+def test_random_import_graphs_are_judged_like_a_reference(
+    tmp_path_factory: pytest.TempPathFactory, edges: list
+) -> None:
+    """Every upward edge, every deferred import and every cycle is reported, and nothing else, on any graph."""
+    root = tmp_path_factory.mktemp("graph")
+    texts = {path: "" for path in GRAPH_MODULES}
+    for n, (a, b, kind) in enumerate(edges):
+        texts[GRAPH_MODULES[a]] += STATEMENTS[kind].format(name=_module_name(GRAPH_MODULES[b]), n=n)
+    make_tree(root, texts)
+    violations = cl.check(root, allowed=())
+
+    named = [(_module_name(GRAPH_MODULES[a]), _module_name(GRAPH_MODULES[b]), kind) for a, b, kind in edges]
+    where = {m: cl.locate(m) for m, _, _ in named} | {m: cl.locate(m) for _, m, _ in named}
+    upward = {(a, b) for a, b, _ in named if where[b][0].number > where[a][0].number}
+    reported_upward = {tuple(v.message.split(" → ")) for v in violations if v.kind == "upward import"}
+    assert {(a.split(" (")[0], b.split(" (")[0]) for a, b in reported_upward} == upward
+    assert sum(v.kind.endswith(" import") and v.kind != "upward import" for v in violations) == sum(
+        kind != "module" for _, _, kind in named
+    )
+    components = {(where[a][1], where[b][1]) for a, b, _ in named if where[a][1] != where[b][1]}
+    assert sum(v.kind == "cycle" for v in violations) == _groups_in_cycles(components)
+    assert sum(v.kind == "module cycle" for v in violations) == _groups_in_cycles({(a, b) for a, b, _ in named})
+    assert {v.kind for v in violations} <= {
+        "upward import",
+        "in-function import",
+        "TYPE_CHECKING import",
+        "cycle",
+        "module cycle",
+    }
