@@ -181,7 +181,7 @@ DEFERRED_IMPORTS_ALLOWED: tuple[AllowedImport, ...] = (
         "jfds_device.cli",
         "jfds_device.node.app",
         "start-up speed: a usage error or --help answers before the whole stack (asyncio, cryptography, zeroconf) "
-        "is imported",
+        "is imported (python -X importtime: about 0.03 s for the CLI, 0.3 s with node.app)",
     ),
 )
 
