@@ -115,10 +115,10 @@ class Jfds:
         self.clock = clock or Clock()
         self.db = Database(path, synchronous="NORMAL")
         self.store = JfdsStore(self.db, clock=self.clock)
-        self.node = Node(self.db, endpoint_servers=lambda tree: [DescriptorServer(tree)])
+        self.node = Node(self.db)
         self.server = JointFabricDatastoreServer(self.store, anchor_fabric=lambda: ANCHOR_FABRIC)
-        self.node.add_endpoint(0, [ROOT])
-        self.node.add_endpoint(ENDPOINT, [JF_ADMIN], [self.server])
+        self.node.add_endpoint(0, [ROOT], [DescriptorServer(self.node)])  # as the root layout mounts them
+        self.node.add_endpoint(ENDPOINT, [JF_ADMIN], [DescriptorServer(self.node), self.server])
         self.node.set_acl_source(_Acl())
         self.reported: list[AttributePath] = []
         self.changes: list[DatastoreChange] = []
