@@ -15,7 +15,8 @@ and ``importlib.import_module`` / ``__import__`` of a literal name), resolves ``
     since one inside a component is the same tangle at a finer grain;
 (c) **deferred imports** (in a function, or under ``if TYPE_CHECKING``) that ``DEFERRED_IMPORTS_ALLOWED`` does not
     list with a reason; a listed entry that no longer matches an import is reported too, so the list cannot rot;
-(d) **modules missing from the table**, so a new package cannot sit outside the layering.
+(d) **modules missing from the table**, so a new package cannot sit outside the layering;
+and a file that does not parse is reported ("unparsable"), never skipped.
 
 Importing ``a.b.c`` also runs the ``__init__`` of ``a`` and ``a.b``; that is not counted as an import of those
 packages (every module would then depend on ``jfds_device/__init__.py``, the public surface at the top); a package's
