@@ -595,3 +595,27 @@ def test_encoded_list_serves_each_list_from_the_component_that_holds_it(st: Setu
     for table in (Table.ANCHOR, Table.STATUS):
         with pytest.raises(LocalProtocolError):
             store.encoded_list(table)
+
+
+def test_the_shared_core_drops_a_failed_inner_blocks_events_and_keeps_the_rest(st: Setup) -> None:
+    """An inner block on one component fails inside an outer block on the other: its rows and its entry events go,
+    the outer block's stay, and one change is emitted for the whole. (The change's ``tables`` may still name the
+    inner block's table, as before the store was split: observers re-read what they act on.)"""
+    store = st.store
+    with store.transaction():
+        kept = store.add_acl(NODE, ace(5))
+        with pytest.raises(DuplicateEntryError), store.transaction():
+            store.add_group(
+                GroupInformationEntry(
+                    group_id=0x0101,
+                    friendly_name="g",
+                    group_key_set_id=NULL,
+                    group_cat=NULL,
+                    group_cat_version=NULL,
+                    group_permission=AccessControlEntryPrivilege.VIEW,
+                )
+            )
+            store.add_node(NODE, "again")  # DuplicateEntryError: the group goes with it
+    [change] = st.changes
+    assert change.intent == (kept,) and Table.ACLS in change.tables and not change.erased
+    assert store.group(0x0101) is None and store.entry(kept) is not None
