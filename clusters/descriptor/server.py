@@ -32,6 +32,9 @@ class DescriptorServer(ClusterServer):
     def started(self) -> None:
         self.refresh()
 
+    def structure_changed(self) -> None:
+        self.refresh()
+
     def refresh(self) -> None:
         """Recompute the lists; ``set`` bumps the DataVersion only for lists that actually changed."""
         if self.endpoint is None:

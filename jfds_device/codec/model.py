@@ -10,7 +10,7 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any
 
-from jfds_device.codec.schema import FieldType, Struct
+from jfds_device.codec.schema import FieldType, List, Struct
 
 
 class Privilege(enum.IntEnum):
@@ -40,8 +40,6 @@ class AttributeDef:
 
     @property
     def is_list(self) -> bool:
-        from jfds_device.codec.schema import List
-
         return isinstance(self.type, List)
 
 

@@ -15,10 +15,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from jfds_device.crypto import der
-from jfds_device.crypto.certs import (
+from jfds_device.crypto.cert_fields import (
     ALL_KEY_USAGES,
     DN_ATTRIBUTE_OIDS,
     KEY_IDENTIFIER_LENGTH,
@@ -26,6 +26,7 @@ from jfds_device.crypto.certs import (
     NO_EXPIRY,
     PRINTABLE,
     BasicConstraints,
+    CertificateBody,
     DNAttribute,
     DNTag,
     Extension,
@@ -33,13 +34,14 @@ from jfds_device.crypto.certs import (
     ExtensionValue,
     KeyPurpose,
     KeyUsage,
-    MatterCertificate,
     datetime_from_matter_epoch,
     matter_epoch_seconds,
 )
 from jfds_device.errors import CertificateError, DecodeError
 
 __all__ = ["KEY_PURPOSE_OIDS", "from_x509_der", "tbs_der", "to_x509_der"]
+
+CertificateT = TypeVar("CertificateT", bound=CertificateBody)
 
 OID_ECDSA_WITH_SHA256 = "1.2.840.10045.4.3.2"
 OID_EC_PUBLIC_KEY = "1.2.840.10045.2.1"
@@ -81,7 +83,7 @@ _NO_EXPIRY_TIME = b"99991231235959Z"
 # ---------------------------------------------------------------------------------------------------- TLV -> DER
 
 
-def to_x509_der(cert: MatterCertificate) -> bytes:
+def to_x509_der(cert: CertificateBody) -> bytes:
     """The full X.509 certificate: SEQUENCE { TBS, ecdsa-with-SHA256, BIT STRING { ECDSA-Sig-Value } }."""
     r = int.from_bytes(cert.signature[:32], "big")
     s = int.from_bytes(cert.signature[32:], "big")
@@ -89,7 +91,7 @@ def to_x509_der(cert: MatterCertificate) -> bytes:
     return der.sequence(tbs_der(cert), _ALGORITHM_ECDSA_SHA256, der.bit_string(signature))
 
 
-def tbs_der(cert: MatterCertificate) -> bytes:
+def tbs_der(cert: CertificateBody) -> bytes:
     """The TBSCertificate (RFC 5280 §4.1) the TLV certificate stands for; what the signature covers."""
     return der.sequence(
         _VERSION_3,
@@ -177,10 +179,14 @@ _EXTENSION_VALUE_ENCODERS: dict[ExtensionTag, Callable[[Any], bytes]] = {
 # ---------------------------------------------------------------------------------------------------- DER -> TLV
 
 
-def from_x509_der(der_bytes: bytes) -> MatterCertificate:
-    """Parse an X.509 certificate into the Matter TLV model; CertificateError if it has no exact TLV form."""
+def from_x509_der(der_bytes: bytes, build: Callable[..., CertificateT]) -> CertificateT:
+    """Parse an X.509 certificate into the Matter TLV model; CertificateError if it has no exact TLV form.
+
+    ``build`` makes the certificate from its fields by keyword (``MatterCertificate``, whose checks run while
+    parsing, as before); taking it as an argument keeps this module below ``certs``, which calls it.
+    """
     try:
-        cert = _parse_certificate(bytes(der_bytes))
+        cert = _parse_certificate(bytes(der_bytes), build)
     except DecodeError as exc:
         raise CertificateError(f"malformed X.509 certificate: {exc}") from exc
     except (ValueError, UnicodeError) as exc:
@@ -190,7 +196,7 @@ def from_x509_der(der_bytes: bytes) -> MatterCertificate:
     return cert
 
 
-def _parse_certificate(data: bytes) -> MatterCertificate:
+def _parse_certificate(data: bytes, build: Callable[..., CertificateT]) -> CertificateT:
     tbs, algorithm, signature = _children(der.read_one(data), der.SEQUENCE, 3, "Certificate")
     if algorithm.encoded != _ALGORITHM_ECDSA_SHA256:
         raise CertificateError("certificate signature algorithm must be ecdsa-with-SHA256")
@@ -205,7 +211,7 @@ def _parse_certificate(data: bytes) -> MatterCertificate:
     if spki_algorithm.encoded != _SPKI_ALGORITHM:
         raise CertificateError("public key must be id-ecPublicKey on prime256v1")
     (extension_list,) = _children(extensions, der.context(3), 1, "extensions")
-    return MatterCertificate(
+    return build(
         serial=serial.expect(der.INTEGER).content,
         issuer=_parse_name(issuer),
         not_before=_parse_time(not_before),

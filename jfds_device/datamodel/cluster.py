@@ -181,6 +181,9 @@ class ClusterServer:
     def started(self) -> None:
         """Hook: runs once after persisted values are loaded (e.g. to count a reboot)."""
 
+    def structure_changed(self) -> None:
+        """Hook: the endpoint tree gained an endpoint or a server (the Descriptor server derives its lists again)."""
+
     def _decode_stored(self, attr: AttributeDef, data: bytes) -> Any:
         try:
             return self._from_tlv(attr, tlv.decode(data))

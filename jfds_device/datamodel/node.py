@@ -2,9 +2,11 @@
 
 Responsibilities (the data model layer of the README's Architecture table):
 
-* endpoints with device types; every endpoint gets a Descriptor server whose lists are derived from the
-  tree (endpoint 0's PartsList lists every other endpoint, Core spec 9.2.1; other endpoints list their
-  descendants, the "full-family" pattern);
+* endpoints with device types, and the ``NodeStructure`` view of them a Descriptor server derives its lists from
+  (endpoint 0's PartsList lists every other endpoint, Core spec 9.2.1; other endpoints list their descendants,
+  the "full-family" pattern). Every endpoint gets the servers ``endpoint_servers`` makes for it: the node's
+  layout passes the Descriptor server there (Core spec 9.5: every endpoint has one), so this layer does not
+  import a cluster server. Mounted servers hear ``structure_changed()`` whenever an endpoint or server is added;
 * ascending listings, so the IM engine can expand wildcards by walking them;
 * atomicity: ``atomic()`` groups changes into one storage transaction (a savepoint when nested) and an
   in-memory undo journal; change notifications are held until the outermost block commits, so a
@@ -24,9 +26,7 @@ import contextlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, Protocol, TypeVar
 
-from clusters.descriptor import schema as descriptor_schema
 from clusters.descriptor.schema import DeviceTypeStruct
-from clusters.descriptor.server import DescriptorServer
 from jfds_device.codec.model import ClusterDef, Privilege
 from jfds_device.datamodel import acl
 from jfds_device.datamodel.cluster import ClusterServer
@@ -44,7 +44,7 @@ from jfds_device.im.provider import (
     SubjectDescriptor,
 )
 
-__all__ = ["ATTRIBUTE_NAMESPACE", "AclSource", "DeviceType", "Endpoint", "Node"]
+__all__ = ["ATTRIBUTE_NAMESPACE", "AclSource", "DeviceType", "Endpoint", "EndpointServers", "Node"]
 
 DeviceType = DeviceTypeStruct  # DeviceType(device_type=0x0016, revision=3)
 
@@ -59,6 +59,14 @@ class AclSource(Protocol):
     """Where the access check gets its entries from (the AccessControl server)."""
 
     def acl_entries(self) -> Sequence[acl.AclEntry]: ...
+
+
+EndpointServers = Callable[["Node"], Iterable[ClusterServer]]
+"""The servers every endpoint gets, made anew for each endpoint from the tree (the Descriptor server)."""
+
+
+def _no_endpoint_servers(_tree: Node) -> Iterable[ClusterServer]:
+    return ()
 
 
 class Endpoint:
@@ -77,10 +85,15 @@ class Endpoint:
 
 
 class Node:
-    """The data model of this node. Pass ``db=None`` for a memory-only node (tests, tools)."""
+    """The data model of this node. Pass ``db=None`` for a memory-only node (tests, tools).
 
-    def __init__(self, db: Database | None = None) -> None:
+    ``endpoint_servers`` makes the servers every endpoint gets before its own (the layout passes
+    ``lambda tree: [DescriptorServer(tree)]``); none by default.
+    """
+
+    def __init__(self, db: Database | None = None, *, endpoint_servers: EndpointServers = _no_endpoint_servers) -> None:
         self._db = db
+        self._endpoint_servers = endpoint_servers
         self._endpoints: dict[int, Endpoint] = {}
         self._listeners: list[ChangeListener] = []
         self._acl_source: AclSource | None = None
@@ -100,7 +113,7 @@ class Node:
         client_clusters: Iterable[int] = (),
         parent: int | None = None,
     ) -> Endpoint:
-        """Create an endpoint with a derived Descriptor plus ``servers``; returns it.
+        """Create an endpoint with the servers every endpoint gets plus ``servers``; returns it.
 
         ``parent`` places it under another endpoint (composed devices); None means directly under the
         node, i.e. listed only in endpoint 0's PartsList.
@@ -115,10 +128,9 @@ class Node:
         self._endpoints[endpoint_id] = endpoint
         try:
             with self.atomic():
-                self._mount(endpoint, DescriptorServer(self))
-                for server in servers:
+                for server in (*self._endpoint_servers(self), *servers):
                     self._mount(endpoint, server)
-                self._refresh_descriptors()
+                self._structure_changed()
         except BaseException:
             del self._endpoints[endpoint_id]
             raise
@@ -131,7 +143,7 @@ class Node:
             raise LocalProtocolError(f"endpoint {endpoint_id} does not exist")
         with self.atomic():
             self._mount(endpoint, server)
-            self._refresh_descriptors()
+            self._structure_changed()
 
     def _mount(self, endpoint: Endpoint, server: ClusterServer) -> None:
         if server.cluster_id in endpoint.servers:
@@ -139,11 +151,10 @@ class Node:
         endpoint.servers[server.cluster_id] = server
         server.attach(endpoint.id, self)
 
-    def _refresh_descriptors(self) -> None:
+    def _structure_changed(self) -> None:
         for endpoint in self._endpoints.values():
-            descriptor = endpoint.servers.get(descriptor_schema.CLUSTER_ID)
-            if isinstance(descriptor, DescriptorServer):
-                descriptor.refresh()
+            for server in endpoint.servers.values():
+                server.structure_changed()
 
     def endpoint(self, endpoint_id: int) -> Endpoint | None:
         return self._endpoints.get(endpoint_id)

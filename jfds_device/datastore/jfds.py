@@ -2,10 +2,14 @@
 
 It knows nothing about the Interaction Model: the cluster logic (``clusters/joint_fabric_datastore``) turns
 commands into calls here and maps ``DatastoreError`` subclasses to IM statuses; the reconciler reads entries,
-pushes them to nodes and reports outcomes with ``set_status`` / ``confirm_removed``. Split for size:
-``jfds_records`` (value types, the change event, errors), ``jfds_tables`` (migrations, table layout),
-``jfds_entries`` (plumbing and the per-node entries, the base of ``JfdsStore``), this module (anchor, key
-sets, groups, admins).
+pushes them to nodes and reports outcomes with ``set_status`` / ``confirm_removed``.
+
+``JfdsStore`` is a facade over components that share one ``DatastoreCore`` (``jfds_core``: the database, the
+transaction and its change batch, observers, the revision counter, the clock): ``EntryStore`` (``jfds_entries``:
+the per-node entries) and ``FabricWideStore`` (``jfds_fabric_wide``: the anchor, key sets, groups and admins).
+Each public method below names the component that does the work; ``wipe`` and ``encoded_list`` span both.
+Value types, the change event and the errors are in ``jfds_records``; migrations and the table layout in
+``jfds_tables``.
 
 Atomicity: every public mutator runs in ``transaction()``, which is a SAVEPOINT when the caller (the node's
 invoke, ``Node.atomic()``) already has a transaction open on the same ``Database``, so one command that makes
@@ -29,302 +33,155 @@ repr masks them).
 
 from __future__ import annotations
 
-from clusters.joint_fabric_datastore import schema as s
-from clusters.joint_fabric_datastore.schema import (
-    AdministratorInformationEntry,
-    DatastoreState,
-    GroupInformationEntry,
-    GroupKeySet,
-    StatusEntry,
-)
-from jfds_device.codec.schema import NULL
-from jfds_device.datastore.jfds_entries import EntryStore, atomic
-from jfds_device.datastore.jfds_records import (
-    Anchor,
-    CapacityError,
-    DuplicateEntryError,
-    EntryNotFoundError,
-    InvalidEntryError,
-    NotBootstrappedError,
-    Table,
-    WrongStateError,
-)
-from jfds_device.datastore.jfds_tables import (
-    KINDS,
-    MIGRATION_COMPONENT,
-    acl_value_key,
-    check_key_set,
-    encode,
-    from_sql_u64,
-    matter_epoch_s,
-    to_sql_u64,
-)
+import contextlib
+import functools
+import time
+from collections.abc import Callable, Iterator
+from typing import Concatenate, ParamSpec, TypeVar
+
+from jfds_device.datastore.jfds_core import DatastoreCore
+from jfds_device.datastore.jfds_entries import EntryStore
+from jfds_device.datastore.jfds_fabric_wide import FabricWideStore
+from jfds_device.datastore.jfds_records import DatastoreChange, Table
+from jfds_device.datastore.jfds_tables import KINDS, MIGRATION_COMPONENT, acl_value_key, matter_epoch_s
+from jfds_device.datastore.sqlite import Database
 from jfds_device.errors import LocalProtocolError
 
 __all__ = ["MIGRATION_COMPONENT", "JfdsStore", "acl_value_key", "matter_epoch_s"]
 
+P = ParamSpec("P")
+R = TypeVar("R")
 
-class JfdsStore(EntryStore):
+
+def _on_entries(method: Callable[Concatenate[EntryStore, P], R]) -> Callable[Concatenate[JfdsStore, P], R]:
+    """The facade's method that runs ``method`` on the per-node entries component (same signature, same doc)."""
+
+    @functools.wraps(method)
+    def forward(self: JfdsStore, *args: P.args, **kwargs: P.kwargs) -> R:
+        return method(self._entries, *args, **kwargs)
+
+    return forward
+
+
+def _on_fabric_wide(method: Callable[Concatenate[FabricWideStore, P], R]) -> Callable[Concatenate[JfdsStore, P], R]:
+    """The facade's method that runs ``method`` on the anchor / fabric-wide lists component."""
+
+    @functools.wraps(method)
+    def forward(self: JfdsStore, *args: P.args, **kwargs: P.kwargs) -> R:
+        return method(self._fabric_wide, *args, **kwargs)
+
+    return forward
+
+
+class JfdsStore:
     """The datastore over the node's ``Database`` (pass the same one the ``Node`` uses, so a command's writes
     share the node's transaction). ``clock`` returns Unix time in seconds (UpdateTimestamp source)."""
+
+    def __init__(self, db: Database, *, clock: Callable[[], float] = time.time) -> None:
+        self._db = db
+        self._core = DatastoreCore(db, clock=clock)
+        self._entries = EntryStore(self._core)
+        self._fabric_wide = FabricWideStore(self._core)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._db.path!r})"
+
+    # ------------------------------------------------------------------------------------------ transactions
+
+    @property
+    def in_transaction(self) -> bool:
+        """Whether the underlying database has a transaction open (ours or the node's)."""
+        return self._core.in_transaction
+
+    def observe(self, callback: Callable[[DatastoreChange], None]) -> Callable[[], None]:
+        """Call ``callback`` with every ``DatastoreChange``; returns the function that unsubscribes it."""
+        return self._core.observe(callback)
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Group calls into one unit: all or nothing, one ``DatastoreChange`` at the end of the outermost block."""
+        with self._core.transaction():
+            yield
+
+    # ------------------------------------------------------------------------------------------ both components
+
+    def wipe(self) -> None:
+        """Forget everything (the anchor fabric was removed). The revision counter survives; ListIDs restart at 1."""
+        with self._core.transaction():
+            self._entries.delete_all()
+            self._fabric_wide.delete_all()
+            batch = self._core.record()
+            batch.tables.update(Table)
+            batch.wiped = True
+
+    def encoded_list(self, table: Table) -> list[bytes]:
+        """A list attribute's entries as wire-struct TLV (anonymous elements), in list order, for fast serving."""
+        if table in FabricWideStore.LISTS:
+            return self._fabric_wide.encoded_list(table)
+        kind = next((k for k in KINDS if k.table is table), None)
+        if kind is None:
+            raise LocalProtocolError(f"{table.value} is not a list")
+        return self._entries.encoded(kind)
 
     # ------------------------------------------------------------------------------------------ anchor
 
     @property
     def is_bootstrapped(self) -> bool:
-        return self._one("SELECT 1 FROM jfds_anchor") is not None
+        return self._fabric_wide.is_bootstrapped
 
-    def anchor(self) -> Anchor | None:
-        row = self._one("SELECT root_ca, node_id, vendor_id, friendly_name FROM jfds_anchor")
-        return None if row is None else Anchor(bytes(row[0]), from_sql_u64(row[1]), row[2], row[3])
+    anchor = _on_fabric_wide(FabricWideStore.anchor)
+    datastore_status = _on_fabric_wide(FabricWideStore.datastore_status)
+    bootstrap_anchor = _on_fabric_wide(FabricWideStore.bootstrap_anchor)
+    set_datastore_status = _on_fabric_wide(FabricWideStore.set_datastore_status)
 
-    def datastore_status(self) -> StatusEntry:
-        """The Status attribute (11.24.6.9); Pending with timestamp 0 before the anchor bootstrap."""
-        row = self._one("SELECT state, updated, failure FROM jfds_anchor")
-        if row is None:
-            return StatusEntry(state=DatastoreState.PENDING, update_timestamp=0, failure_code=0)
-        return StatusEntry(state=DatastoreState(row[0]), update_timestamp=row[1], failure_code=row[2])
+    # ---------------------------------------------------------------------------------- key sets, groups, admins
 
-    @atomic
-    def bootstrap_anchor(
-        self,
-        root_ca: bytes,
-        node_id: int,
-        vendor_id: int,
-        friendly_name: str,
-        ipk_key_set: GroupKeySet,
-        now: float | None = None,
-        *,
-        icac: bytes = b"",
-        admin_cat_version: int = s.INITIAL_CAT_VERSION,
-        anchor_cat_version: int = s.INITIAL_CAT_VERSION,
-    ) -> None:
-        """Make this datastore the anchor's, when the node is commissioned onto its first (the anchor) fabric.
+    key_sets = _on_fabric_wide(FabricWideStore.key_sets)
+    key_set = _on_fabric_wide(FabricWideStore.key_set)
+    add_key_set = _on_fabric_wide(FabricWideStore.add_key_set)
+    replace_key_set = _on_fabric_wide(FabricWideStore.replace_key_set)
+    remove_key_set = _on_fabric_wide(FabricWideStore.remove_key_set)
 
-        Creates: Status Committed (11.24.6.9 "ready for use"); GroupKeySetList with key set 0 = the fabric's IPK
-        (TC-JFDS-2.2 step 1); GroupList with the Administrator CAT (0xFFFF) and Anchor CAT (0xFFFE) groups
-        (TC-JFDS-2.3 step 1); AdminList with this node at index 0 (11.24.6.8 anchor rule, TC-JFDS-2.4 step 1).
-        ``root_ca`` is the anchor fabric's root certificate as TrustedRootCertificates shows it (Matter TLV,
-        TC-JFDS-2.1 step 1), ``vendor_id`` the commissioner's (step 3), ``icac`` this node's ICAC for its
-        AdminList entry. ``now`` is Unix time (default: the clock). The datastore must be empty (fresh, or
-        ``wipe()``d).
-        """
-        tables = ["jfds_anchor", "jfds_key_sets", "jfds_groups", "jfds_admins", *(k.table for k in KINDS.values())]
-        if any(self._count(table) for table in tables):
-            raise WrongStateError("the datastore is not empty; wipe() it before bootstrapping another anchor")
-        if ipk_key_set.group_key_set_id != s.IPK_KEY_SET_ID:
-            raise InvalidEntryError("the IPK is key set 0")
-        if len(root_ca) > s.MAX_CERT_LENGTH or len(friendly_name.encode()) > s.MAX_FRIENDLY_NAME_LENGTH:
-            raise InvalidEntryError("AnchorRootCA is at most 400 bytes, FriendlyName at most 32")
-        check_key_set(ipk_key_set)
-        stamp = matter_epoch_s(self._clock() if now is None else now)
-        self._db.execute(
-            "INSERT INTO jfds_anchor (id, root_ca, node_id, vendor_id, friendly_name, state, updated, failure)"
-            " VALUES (1, ?, ?, ?, ?, ?, ?, 0)",
-            (bytes(root_ca), to_sql_u64(node_id), vendor_id, friendly_name, DatastoreState.COMMITTED, stamp),
-        )
-        self._insert_key_set(ipk_key_set)
-        for group_id, name, cat, version in (
-            (s.ADMIN_CAT_GROUP_ID, "Administrator CAT", s.ADMIN_CAT_ID, admin_cat_version),
-            (s.ANCHOR_CAT_GROUP_ID, "Anchor CAT", s.ANCHOR_CAT_ID, anchor_cat_version),
-        ):
-            self._put_group(
-                GroupInformationEntry(
-                    group_id=group_id,
-                    friendly_name=name,
-                    group_key_set_id=NULL,
-                    group_cat=cat,
-                    group_cat_version=version,
-                    group_permission=s.AccessControlEntryPrivilege.ADMINISTER,
-                )
-            )
-        admin = AdministratorInformationEntry(
-            node_id=node_id, friendly_name=friendly_name, vendor_id=vendor_id, icac=icac
-        )
-        sql = "INSERT INTO jfds_admins (node_id, position, data) VALUES (?, 0, ?)"
-        self._db.execute(sql, (to_sql_u64(node_id), encode(admin)))
-        self._record().tables.update((Table.ANCHOR, Table.STATUS, Table.KEY_SETS, Table.GROUPS, Table.ADMINS))
+    groups = _on_fabric_wide(FabricWideStore.groups)
+    group = _on_fabric_wide(FabricWideStore.group)
+    add_group = _on_fabric_wide(FabricWideStore.add_group)
+    replace_group = _on_fabric_wide(FabricWideStore.replace_group)
+    remove_group = _on_fabric_wide(FabricWideStore.remove_group)
 
-    @atomic
-    def set_datastore_status(self, state: DatastoreState, failure_code: int = 0) -> None:
-        """Set the Status attribute (11.24.6.9), e.g. CommitFailed while the datastore cannot be used."""
-        if not self.is_bootstrapped:
-            raise NotBootstrappedError("no anchor")
-        if not 0 <= failure_code <= 0xFF:
-            raise InvalidEntryError("FailureCode is an IM status (uint8)")
-        self._db.execute(
-            "UPDATE jfds_anchor SET state = ?, failure = ?, updated = ?", (int(state), failure_code, self._now())
-        )
-        self._record().tables.add(Table.STATUS)
+    admins = _on_fabric_wide(FabricWideStore.admins)
+    admin = _on_fabric_wide(FabricWideStore.admin)
+    is_anchor_admin = _on_fabric_wide(FabricWideStore.is_anchor_admin)
+    add_admin = _on_fabric_wide(FabricWideStore.add_admin)
+    replace_admin = _on_fabric_wide(FabricWideStore.replace_admin)
+    remove_admin = _on_fabric_wide(FabricWideStore.remove_admin)
 
-    @atomic
-    def wipe(self) -> None:
-        """Forget everything (the anchor fabric was removed). The revision counter survives; ListIDs restart at 1."""
-        for table in (
-            "jfds_bindings",
-            "jfds_endpoint_groups",
-            "jfds_acls",
-            "jfds_node_key_sets",
-            "jfds_endpoints",
-            "jfds_nodes",
-            "jfds_admins",
-            "jfds_groups",
-            "jfds_key_sets",
-            "jfds_anchor",
-        ):
-            self._db.execute(f"DELETE FROM {table}")
-        batch = self._record()
-        batch.tables.update(Table)
-        batch.wiped = True
+    # ------------------------------------------------------------------------------------------ per-node entries
 
-    def encoded_list(self, table: Table) -> list[bytes]:
-        """A list attribute's entries as wire-struct TLV (anonymous elements), in list order, for fast serving."""
-        stored = {
-            Table.KEY_SETS: "SELECT data FROM jfds_key_sets ORDER BY key_set_id",
-            Table.GROUPS: "SELECT data FROM jfds_groups ORDER BY group_id",
-            Table.ADMINS: "SELECT data FROM jfds_admins ORDER BY position",
-        }.get(table)
-        if stored is not None:
-            return [bytes(r[0]) for r in self._q(stored)]
-        kind = next((k for k in KINDS if k.table is table), None)
-        if kind is None:
-            raise LocalProtocolError(f"{table.value} is not a list")
-        return self.encoded(kind)
+    entry = _on_entries(EntryStore.entry)
+    entries = _on_entries(EntryStore.entries)
+    count = _on_entries(EntryStore.count)
+    encoded = _on_entries(EntryStore.encoded)
+    entries_for_node = _on_entries(EntryStore.entries_for_node)
+    pending_entries = _on_entries(EntryStore.pending_entries)
 
-    # ------------------------------------------------------------------------------------------ key sets
+    request_removal = _on_entries(EntryStore.request_removal)
+    renew = _on_entries(EntryStore.renew)
+    set_status = _on_entries(EntryStore.set_status)
+    confirm_removed = _on_entries(EntryStore.confirm_removed)
 
-    def key_sets(self) -> list[GroupKeySet]:
-        return [GroupKeySet.decode(r[0]) for r in self._q("SELECT data FROM jfds_key_sets ORDER BY key_set_id")]
+    nodes = _on_entries(EntryStore.nodes)
+    node = _on_entries(EntryStore.node)
+    add_node = _on_entries(EntryStore.add_node)
+    rename_node = _on_entries(EntryStore.rename_node)
+    request_refresh = _on_entries(EntryStore.request_refresh)
+    remove_node = _on_entries(EntryStore.remove_node)
+    rename_endpoint = _on_entries(EntryStore.rename_endpoint)
+    sync_endpoints = _on_entries(EntryStore.sync_endpoints)
 
-    def key_set(self, key_set_id: int) -> GroupKeySet | None:
-        row = self._one("SELECT data FROM jfds_key_sets WHERE key_set_id = ?", (key_set_id,))
-        return None if row is None else GroupKeySet.decode(row[0])  # type: ignore[no-any-return]
-
-    @atomic
-    def add_key_set(self, key_set: GroupKeySet) -> None:
-        if self.key_set(key_set.group_key_set_id) is not None:
-            raise DuplicateEntryError(f"key set {key_set.group_key_set_id} exists")
-        if self._count("jfds_key_sets") >= s.MAX_KEY_SETS:
-            raise CapacityError(Table.KEY_SETS, s.MAX_KEY_SETS)
-        self._insert_key_set(key_set)
-
-    def _insert_key_set(self, key_set: GroupKeySet) -> None:
-        check_key_set(key_set)
-        self._db.execute(
-            "INSERT INTO jfds_key_sets (key_set_id, data) VALUES (?, ?)", (key_set.group_key_set_id, encode(key_set))
-        )
-        self._record().tables.add(Table.KEY_SETS)
-
-    @atomic
-    def replace_key_set(self, key_set: GroupKeySet) -> bool:
-        """Store new content for an existing key set; returns whether it differed. Pushing it to the nodes that
-        hold it is the caller's rule (``renew`` their NodeKeySet entries)."""
-        check_key_set(key_set)
-        old = self.key_set(key_set.group_key_set_id)
-        if old is None:
-            raise EntryNotFoundError(f"key set {key_set.group_key_set_id}")
-        if old == key_set:
-            return False
-        self._db.execute(
-            "UPDATE jfds_key_sets SET data = ? WHERE key_set_id = ?", (encode(key_set), key_set.group_key_set_id)
-        )
-        self._record().tables.add(Table.KEY_SETS)
-        return True
-
-    @atomic
-    def remove_key_set(self, key_set_id: int) -> None:
-        if self._db.execute("DELETE FROM jfds_key_sets WHERE key_set_id = ?", (key_set_id,)).rowcount == 0:
-            raise EntryNotFoundError(f"key set {key_set_id}")
-        self._record().tables.add(Table.KEY_SETS)
-
-    # ------------------------------------------------------------------------------------------ groups
-
-    def groups(self) -> list[GroupInformationEntry]:
-        return [GroupInformationEntry.decode(r[0]) for r in self._q("SELECT data FROM jfds_groups ORDER BY group_id")]
-
-    def group(self, group_id: int) -> GroupInformationEntry | None:
-        row = self._one("SELECT data FROM jfds_groups WHERE group_id = ?", (group_id,))
-        return None if row is None else GroupInformationEntry.decode(row[0])  # type: ignore[no-any-return]
-
-    @atomic
-    def add_group(self, group: GroupInformationEntry) -> None:
-        if self.group(group.group_id) is not None:
-            raise DuplicateEntryError(f"group {group.group_id} exists")
-        if self._count("jfds_groups") >= s.MAX_GROUPS:
-            raise CapacityError(Table.GROUPS, s.MAX_GROUPS)
-        self._put_group(group)
-
-    @atomic
-    def replace_group(self, group: GroupInformationEntry) -> bool:
-        old = self.group(group.group_id)
-        if old is None:
-            raise EntryNotFoundError(f"group {group.group_id}")
-        if old == group:
-            return False
-        self._put_group(group)
-        return True
-
-    def _put_group(self, group: GroupInformationEntry) -> None:
-        self._db.execute(
-            "INSERT INTO jfds_groups (group_id, data) VALUES (?, ?)"
-            " ON CONFLICT (group_id) DO UPDATE SET data = excluded.data",
-            (group.group_id, encode(group)),
-        )
-        self._record().tables.add(Table.GROUPS)
-
-    @atomic
-    def remove_group(self, group_id: int) -> None:
-        if self._db.execute("DELETE FROM jfds_groups WHERE group_id = ?", (group_id,)).rowcount == 0:
-            raise EntryNotFoundError(f"group {group_id}")
-        self._record().tables.add(Table.GROUPS)
-
-    # ------------------------------------------------------------------------------------------ admins
-
-    def admins(self) -> list[AdministratorInformationEntry]:
-        """AdminList in index order; index 0 is the anchor (11.24.6.8)."""
-        return [
-            AdministratorInformationEntry.decode(r[0])
-            for r in self._q("SELECT data FROM jfds_admins ORDER BY position")
-        ]
-
-    def admin(self, node_id: int) -> AdministratorInformationEntry | None:
-        row = self._one("SELECT data FROM jfds_admins WHERE node_id = ?", (to_sql_u64(node_id),))
-        return None if row is None else AdministratorInformationEntry.decode(row[0])  # type: ignore[no-any-return]
-
-    def is_anchor_admin(self, node_id: int) -> bool:
-        sql = "SELECT 1 FROM jfds_admins WHERE node_id = ? AND position = 0"
-        return self._one(sql, (to_sql_u64(node_id),)) is not None
-
-    @atomic
-    def add_admin(self, admin: AdministratorInformationEntry) -> None:
-        """Append an administrator; positions start at 1 because index 0 is reserved for the anchor."""
-        if self.admin(admin.node_id) is not None:
-            raise DuplicateEntryError(f"admin 0x{admin.node_id:X} exists")
-        if self._count("jfds_admins") >= s.MAX_ADMINS:
-            raise CapacityError(Table.ADMINS, s.MAX_ADMINS)
-        position = int(self._one("SELECT COALESCE(MAX(position), 0) + 1 FROM jfds_admins")[0])
-        self._db.execute(
-            "INSERT INTO jfds_admins (node_id, position, data) VALUES (?, ?, ?)",
-            (to_sql_u64(admin.node_id), position, encode(admin)),
-        )
-        self._record().tables.add(Table.ADMINS)
-
-    @atomic
-    def replace_admin(self, admin: AdministratorInformationEntry) -> bool:
-        old = self.admin(admin.node_id)
-        if old is None:
-            raise EntryNotFoundError(f"admin 0x{admin.node_id:X}")
-        if old == admin:
-            return False
-        sql = "UPDATE jfds_admins SET data = ? WHERE node_id = ?"
-        self._db.execute(sql, (encode(admin), to_sql_u64(admin.node_id)))
-        self._record().tables.add(Table.ADMINS)
-        return True
-
-    @atomic
-    def remove_admin(self, node_id: int) -> None:
-        if self.is_anchor_admin(node_id):
-            raise InvalidEntryError("the anchor administrator (index 0) cannot be removed")
-        if self._db.execute("DELETE FROM jfds_admins WHERE node_id = ?", (to_sql_u64(node_id),)).rowcount == 0:
-            raise EntryNotFoundError(f"admin 0x{node_id:X}")
-        self._record().tables.add(Table.ADMINS)
+    add_endpoint_group = _on_entries(EntryStore.add_endpoint_group)
+    add_node_key_set = _on_entries(EntryStore.add_node_key_set)
+    find_binding = _on_entries(EntryStore.find_binding)
+    add_binding = _on_entries(EntryStore.add_binding)
+    find_acl = _on_entries(EntryStore.find_acl)
+    add_acl = _on_entries(EntryStore.add_acl)
+    edit_acl = _on_entries(EntryStore.edit_acl)

@@ -1,17 +1,14 @@
-"""Per-node entries of the Joint Fabric Datastore (Core spec 11.24) and the store's plumbing: transactions,
-change events, revision and ListID counters. ``JfdsStore`` (``jfds.py``) adds the anchor, key sets, groups and
-admins on top; use that class, this one is its base.
+"""The per-node entries of the Joint Fabric Datastore (Core spec 11.24): NodeList, NodeEndpointList,
+EndpointGroupIDList, EndpointBindingList, NodeKeySetList and NodeACLList, with their per-entry status.
+
+A component of ``JfdsStore`` (``jfds.py``), which is the class to use; it shares the store's ``DatastoreCore``
+(``jfds_core.py``: database, transaction, change batch, revision counter, clock).
 """
 
 from __future__ import annotations
 
-import contextlib
-import functools
-import logging
-import time
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from collections.abc import Iterable
+from typing import Any
 
 from clusters.joint_fabric_datastore.schema import (
     AccessControlEntry,
@@ -21,9 +18,9 @@ from clusters.joint_fabric_datastore.schema import (
     StatusEntry,
 )
 from jfds_device.codec import tlv
+from jfds_device.datastore.jfds_core import DatastoreCore, atomic
 from jfds_device.datastore.jfds_records import (
     CapacityError,
-    DatastoreChange,
     DuplicateEntryError,
     Entry,
     EntryKind,
@@ -32,69 +29,19 @@ from jfds_device.datastore.jfds_records import (
     Table,
 )
 from jfds_device.datastore.jfds_tables import (
-    JFDS_MIGRATIONS,
     KEY_COLUMN,
     KINDS,
     LIST_ID_HINT_STATEMENTS,
     MAX_LIST_ID,
-    MIGRATION_COMPONENT,
     SUPERSEDED,
     acl_value_key,
     encode,
     from_sql_u64,
-    matter_epoch_s,
     to_sql_u64,
 )
-from jfds_device.datastore.sqlite import Database
 from jfds_device.errors import LocalProtocolError
 
-__all__ = ["EntryStore", "atomic"]
-
-log = logging.getLogger(__name__)
-
-
-@dataclass(slots=True)
-class _Batch:
-    tables: set[Table] = field(default_factory=set)
-    intent: list[EntryRef] = field(default_factory=list)
-    status: list[EntryRef] = field(default_factory=list)
-    erased: list[EntryRef] = field(default_factory=list)
-    refresh: list[int] = field(default_factory=list)
-    wiped: bool = False
-
-    def mark(self) -> tuple[int, int, int, int]:
-        return len(self.intent), len(self.status), len(self.erased), len(self.refresh)
-
-    def truncate(self, mark: tuple[int, int, int, int]) -> None:
-        del self.intent[mark[0] :], self.status[mark[1] :], self.erased[mark[2] :], self.refresh[mark[3] :]
-
-    def change(self) -> DatastoreChange | None:
-        if not (self.tables or self.refresh or self.wiped):
-            return None
-        return DatastoreChange(
-            tables=frozenset(self.tables),
-            intent=tuple(dict.fromkeys(self.intent)),
-            status=tuple(dict.fromkeys(self.status)),
-            erased=tuple(dict.fromkeys(self.erased)),
-            refresh=tuple(dict.fromkeys(self.refresh)),
-            wiped=self.wiped,
-        )
-
-
-P = ParamSpec("P")
-R = TypeVar("R")
-S = TypeVar("S", bound="EntryStore")
-
-
-def atomic(method: Callable[Concatenate[S, P], R]) -> Callable[Concatenate[S, P], R]:
-    """Run a store method in ``transaction()``."""
-
-    @functools.wraps(method)
-    def wrapper(self: S, *args: P.args, **kwargs: P.kwargs) -> R:
-        with self.transaction():
-            return method(self, *args, **kwargs)
-
-    return wrapper
+__all__ = ["EntryStore"]
 
 
 def _ids(ref: EntryRef) -> tuple[int, ...]:
@@ -103,94 +50,34 @@ def _ids(ref: EntryRef) -> tuple[int, ...]:
 
 
 class EntryStore:
-    """Plumbing and per-node entries; see ``JfdsStore``."""
+    """The per-node entries over a shared ``DatastoreCore``; every public mutator runs in its transaction."""
 
-    def __init__(self, db: Database, *, clock: Callable[[], float] = time.time) -> None:
-        self._db = db
-        self._clock = clock
-        self._batch: _Batch | None = None
-        self._observers: list[Callable[[DatastoreChange], None]] = []
-        db.migrate(MIGRATION_COMPONENT, JFDS_MIGRATIONS)
+    def __init__(self, core: DatastoreCore) -> None:
+        self._core = core
         # The lowest ListID that may be free, per connection: deletes lower it (temp triggers fire for cascades and
         # wipes too); it starts at 1 on every open, so a stale value can never skip a free id.
         for statement in LIST_ID_HINT_STATEMENTS:
-            db.execute(statement)
+            core.db.execute(statement)
 
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self._db.path!r})"
-
-    # ------------------------------------------------------------------------------------------ plumbing
-
-    @property
-    def in_transaction(self) -> bool:
-        """Whether the underlying database has a transaction open (ours or the node's)."""
-        return self._db.in_transaction
-
-    def observe(self, callback: Callable[[DatastoreChange], None]) -> Callable[[], None]:
-        """Call ``callback`` with every ``DatastoreChange``; returns the function that unsubscribes it."""
-        self._observers.append(callback)
-
-        def unsubscribe() -> None:
-            if callback in self._observers:
-                self._observers.remove(callback)
-
-        return unsubscribe
-
-    @contextlib.contextmanager
-    def transaction(self) -> Iterator[None]:
-        """Group calls into one unit: all or nothing, one ``DatastoreChange`` at the end of the outermost block."""
-        outer = self._batch is None
-        batch = _Batch() if self._batch is None else self._batch
-        self._batch = batch
-        mark = batch.mark()
-        try:
-            with self._db.transaction():
-                yield
-        except BaseException:
-            if outer:
-                self._batch = None
-            else:
-                batch.truncate(mark)  # this block's work was rolled back; so are its events
-            raise
-        if outer:
-            self._batch = None
-            change = batch.change()
-            if change is not None:
-                self._emit(change)
-
-    def _emit(self, change: DatastoreChange) -> None:
-        for observer in list(self._observers):
-            try:
-                observer(change)
-            except Exception:  # one broken observer must not undo a datastore change or starve the others
-                log.exception("JFDS observer %r failed", observer)
-
-    def _record(self) -> _Batch:
-        if self._batch is None:
-            raise LocalProtocolError("datastore writes must run inside transaction()")
-        return self._batch
-
-    def _now(self) -> int:
-        return matter_epoch_s(self._clock())
-
-    def _q(self, sql: str, params: Iterable[Any] = ()) -> list[Any]:
-        return self._db.execute(sql, tuple(params)).fetchall()
-
-    def _one(self, sql: str, params: Iterable[Any] = ()) -> Any:
-        return self._db.execute(sql, tuple(params)).fetchone()
-
-    def _count(self, table: str) -> int:
-        return int(self._one(f"SELECT COUNT(*) FROM {table}")[0])
-
-    def _next_revision(self) -> int:
-        return int(self._one("UPDATE jfds_counters SET value = value + 1 WHERE name = 'revision' RETURNING value")[0])
+    def delete_all(self) -> None:
+        """Delete every entry, children before parents, for ``JfdsStore.wipe`` (which runs it in a transaction and
+        records the change)."""
+        for table in (
+            "jfds_bindings",
+            "jfds_endpoint_groups",
+            "jfds_acls",
+            "jfds_node_key_sets",
+            "jfds_endpoints",
+            "jfds_nodes",
+        ):
+            self._core.db.execute(f"DELETE FROM {table}")
 
     def _next_list_id(self, table: Table) -> int:
         """The lowest free ListID of the space bindings and ACL entries share (1..0xFFFF, the spec's uint16): ids
         of erased entries are handed out again, so the space lasts forever; full only with 65535 live entries.
         Candidates are the hint and every used id above it plus one: O(used ids above the hint)."""
-        hint = int(self._one("SELECT value FROM temp.jfds_list_id_hint")[0])
-        found = self._one(
+        hint = int(self._core.row("SELECT value FROM temp.jfds_list_id_hint")[0])
+        found = self._core.row(
             "SELECT MIN(c) FROM (SELECT ? AS c UNION ALL SELECT list_id + 1 FROM jfds_acls WHERE list_id >= ?"
             " UNION ALL SELECT list_id + 1 FROM jfds_bindings WHERE list_id >= ?) WHERE c <= ?"
             " AND NOT EXISTS (SELECT 1 FROM jfds_acls WHERE list_id = c)"
@@ -199,7 +86,7 @@ class EntryStore:
         )[0]
         if found is None:
             raise CapacityError(table, MAX_LIST_ID, "every ListID is in use")
-        self._db.execute("UPDATE temp.jfds_list_id_hint SET value = ?", (found + 1,))
+        self._core.db.execute("UPDATE temp.jfds_list_id_hint SET value = ?", (found + 1,))
         return int(found)
 
     # ------------------------------------------------------------------------------------------ entries: reads
@@ -208,7 +95,7 @@ class EntryStore:
         kind = KINDS[ref.kind]
         if len(ref.ids) != len(kind.keys):
             return None
-        row = self._one(f"{kind.select} WHERE {kind.where}", _ids(ref))
+        row = self._core.row(f"{kind.select} WHERE {kind.where}", _ids(ref))
         return None if row is None else self._entry(ref.kind, row)
 
     def entries(
@@ -226,16 +113,17 @@ class EntryStore:
                 clauses.append(f"{column} = ?")
                 params.append(value)
         where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
-        return [self._entry(kind, r) for r in self._q(f"{spec.select}{where} ORDER BY {spec.order}", params)]
+        return [self._entry(kind, r) for r in self._core.rows(f"{spec.select}{where} ORDER BY {spec.order}", params)]
 
     def count(self, kind: EntryKind) -> int:
-        return self._count(KINDS[kind].table)
+        return self._core.count(KINDS[kind].table)
 
     def encoded(self, kind: EntryKind) -> list[bytes]:
         """Every entry of ``kind`` as its wire struct TLV (anonymous element), in list order; built straight from
         the rows, for serving whole lists fast."""
         spec = KINDS[kind]
-        return [spec.encode_row((from_sql_u64(r[0]), *r[1:])) for r in self._q(f"{spec.select} ORDER BY {spec.order}")]
+        rows = self._core.rows(f"{spec.select} ORDER BY {spec.order}")
+        return [spec.encode_row((from_sql_u64(r[0]), *r[1:])) for r in rows]
 
     def entries_for_node(self, node_id: int) -> list[Entry]:
         """Every entry of the node (its own commissioning status included), in revision order."""
@@ -249,7 +137,7 @@ class EntryStore:
         node_filter, params = ("", ()) if node_id is None else (" AND node_id = ?", (to_sql_u64(node_id),))
         for kind, spec in KINDS.items():
             sql = f"{spec.select} WHERE state != {int(DatastoreState.COMMITTED)}{node_filter}"
-            found.extend(self._entry(kind, r) for r in self._q(sql, params))
+            found.extend(self._entry(kind, r) for r in self._core.rows(sql, params))
         return sorted(found, key=lambda e: e.revision)
 
     def _entry(self, kind: EntryKind, row: tuple[Any, ...]) -> Entry:
@@ -268,16 +156,16 @@ class EntryStore:
     def _insert(self, ref: EntryRef, columns: dict[str, Any], committed: bool) -> EntryRef:
         """Insert a new entry: Pending (an intent to push) or, for refresh adoption, Committed."""
         spec = KINDS[ref.kind]
-        if self._count(spec.table) >= spec.limit:
+        if self._core.count(spec.table) >= spec.limit:
             raise CapacityError(ref.kind.table, spec.limit)
         state = DatastoreState.COMMITTED if committed else DatastoreState.PENDING
         values = {**columns, "node_id": to_sql_u64(ref.node_id), "state": int(state), "removal": 0}
-        values.update(updated=self._now(), failure=0, revision=self._next_revision())
+        values.update(updated=self._core.now(), failure=0, revision=self._core.next_revision())
         placeholders = ", ".join("?" * len(values))
-        self._db.execute(
+        self._core.db.execute(
             f"INSERT INTO {spec.table} ({', '.join(values)}) VALUES ({placeholders})", list(values.values())
         )
-        batch = self._record()
+        batch = self._core.record()
         (batch.status if committed else batch.intent).append(ref)
         batch.tables.add(ref.kind.table)
         return ref
@@ -293,14 +181,14 @@ class EntryStore:
     def _set(self, ref: EntryRef, state: DatastoreState, *, removal: bool, bump: bool, failure: int = 0) -> None:
         spec = KINDS[ref.kind]
         sets = "state = ?, removal = ?, failure = ?, updated = ?"
-        params: list[Any] = [int(state), int(removal), failure, self._now()]
+        params: list[Any] = [int(state), int(removal), failure, self._core.now()]
         if bump:
             sets += ", revision = ?"
-            params.append(self._next_revision())
+            params.append(self._core.next_revision())
         if ref.kind is EntryKind.ACL and state is DatastoreState.COMMITTED:
             sets += ", superseded = NULL"
-        self._db.execute(f"UPDATE {spec.table} SET {sets} WHERE {spec.where}", [*params, *_ids(ref)])
-        batch = self._record()
+        self._core.db.execute(f"UPDATE {spec.table} SET {sets} WHERE {spec.where}", [*params, *_ids(ref)])
+        batch = self._core.record()
         (batch.intent if bump else batch.status).append(ref)
         batch.tables.add(ref.kind.table)
 
@@ -379,10 +267,10 @@ class EntryStore:
         return True
 
     def _erase(self, refs: list[EntryRef]) -> None:
-        batch = self._record()
+        batch = self._core.record()
         for ref in refs:
             spec = KINDS[ref.kind]
-            self._db.execute(f"DELETE FROM {spec.table} WHERE {spec.where}", _ids(ref))
+            self._core.db.execute(f"DELETE FROM {spec.table} WHERE {spec.where}", _ids(ref))
             batch.erased.append(ref)
             batch.tables.add(ref.kind.table)
 
@@ -406,14 +294,14 @@ class EntryStore:
     @atomic
     def rename_node(self, node_id: int, friendly_name: str) -> None:
         if (
-            self._db.execute(
+            self._core.db.execute(
                 "UPDATE jfds_nodes SET friendly_name = ?, updated = ? WHERE node_id = ?",
-                (friendly_name, self._now(), to_sql_u64(node_id)),
+                (friendly_name, self._core.now(), to_sql_u64(node_id)),
             ).rowcount
             == 0
         ):
             raise EntryNotFoundError(f"node 0x{node_id:X}")
-        self._record().tables.add(Table.NODES)
+        self._core.record().tables.add(Table.NODES)
 
     @atomic
     def request_refresh(self, node_id: int) -> None:
@@ -423,7 +311,7 @@ class EntryStore:
         if existing is None:
             raise EntryNotFoundError(f"node 0x{node_id:X}")
         self._set(ref, DatastoreState.PENDING, removal=False, bump=True)
-        self._record().refresh.append(node_id)
+        self._core.record().refresh.append(node_id)
 
     @atomic
     def remove_node(self, node_id: int) -> None:
@@ -444,14 +332,14 @@ class EntryStore:
     def rename_endpoint(self, node_id: int, endpoint_id: int, friendly_name: str) -> None:
         """UpdateEndpointForNode (11.24.7.14): the friendly name lives only here, so the status is unchanged."""
         if (
-            self._db.execute(
+            self._core.db.execute(
                 "UPDATE jfds_endpoints SET friendly_name = ?, updated = ? WHERE node_id = ? AND endpoint_id = ?",
-                (friendly_name, self._now(), to_sql_u64(node_id), endpoint_id),
+                (friendly_name, self._core.now(), to_sql_u64(node_id), endpoint_id),
             ).rowcount
             == 0
         ):
             raise EntryNotFoundError(f"endpoint {endpoint_id} of node 0x{node_id:X}")
-        self._record().tables.add(Table.ENDPOINTS)
+        self._core.record().tables.add(Table.ENDPOINTS)
 
     @atomic
     def sync_endpoints(self, node_id: int, endpoint_ids: Iterable[int]) -> None:
@@ -501,7 +389,7 @@ class EntryStore:
         return self._insert(ref, {"node_id": node_id, "key_set_id": key_set_id}, committed)
 
     def find_binding(self, node_id: int, endpoint_id: int, target: BindingTarget) -> Entry | None:
-        row = self._one(
+        row = self._core.row(
             f"{KINDS[EntryKind.BINDING].select} WHERE node_id = ? AND endpoint_id = ? AND target = ?",
             (to_sql_u64(node_id), endpoint_id, encode(target)),
         )
@@ -524,7 +412,7 @@ class EntryStore:
     def find_acl(self, node_id: int, ace: AccessControlEntry) -> Entry | None:
         """The node's ACL entry equal by value (``acl_value_key``) to ``ace``, if any."""
         sql = f"{KINDS[EntryKind.ACL].select} WHERE node_id = ? AND value_key = ?"
-        row = self._one(sql, (to_sql_u64(node_id), acl_value_key(ace)))
+        row = self._core.row(sql, (to_sql_u64(node_id), acl_value_key(ace)))
         return None if row is None else self._entry(EntryKind.ACL, row)
 
     @atomic
@@ -553,7 +441,7 @@ class EntryStore:
         superseded = (
             [*existing.superseded, old] if old not in existing.superseded and old != ace else existing.superseded
         )
-        self._db.execute(
+        self._core.db.execute(
             "UPDATE jfds_acls SET ace = ?, value_key = ?, superseded = ? WHERE node_id = ? AND list_id = ?",
             (
                 encode(ace),

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from clusters.access_control.server import AccessControlServer
 from clusters.administrator_commissioning.server import AdministratorCommissioningServer
 from clusters.basic_information.server import BasicInformationConfig, BasicInformationServer
+from clusters.descriptor.server import DescriptorServer
 from clusters.general_commissioning.logic import FailSafe
 from clusters.general_commissioning.server import GeneralCommissioningServer
 from clusters.general_diagnostics.schema import BootReasonEnum, NetworkInterface
@@ -107,7 +108,7 @@ def build_root_node(
     also where CASE takes it from; ``set_ipk`` replaces that sink (tests use it to observe or break it).
     """
     config = config or RootNodeConfig()
-    node = Node(db)
+    node = Node(db, endpoint_servers=lambda tree: [DescriptorServer(tree)])
     failsafe = FailSafe()
     access_control = AccessControlServer()
     # ACL writes by the fail-safe holder are undone if the fail-safe expires (see AccessControlServer).

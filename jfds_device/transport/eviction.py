@@ -35,14 +35,31 @@ from __future__ import annotations
 import enum
 from collections import Counter
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from typing import Protocol, TypeVar
 
-if TYPE_CHECKING:
-    from jfds_device.transport.sessions import SecureSession
+__all__ = ["EvictionCandidate", "InUse", "SessionUse", "inbound_victim", "outbound_victim", "session_use"]
 
-__all__ = ["SessionUse", "inbound_victim", "outbound_victim", "session_use"]
 
-InUse = Callable[["SecureSession"], bool]
+class EvictionCandidate(Protocol):
+    """What the policy reads of a session (``sessions.SecureSession`` has it; the table there calls this module,
+    so the policy depends on this shape rather than on the table's module)."""
+
+    @property
+    def closing(self) -> bool: ...
+    @property
+    def exchange_count(self) -> int: ...
+    @property
+    def fabric_index(self) -> int: ...
+    @property
+    def peer_node_id(self) -> int: ...
+    @property
+    def last_used(self) -> float: ...
+
+
+SessionT = TypeVar("SessionT", bound=EvictionCandidate)
+"""The session type the table evicts from (the policy returns one of the sessions it is given)."""
+
+InUse = Callable[[SessionT], bool]
 """Whether a layer above the transport holds state on a session (a subscription, ours or a peer's)."""
 
 
@@ -55,7 +72,7 @@ class SessionUse(enum.IntEnum):
     SUBSCRIPTION = 3
 
 
-def session_use(session: SecureSession, in_use: InUse | None) -> SessionUse:
+def session_use(session: SessionT, in_use: InUse[SessionT] | None) -> SessionUse:
     if session.closing:
         return SessionUse.CLOSING
     if in_use is not None and in_use(session):
@@ -63,12 +80,12 @@ def session_use(session: SecureSession, in_use: InUse | None) -> SessionUse:
     return SessionUse.EXCHANGES if session.exchange_count > 0 else SessionUse.IDLE
 
 
-def _peer(session: SecureSession) -> tuple[int, int]:
+def _peer(session: EvictionCandidate) -> tuple[int, int]:
     return session.fabric_index, session.peer_node_id
 
 
-def inbound_victim(sessions: Sequence[SecureSession], newcomer: SecureSession,
-                   in_use: InUse | None = None) -> SecureSession | None:
+def inbound_victim(sessions: Sequence[SessionT], newcomer: SessionT,
+                   in_use: InUse[SessionT] | None = None) -> SessionT | None:
     """The inbound session to evict so that ``newcomer`` fits (None if ``sessions`` is empty); see the module
     docstring for the order. ``newcomer`` is not in ``sessions``; it counts for its fabric and peer."""
     if not sessions:
@@ -79,7 +96,7 @@ def inbound_victim(sessions: Sequence[SecureSession], newcomer: SecureSession,
     on_fabric[newcomer.fabric_index] += 1
     on_peer[_peer(newcomer)] += 1
 
-    def rank(session: SecureSession) -> tuple[object, ...]:
+    def rank(session: SessionT) -> tuple[object, ...]:
         use = session_use(session, in_use)
         if use is SessionUse.CLOSING:
             return (0, session.last_used)
@@ -96,7 +113,7 @@ def inbound_victim(sessions: Sequence[SecureSession], newcomer: SecureSession,
     return min(sessions, key=rank)
 
 
-def outbound_victim(sessions: Sequence[SecureSession], in_use: InUse | None = None) -> SecureSession | None:
+def outbound_victim(sessions: Sequence[SessionT], in_use: InUse[SessionT] | None = None) -> SessionT | None:
     """The outbound session to evict: closing, else the least recently used idle one, else the least costly."""
     if not sessions:
         return None

@@ -182,7 +182,7 @@ class SessionTable:
         max_inbound_sessions: int = DEFAULT_INBOUND_SESSIONS,
         max_outbound_sessions: int = DEFAULT_OUTBOUND_SESSIONS,
         max_unsecured_sessions: int = 16,
-        in_use: InUse | None = None,
+        in_use: InUse[SecureSession] | None = None,
         global_counter_start: int | None = None,
         on_counter_reserve: Callable[[int], None] | None = None,
         counter_reserve_block: int = DEFAULT_RESERVE_BLOCK,

@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from clusters.descriptor.server import DescriptorServer
 from clusters.joint_fabric_datastore import schema as s
 from clusters.joint_fabric_datastore.schema import (
     AccessControlEntry,
@@ -109,8 +110,8 @@ class Jfds:
         self.store = JfdsStore(self.db, clock=self.clock.wall)
         self.node = Node(self.db)
         self.server = JointFabricDatastoreServer(self.store, anchor_fabric=lambda: ANCHOR_FABRIC)
-        self.node.add_endpoint(0, [ROOT])
-        self.node.add_endpoint(ENDPOINT, [JF_ADMIN], [self.server])
+        self.node.add_endpoint(0, [ROOT], [DescriptorServer(self.node)])  # as the root layout mounts them
+        self.node.add_endpoint(ENDPOINT, [JF_ADMIN], [DescriptorServer(self.node), self.server])
         self.node.set_acl_source(_Acl())
         self.reported: list[AttributePath] = []
         self.changes: list[DatastoreChange] = []

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from clusters.descriptor import schema as descriptor
+from clusters.descriptor.server import DescriptorServer
 from jfds_device.codec.model import AttributeDef, ClusterDef, CommandDef, Privilege
 from jfds_device.codec.schema import UINT8, Str, Struct, field, struct
 from jfds_device.datamodel.acl import AclEntry, AclTarget
@@ -78,7 +79,7 @@ def path(attribute: int, endpoint: int = 1) -> AttributePath:
 
 
 def make_node(db: Database | None = None) -> tuple[Node, SettingsServer]:
-    node = Node(db)
+    node = Node(db, endpoint_servers=lambda tree: [DescriptorServer(tree)])
     node.add_endpoint(0, [ROOT])
     settings = SettingsServer()
     node.add_endpoint(1, [LIGHT], [settings], client_clusters=[0x0006])
@@ -138,6 +139,49 @@ def test_adding_a_server_updates_the_descriptor_and_reports_it() -> None:
     node.add_server(2, SettingsServer())
     assert node.data_version(2, descriptor.CLUSTER_ID) == (version + 1) & 0xFFFF_FFFF
     assert recorder.batches == [[AttributePath(2, descriptor.CLUSTER_ID, descriptor.SERVER_LIST)]]
+
+
+class StructureWatcher(SettingsServer):
+    def __init__(self) -> None:
+        super().__init__()
+        self.changes = 0
+
+    def structure_changed(self) -> None:
+        self.changes += 1
+
+
+def test_every_endpoint_gets_the_servers_the_layout_makes_for_it() -> None:
+    made: list[int] = []
+
+    def descriptor_for(tree: Node) -> list[ClusterServer]:
+        made.append(len(tree.endpoints()))
+        return [DescriptorServer(tree)]
+
+    node = Node(endpoint_servers=descriptor_for)
+    node.add_endpoint(0, [ROOT])
+    node.add_endpoint(1, [LIGHT])
+    assert made == [1, 2]  # one fresh set per endpoint, made once the endpoint is in the tree
+    assert node.server(0, descriptor.CLUSTER_ID) is not node.server(1, descriptor.CLUSTER_ID)
+    assert [c.id for c in node.clusters(1)] == [descriptor.CLUSTER_ID]
+
+
+def test_a_bare_tree_mounts_only_the_servers_it_is_given() -> None:
+    node = Node()
+    node.add_endpoint(0, [ROOT])
+    settings = SettingsServer()
+    node.add_endpoint(1, [LIGHT], [settings])
+    assert node.clusters(0) == []
+    assert [c.id for c in node.clusters(1)] == [SETTINGS.id]
+
+
+def test_mounted_servers_hear_every_structure_change() -> None:
+    node, _ = make_node()
+    watcher = StructureWatcher()
+    node.add_endpoint(2, [LIGHT], [watcher])
+    assert watcher.changes == 1
+    node.add_endpoint(3, [LIGHT], parent=2)
+    node.add_server(3, SettingsServer())
+    assert watcher.changes == 3
 
 
 def test_structure_errors() -> None:

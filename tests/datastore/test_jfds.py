@@ -3,6 +3,7 @@ revisions, ListIDs, change events, limits, transactions and persistence, without
 
 from __future__ import annotations
 
+import inspect
 import logging
 from pathlib import Path
 
@@ -25,6 +26,8 @@ from clusters.joint_fabric_datastore.schema import (
 from jfds_device.clock import ManualClock
 from jfds_device.codec.schema import NULL
 from jfds_device.datastore.jfds import JfdsStore, acl_value_key, matter_epoch_s
+from jfds_device.datastore.jfds_entries import EntryStore
+from jfds_device.datastore.jfds_fabric_wide import FabricWideStore
 from jfds_device.datastore.jfds_records import (
     CapacityError,
     DatastoreChange,
@@ -533,3 +536,79 @@ def test_node_ids_above_2_63_round_trip_and_sort(st: Setup) -> None:
     store.remove_admin(OTHER)
     store.remove_node(OTHER)
     assert [n.node_id for n in store.nodes()] == [NODE]
+
+
+# ---------------------------------------------------------------------------------------------------- composition
+
+
+def test_the_facade_offers_every_public_method_of_its_components_with_their_signature() -> None:
+    """JfdsStore is composed of EntryStore and FabricWideStore: a component method the facade forgot would be
+    unreachable for the cluster logic and the reconciler."""
+    for component in (EntryStore, FabricWideStore):
+        for name, member in vars(component).items():
+            if name.startswith("_") or name in ("delete_all", "encoded_list") or not callable(member):
+                continue  # the facade's wipe and encoded_list span both components
+            offered = getattr(JfdsStore, name)
+            assert inspect.signature(offered) == inspect.signature(member), name
+            assert offered.__doc__ == member.__doc__, name
+    assert JfdsStore.is_bootstrapped.__doc__ == FabricWideStore.is_bootstrapped.__doc__
+
+
+def test_one_transaction_across_both_components_is_one_change(st: Setup) -> None:
+    store = st.store
+    with store.transaction():
+        store.add_key_set(key_set(9))
+        ref = store.add_acl(NODE, ace(5))
+        assert st.changes == []  # held until the outermost block ends
+    [change] = st.changes
+    assert change.tables == {Table.KEY_SETS, Table.ACLS} and change.intent == (ref,)
+
+
+def test_a_failed_wipe_leaves_both_components_as_they_were(st: Setup) -> None:
+    store = st.store
+    ref = store.add_acl(NODE, ace(5))
+    with pytest.raises(RuntimeError), store.transaction():
+        store.wipe()
+        assert store.nodes() == [] and store.admins() == []
+        raise RuntimeError("crash")
+    assert store.is_bootstrapped and store.entry(ref) is not None and len(store.admins()) == 1
+    assert st.changes[-1].intent == (ref,)  # the wipe emitted nothing
+
+
+def test_encoded_list_serves_each_list_from_the_component_that_holds_it(st: Setup) -> None:
+    store = st.store
+    store.add_key_set(key_set(9))
+    store.add_acl(NODE, ace(5))
+    store.add_binding(NODE, 1, BindingTarget(group=0x0101))
+    assert store.encoded_list(Table.KEY_SETS) == [k.encode() for k in store.key_sets()]
+    assert store.encoded_list(Table.GROUPS) == [g.encode() for g in store.groups()]
+    assert store.encoded_list(Table.ADMINS) == [a.encode() for a in store.admins()]
+    for kind in EntryKind:
+        assert store.encoded_list(kind.table) == [e.value.encode() for e in store.entries(kind)], kind
+    for table in (Table.ANCHOR, Table.STATUS):
+        with pytest.raises(LocalProtocolError):
+            store.encoded_list(table)
+
+
+def test_the_shared_core_drops_a_failed_inner_blocks_events_and_keeps_the_rest(st: Setup) -> None:
+    """An inner block on one component fails inside an outer block on the other: its rows and its entry events go,
+    the outer block's stay, and one change is emitted for the whole. (The change's ``tables`` may still name the
+    inner block's table, as before the store was split: observers re-read what they act on.)"""
+    store = st.store
+    with store.transaction():
+        kept = store.add_acl(NODE, ace(5))
+        with pytest.raises(DuplicateEntryError), store.transaction():
+            store.add_group(
+                GroupInformationEntry(
+                    group_id=0x0101,
+                    friendly_name="g",
+                    group_key_set_id=NULL,
+                    group_cat=NULL,
+                    group_cat_version=NULL,
+                    group_permission=AccessControlEntryPrivilege.VIEW,
+                )
+            )
+            store.add_node(NODE, "again")  # DuplicateEntryError: the group goes with it
+    [change] = st.changes
+    assert change.intent == (kept,) and Table.ACLS in change.tables and not change.erased
+    assert store.group(0x0101) is None and store.entry(kept) is not None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
+from dataclasses import dataclass
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -254,3 +255,26 @@ def test_budgets_hold_and_never_cross_under_any_sequence(ops: list[tuple[str, in
             table.drain_removed()
         assert len(table.inbound_sessions()) <= 6 and len(table.outbound_sessions()) <= 4
     assert all(s not in table for s in seen if s.evicted)
+
+
+@dataclass
+class Candidate:
+    """Only what the policy reads (eviction.EvictionCandidate): the policy does not need the session table's types."""
+
+    fabric_index: int
+    peer_node_id: int
+    last_used: float
+    exchange_count: int = 0
+    closing: bool = False
+
+
+def test_the_policy_needs_only_the_eviction_candidate_fields() -> None:
+    a1, a2, b = Candidate(1, 1, 1.0), Candidate(1, 1, 2.0), Candidate(1, 2, 3.0)
+    newcomer = Candidate(2, 9, 4.0)
+    assert inbound_victim([a1, a2, b], newcomer) is a1
+    a1.exchange_count = 1
+    assert inbound_victim([a1, a2, b], newcomer) is a2
+    subscribed = {id(a2)}
+    assert outbound_victim([a1, a2, b], lambda s: id(s) in subscribed) is b
+    b.closing = True
+    assert outbound_victim([a1, a2, b]) is b and session_use(b, None) is SessionUse.CLOSING
