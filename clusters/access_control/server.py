@@ -21,11 +21,12 @@ from clusters.access_control.schema import (
     AccessControlEntryStruct,
     AccessControlTargetStruct,
 )
-from jfds_device.codec.model import Privilege
+from jfds_device.codec.model import AuthMode, Privilege
 from jfds_device.codec.schema import NULL
 from jfds_device.datamodel import acl
 from jfds_device.datamodel.cluster import ClusterServer
-from jfds_device.im.provider import ActionError, AuthMode, RequestContext, Status
+from jfds_device.errors import ActionError
+from jfds_device.im.provider import RequestContext, Status
 
 if TYPE_CHECKING:
     from clusters.general_commissioning.logic import FailSafe

@@ -85,16 +85,17 @@ from clusters.joint_fabric_datastore.schema import (
 )
 from jfds_device.codec.schema import NULL
 from jfds_device.datastore.jfds import JfdsStore
-from jfds_device.datastore.jfds_records import (
+from jfds_device.datastore.jfds_records import EntryKind
+from jfds_device.errors import (
+    ActionError,
     CapacityError,
     DatastoreError,
     DuplicateEntryError,
-    EntryKind,
     EntryNotFoundError,
     InvalidEntryError,
     NotBootstrappedError,
 )
-from jfds_device.im.provider import ActionError, Status
+from jfds_device.im.provider import Status
 
 __all__ = ["DatastoreLogic"]
 

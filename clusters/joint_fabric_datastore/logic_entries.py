@@ -20,11 +20,13 @@ from clusters.joint_fabric_datastore.schema import (
     RemoveGroupIDFromEndpointForNode,
     UpdateEndpointForNode,
 )
+from jfds_device.codec.model import AuthMode
 from jfds_device.codec.schema import NULL
 from jfds_device.datamodel import acl
 from jfds_device.datastore.jfds import JfdsStore
 from jfds_device.datastore.jfds_records import Entry, EntryKind, EntryRef
-from jfds_device.im.provider import ActionError, AuthMode, Status
+from jfds_device.errors import ActionError
+from jfds_device.im.provider import Status
 
 __all__ = [
     "MAX_ENDPOINT",

@@ -14,13 +14,25 @@ from jfds_device.codec.schema import FieldType, Struct
 
 
 class Privilege(enum.IntEnum):
-    """Access privileges (Core spec 6.6.2.2); the order is the inheritance order."""
+    """Access privileges (Core spec 6.6.2.2); the order is the inheritance order. The one Privilege of the stack:
+    the ACL engine, the IM provider, and the AccessControl and JFDS schemas (their AccessControlEntryPrivilegeEnum
+    fields) all use it; the values are the AccessControlEntryPrivilegeEnum's (Core spec 9.10.4.2)."""
 
     VIEW = 1
     PROXY_VIEW = 2
     OPERATE = 3
     MANAGE = 4
     ADMINISTER = 5
+
+
+class AuthMode(enum.IntEnum):
+    """How a subject authenticated (Core spec 6.6.2.1), with the AccessControlEntryAuthModeEnum values (Core spec
+    9.10.4.3). The one AuthMode of the stack: secure sessions (PASE, CASE), subject descriptors, the ACL engine
+    and the AccessControl and JFDS schemas use it."""
+
+    PASE = 1
+    CASE = 2
+    GROUP = 3
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,8 +20,8 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 
-from jfds_device.codec.model import Privilege
-from jfds_device.im.provider import AuthMode, SubjectDescriptor
+from jfds_device.codec.model import AuthMode, Privilege
+from jfds_device.im.provider import SubjectDescriptor
 
 __all__ = [
     "CAT_SUBJECT_PREFIX",

@@ -27,9 +27,11 @@ from typing import Protocol
 
 from jfds_device.backoff import Backoff, BackoffPolicy
 from jfds_device.codec.message import InteractionModelOpcode, ProtocolId, SecureChannelOpcode
+from jfds_device.codec.model import AuthMode
 from jfds_device.crypto.case_keys import compressed_fabric_id
 from jfds_device.errors import DecodeError, LocalProtocolError, MatterError
-from jfds_device.im.client import ExchangeEvent, ReportHandler, build_status_response
+from jfds_device.im.client import ExchangeEvent, ReportHandler
+from jfds_device.im.client_messages import build_status_response
 from jfds_device.im.messages import ReportData
 from jfds_device.im.provider import Status
 from jfds_device.securechannel.case import CaseInitiator, CaseResult
@@ -38,7 +40,7 @@ from jfds_device.securechannel.session_params import SessionParameters
 from jfds_device.securechannel.status import GeneralCode, SecureChannelProtocolCode, StatusReport
 from jfds_device.transport.exchange import Event, ExchangeClosed, ExchangeRef, MessageReceived, SessionClosed
 from jfds_device.transport.mrp import MrpParameters
-from jfds_device.transport.sessions import Address, SecureSession, Session, SessionAuthMode
+from jfds_device.transport.sessions import Address, SecureSession, Session
 from jfds_device.transport.udp import UdpEndpoint
 
 __all__ = [
@@ -504,7 +506,7 @@ class PeerConnections:
         params = result.peer_session_params
         session = self.endpoint.manager.sessions.add_secure(
             local_session_id=result.local_session_id, peer_session_id=result.peer_session_id,
-            encrypt_key=encrypt_key, decrypt_key=decrypt_key, auth_mode=SessionAuthMode.CASE, peer_addr=address,
+            encrypt_key=encrypt_key, decrypt_key=decrypt_key, auth_mode=AuthMode.CASE, peer_addr=address,
             now=self.endpoint.now(), local_node_id=result.local_node_id, peer_node_id=result.peer_node_id,
             fabric_index=result.fabric_index, cats=tuple(result.peer_cats), is_initiator=True,
             peer_mrp=MrpParameters.from_ms(*(params.clamped() if params else (None, None, None))),

@@ -16,7 +16,7 @@ from clusters.groups import schema as groups
 from clusters.joint_fabric_datastore.schema import GroupKeyMulticastPolicy, GroupKeySet
 from jfds_device.codec.schema import NULL
 from jfds_device.datastore.jfds_records import Entry, EntryKind, EntryRef
-from jfds_device.im.client import IMStatusError
+from jfds_device.errors import IMStatusError
 from jfds_device.im.provider import Status
 from jfds_device.reconciler.items import ABSENT, Facet, ok_all
 from jfds_device.reconciler.lists import ListOp, ListPath, write_merged

@@ -24,12 +24,12 @@ from clusters.joint_fabric_datastore.schema import (
     AccessControlTarget,
     BindingTarget,
 )
+from jfds_device.codec.model import AuthMode
 from jfds_device.codec.schema import NULL
 from jfds_device.datastore.jfds import acl_value_key
 from jfds_device.datastore.jfds_records import Entry, EntryKind, EntryRef
-from jfds_device.errors import MatterError
-from jfds_device.im.client import IMStatusError
-from jfds_device.im.provider import AuthMode, Status
+from jfds_device.errors import IMStatusError, MatterError
+from jfds_device.im.provider import Status
 from jfds_device.reconciler.items import ABSENT, Facet
 from jfds_device.reconciler.lists import ListOp, ListPath, write_merged
 from jfds_device.reconciler.peer import OwnIdentity, PeerContext

@@ -32,9 +32,9 @@ from typing import Any
 
 from jfds_device.codec import tlv
 from jfds_device.datastore.jfds_records import EntryRef
-from jfds_device.im.client import IMStatusError
+from jfds_device.errors import IMStatusError, TransportError
 from jfds_device.im.provider import Status
-from jfds_device.reconciler.peer import PeerIO, TransportError
+from jfds_device.reconciler.peer import PeerIO
 
 __all__ = ["ListOp", "ListPath", "canonical", "merge_list", "write_merged"]
 

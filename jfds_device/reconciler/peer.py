@@ -24,24 +24,16 @@ from clusters.operational_credentials import schema as oc
 from jfds_device.datamodel import acl
 from jfds_device.datastore.jfds import JfdsStore
 from jfds_device.datastore.jfds_records import Entry
-from jfds_device.errors import LocalProtocolError, MatterError
-from jfds_device.im.client import IMStatusError, InteractionError, InvokeResult, ReadResult
+from jfds_device.errors import IMStatusError, InteractionError, LocalProtocolError, TransportError
+from jfds_device.im.client_messages import InvokeResult, ReadResult
 from jfds_device.im.provider import Status
 
-__all__ = ["Capacities", "ListWriteHook", "OwnIdentity", "PeerClient", "PeerContext", "PeerIO", "TransportError"]
+__all__ = ["Capacities", "ListWriteHook", "OwnIdentity", "PeerClient", "PeerContext", "PeerIO"]
 
 ListWriteHook = Callable[["PeerIO", tuple[int, int, int], "int | None"], Awaitable[None]]
 """Awaited with (io, (endpoint, cluster, attribute), the DataVersion the write is conditioned on) just before the
 conditional write of every read-merge-write (``Reconciler.before_list_write``): a seam for tests that need another
 administrator to write between our read and our write."""
-
-
-class TransportError(MatterError):
-    """The node was not reached or the exchange broke (recorded as ``status``: TIMEOUT, or BUSY)."""
-
-    def __init__(self, message: str, status: int = Status.TIMEOUT) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 class PeerClient(Protocol):

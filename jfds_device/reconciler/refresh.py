@@ -33,8 +33,9 @@ from clusters.descriptor import schema as descriptor
 from clusters.group_key_management import schema as gkm
 from clusters.joint_fabric_datastore.schema import BindingTarget, DatastoreState
 from jfds_device.datastore.jfds import JfdsStore, acl_value_key
-from jfds_device.datastore.jfds_records import CapacityError, DatastoreError, Entry, EntryKind, EntryRef
-from jfds_device.im.client import IMStatusError, ReadResult
+from jfds_device.datastore.jfds_records import Entry, EntryKind, EntryRef
+from jfds_device.errors import CapacityError, DatastoreError, IMStatusError
+from jfds_device.im.client_messages import ReadResult
 from jfds_device.im.provider import AttributePath, Status
 from jfds_device.reconciler.items_lists import ace_from_raw, binding_key, binding_to_raw
 from jfds_device.reconciler.peer import PeerIO

@@ -15,14 +15,7 @@ from jfds_device.transport.exchange import (
     SessionClosed,
 )
 from jfds_device.transport.mrp import MrpParameters
-from jfds_device.transport.sessions import (
-    Address,
-    SecureSession,
-    Session,
-    SessionAuthMode,
-    SessionTable,
-    UnsecuredSession,
-)
+from jfds_device.transport.sessions import Address, SecureSession, Session, SessionTable, UnsecuredSession
 
 __all__ = [
     "Address",
@@ -38,7 +31,6 @@ __all__ = [
     "ReceiveWindow",
     "SecureSession",
     "Session",
-    "SessionAuthMode",
     "SessionClosed",
     "SessionTable",
     "UnsecuredSession",

@@ -21,7 +21,6 @@ sessions are split the same way, so a flood of handshakes from peers cannot evic
 
 from __future__ import annotations
 
-import enum
 import logging
 import math
 import random
@@ -29,6 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from jfds_device.codec.model import AuthMode
 from jfds_device.crypto.primitives import SYMMETRIC_KEY_LENGTH, check_length
 from jfds_device.errors import LocalProtocolError
 from jfds_device.transport.counters import (
@@ -47,7 +47,6 @@ __all__ = [
     "Address",
     "SecureSession",
     "Session",
-    "SessionAuthMode",
     "SessionTable",
     "UnsecuredSession",
 ]
@@ -71,14 +70,6 @@ with it, the fabric that holds the most sessions is always over its minimum when
 DEFAULT_OUTBOUND_SESSIONS = 16
 """Sessions to peers we keep at once; beyond that the least recently used idle one goes and is set up again on
 demand (CASE resumption makes that one round trip)."""
-
-
-class SessionAuthMode(enum.IntEnum):
-    """How a secure session was authenticated. Values match the access control AuthModeEnum (Core spec
-    §9.10.5), so ``im.provider.AuthMode(int(mode))`` converts without a table."""
-
-    PASE = 1
-    CASE = 2
 
 
 @dataclass(eq=False, slots=True)
@@ -116,7 +107,7 @@ class SecureSession:
     """The peer's id for the session: we put it in the header of what we send."""
     encrypt_key: bytes = field(repr=False)
     decrypt_key: bytes = field(repr=False)
-    auth_mode: SessionAuthMode
+    auth_mode: AuthMode
     peer_addr: Address
     counter: MessageCounter = field(repr=False)
     local_node_id: int = 0
@@ -148,12 +139,12 @@ class SecureSession:
     @property
     def local_nonce_node_id(self) -> int:
         """Node id in the nonce of what we send: ours for CASE, 0 for PASE (Core spec §4.8.1.1)."""
-        return self.local_node_id if self.auth_mode is SessionAuthMode.CASE else 0
+        return self.local_node_id if self.auth_mode is AuthMode.CASE else 0
 
     @property
     def peer_nonce_node_id(self) -> int:
         """Node id in the nonce of what the peer sends: the sender's, so the peer's for CASE, 0 for PASE."""
-        return self.peer_node_id if self.auth_mode is SessionAuthMode.CASE else 0
+        return self.peer_node_id if self.auth_mode is AuthMode.CASE else 0
 
     def peer_active(self, now: float) -> bool:
         """Core spec §4.12.2.1: the peer counts as active within its SAT of its last message."""
@@ -233,7 +224,7 @@ class SessionTable:
         peer_session_id: int,
         encrypt_key: bytes,
         decrypt_key: bytes,
-        auth_mode: SessionAuthMode,
+        auth_mode: AuthMode,
         peer_addr: Address,
         now: float,
         local_session_id: int | None = None,

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from jfds_device.codec.model import Privilege
+from jfds_device.codec.model import AuthMode, Privilege
 from jfds_device.datamodel import acl
 from jfds_device.datamodel.acl import AclEntry, AclTarget, cat_subject
-from jfds_device.im.provider import AuthMode, SubjectDescriptor
+from jfds_device.im.provider import SubjectDescriptor
 
 V, PV, OP, M, A = Privilege.VIEW, Privilege.PROXY_VIEW, Privilege.OPERATE, Privilege.MANAGE, Privilege.ADMINISTER
 NODE = 0x0000_0000_0001_0001

@@ -24,21 +24,18 @@ from clusters.joint_fabric_datastore.schema import (
 )
 from jfds_device.codec.schema import NULL
 from jfds_device.datastore.jfds import JfdsStore, acl_value_key, matter_epoch_s
-from jfds_device.datastore.jfds_records import (
-    CapacityError,
-    DatastoreChange,
-    DuplicateEntryError,
-    EntryKind,
-    EntryNotFoundError,
-    EntryRef,
-    InvalidEntryError,
-    NotBootstrappedError,
-    Table,
-    WrongStateError,
-)
+from jfds_device.datastore.jfds_records import DatastoreChange, EntryKind, EntryRef, Table
 from jfds_device.datastore.jfds_tables import to_sql_u64
 from jfds_device.datastore.sqlite import Database
-from jfds_device.errors import LocalProtocolError
+from jfds_device.errors import (
+    CapacityError,
+    DuplicateEntryError,
+    EntryNotFoundError,
+    InvalidEntryError,
+    LocalProtocolError,
+    NotBootstrappedError,
+    WrongStateError,
+)
 
 PENDING, COMMITTED = DatastoreState.PENDING, DatastoreState.COMMITTED
 DELETE_PENDING, COMMIT_FAILED = DatastoreState.DELETE_PENDING, DatastoreState.COMMIT_FAILED

@@ -176,15 +176,10 @@ async def client_main(state: Path, device_node_id: int, interface: str) -> dict[
     from jfds_device.crypto.cert_issuer import build_csr
     from jfds_device.crypto.primitives import P256Keypair
     from jfds_device.datastore.sqlite import Database
+    from jfds_device.errors import IMStatusError, ReportTooLargeError
     from jfds_device.fabrics import SqliteResumptionStore
-    from jfds_device.im.client import (
-        AttributeWrite,
-        IMStatusError,
-        InteractionClient,
-        ReadResult,
-        ReportTooLargeError,
-        build_write_requests,
-    )
+    from jfds_device.im.client import InteractionClient
+    from jfds_device.im.client_messages import AttributeWrite, ReadResult, build_write_requests
     from jfds_device.node.dnssd import Resolver
     from jfds_device.node.peers import ClientOnlyEvents, ExchangeDispatcher, PeerConnections, PeerId
     from jfds_device.securechannel.case_identity import OperationalIdentity

@@ -22,7 +22,7 @@ from clusters.group_key_management import schema as gkm
 from clusters.joint_fabric_datastore.schema import BindingTarget, DatastoreState
 from jfds_device.datastore.jfds import JfdsStore
 from jfds_device.datastore.jfds_records import EntryRef
-from jfds_device.im.client import ReadResult
+from jfds_device.im.client_messages import ReadResult
 from jfds_device.im.provider import Status
 from jfds_device.reconciler import OwnIdentity, Reconciler, ReconcilerConfig, RetryPolicy
 from jfds_device.reconciler.execute import execute

@@ -12,7 +12,7 @@ import pytest
 from clusters.joint_fabric_datastore.schema import BindingTarget, DatastoreState
 from jfds_device.datastore.jfds import JfdsStore
 from jfds_device.datastore.jfds_records import EntryRef
-from jfds_device.im.client import InteractionError
+from jfds_device.errors import InteractionError
 from jfds_device.im.provider import Status
 from jfds_device.reconciler.execute import Execution, execute
 from jfds_device.reconciler.items import default_facets
@@ -370,7 +370,7 @@ async def test_verify_observes_what_the_node_holds(store: JfdsStore) -> None:
 
 
 async def test_a_refused_read_fails_the_batch_with_the_nodes_status(store: JfdsStore) -> None:
-    from jfds_device.im.client import IMStatusError
+    from jfds_device.errors import IMStatusError
 
     peer = FakePeer()
     acl = store.add_acl(NODE, jace(VIEW, [0x55]))

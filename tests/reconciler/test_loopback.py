@@ -25,6 +25,7 @@ from clusters.access_control.server import AccessControlServer
 from clusters.group_key_management.server import GroupKeyManagementServer
 from clusters.joint_fabric_datastore.schema import DatastoreState
 from jfds_device.codec.message import ProtocolId
+from jfds_device.codec.model import AuthMode
 from jfds_device.crypto.cert_issuer import CertificateIssuer
 from jfds_device.crypto.primitives import P256Keypair
 from jfds_device.datamodel.commissioning_window import CommissioningWindow
@@ -32,7 +33,7 @@ from jfds_device.datamodel.node import DeviceType, Node
 from jfds_device.datastore.jfds import JfdsStore
 from jfds_device.datastore.jfds_records import EntryRef
 from jfds_device.im.client import InteractionClient
-from jfds_device.im.provider import AuthMode, RequestContext, Status, SubjectDescriptor
+from jfds_device.im.provider import RequestContext, Status, SubjectDescriptor
 from jfds_device.im.server import InteractionServer
 from jfds_device.node.handshakes import HandshakeManager
 from jfds_device.node.im_routing import ImRouter
