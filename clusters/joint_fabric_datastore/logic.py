@@ -88,12 +88,7 @@ from jfds_device.datastore.jfds import JfdsStore
 from jfds_device.datastore.jfds_records import EntryKind
 from jfds_device.errors import (
     ActionError,
-    CapacityError,
     DatastoreError,
-    DuplicateEntryError,
-    EntryNotFoundError,
-    InvalidEntryError,
-    NotBootstrappedError,
 )
 from jfds_device.im.provider import Status
 
@@ -101,16 +96,6 @@ __all__ = ["DatastoreLogic"]
 
 _CAT_GROUPS = (s.ADMIN_CAT_ID, s.ANCHOR_CAT_ID)
 _STORED_MAX = 0xFFFE  # GroupInformationEntry's GroupKeySetID / GroupCATVersion range is 1..65534
-
-# What a datastore refusal the rules did not anticipate answers (the rules check the documented cases first).
-_STATUS_FOR: tuple[tuple[type[DatastoreError], Status], ...] = (
-    (CapacityError, Status.RESOURCE_EXHAUSTED),
-    (DuplicateEntryError, Status.CONSTRAINT_ERROR),
-    (InvalidEntryError, Status.CONSTRAINT_ERROR),
-    (EntryNotFoundError, Status.NOT_FOUND),
-    (NotBootstrappedError, Status.INVALID_IN_STATE),
-)
-
 
 def _constraint(message: str) -> ActionError:
     return ActionError(Status.CONSTRAINT_ERROR, message=message)
@@ -130,9 +115,8 @@ class DatastoreLogic:
         try:
             with self.store.transaction():
                 yield self.store
-        except DatastoreError as exc:
-            status = next((st for cls, st in _STATUS_FOR if isinstance(exc, cls)), Status.FAILURE)
-            raise ActionError(status, message=str(exc)) from exc
+        except DatastoreError as exc:  # a refusal the rules did not anticipate: the status its error carries
+            raise ActionError(exc.status, message=str(exc)) from exc
 
     # ------------------------------------------------------------------------------------------ key sets
 
