@@ -4,6 +4,11 @@
 messages of ``im/client_messages.py``. An ``ExchangeRouter`` (``node.peers.ExchangeDispatcher``) hands it the
 events of its exchanges and the peer-initiated report exchanges of its subscriptions, so it never depends on the
 node's server-side routing.
+
+Two ways to name what to act on: by ids and TLV values (``read``, ``write``, ``invoke``: wildcards, batches,
+other people's values as they are), or typed from the cluster schemas (``send_command`` with a request struct,
+``read_value`` / ``write_value`` with an ``AttributeRef``): "each cluster and message is described once", and
+client and server share the description.
 """
 
 from __future__ import annotations
@@ -15,6 +20,8 @@ from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from jfds_device.codec.message import ProtocolId
+from jfds_device.codec.model import AttributeRef
+from jfds_device.codec.schema import Struct
 from jfds_device.errors import InteractionError, MatterError, RemoteProtocolError
 from jfds_device.im import messages as m
 from jfds_device.im.client_messages import (
@@ -31,6 +38,8 @@ from jfds_device.im.client_messages import (
     build_read_request,
     build_subscribe_request,
     build_write_chunks,
+    command_request,
+    command_response,
     summarize_write,
 )
 from jfds_device.im.interactions import (
@@ -177,6 +186,28 @@ class InteractionClient:
         [result] = await self.invoke_batch(session, [CommandRequest(endpoint, cluster, command, fields)],
                                            timed_timeout_ms=timed_timeout_ms)
         return result.check()
+
+    async def send_command(self, session: Session, endpoint: int, request: Struct, *,
+                           timed_timeout_ms: int | None = None) -> Struct | None:
+        """Invoke the command ``request`` is the schema struct of (e.g. ``groups.AddGroup(...)``): its typed
+        response struct, or None for a command answered with SUCCESS; IMStatusError if the peer refused it."""
+        call, command = command_request(endpoint, request)
+        [result] = await self.invoke_batch(session, [call], timed_timeout_ms=timed_timeout_ms)
+        return command_response(command, result)
+
+    async def read_value(self, session: Session, endpoint: int, attribute: AttributeRef, *,
+                         fabric_filtered: bool = True) -> Any:
+        """One attribute decoded by its schema (e.g. ``access_control.CLUSTER.attribute(ACL)``)."""
+        result = await self.read(session, [(endpoint, attribute.cluster_id, attribute.attribute_id)],
+                                 fabric_filtered=fabric_filtered)
+        return result.typed(endpoint, attribute)
+
+    async def write_value(self, session: Session, endpoint: int, attribute: AttributeRef, value: Any, *,
+                          data_version: int | None = None, timed_timeout_ms: int | None = None) -> None:
+        """Write a schema value (a Struct, a list of them, a scalar) to one attribute, conditioned on
+        ``data_version`` when given (Core spec 8.7.3.2); IMStatusError unless the peer answered SUCCESS."""
+        await self.write_attribute(session, endpoint, attribute.cluster_id, attribute.attribute_id, value,
+                                   data_version=data_version, timed_timeout_ms=timed_timeout_ms)
 
     async def invoke_batch(self, session: Session, commands: Sequence[CommandRequest], *,
                            timed_timeout_ms: int | None = None) -> list[InvokeResult]:

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from jfds_device.codec import schema
+from jfds_device.codec.model import AttributeRef, CommandDef, command_of
 from jfds_device.errors import IMStatusError, LocalProtocolError, RemoteProtocolError, ReportTooLargeError
 from jfds_device.im import messages as m
 from jfds_device.im.provider import AttributePath, CommandPath, Status
@@ -29,9 +30,9 @@ from jfds_device.im.provider import AttributePath, CommandPath, Status
 __all__ = [
     "DEFAULT_MAX_PAYLOAD", "DEFAULT_MAX_REPORT_BYTES", "AttributeStatus", "AttributeWrite", "ChunkBudget",
     "CommandRequest", "InvokeResult", "PathLike", "ReadResult", "ReportAssembler", "SubscribeResult", "WriteChunk",
-    "attribute_path", "build_invoke_request", "build_read_request", "build_status_response", "build_subscribe_request",
-    "build_timed_request", "build_write_chunks", "build_write_requests", "parse_invoke_response",
-    "parse_write_response", "summarize_write",
+    "attribute_path", "build_invoke_request", "build_read_request", "build_status_response",
+    "build_subscribe_request", "build_timed_request", "build_write_chunks", "build_write_requests", "command_request",
+    "command_response", "parse_invoke_response", "parse_write_response", "summarize_write",
 ]  # fmt: skip
 
 log = logging.getLogger(__name__)
@@ -93,6 +94,12 @@ class ReadResult:
             raise IMStatusError(status.status, status.cluster_status, f"attribute {path}")
         value = self.attributes[path]
         return value if as_type is None or value is None else as_type.from_tlv(value)
+
+    def typed(self, endpoint: int, attribute: AttributeRef) -> Any:
+        """The value of ``attribute`` on ``endpoint`` decoded by its schema (a top-level null is None);
+        IMStatusError for a reported status, KeyError if the report does not mention it, ``SchemaError`` (a
+        ``DecodeError``) if the peer's value does not fit the schema."""
+        return attribute.decode(self.value(endpoint, attribute.cluster_id, attribute.attribute_id))
 
 
 @dataclass(frozen=True, slots=True)
@@ -292,6 +299,24 @@ def build_invoke_request(commands: Sequence[CommandRequest], *, timed: bool = Fa
                          command_ref=i if c.command_ref is None and batch else c.command_ref)
            for i, c in enumerate(commands)]
     return m.InvokeRequest(suppress_response=False, timed_request=timed, invoke_requests=ibs).encode()
+
+
+def command_request(endpoint: int, request: schema.Struct, command_ref: int | None = None
+                    ) -> tuple[CommandRequest, CommandDef]:
+    """The CommandRequest for a schema request struct (its cluster and command come from the schema tables)."""
+    cluster, command = command_of(request)
+    return CommandRequest(endpoint, cluster.id, command.id, request, command_ref), command
+
+
+def command_response(command: CommandDef, result: InvokeResult) -> schema.Struct | None:
+    """The typed answer to ``command``: its response struct decoded by the schema, or None when the peer answered
+    a status (SUCCESS) or the command has no response. IMStatusError if the peer refused it; ``SchemaError`` (a
+    ``DecodeError``) if the response does not fit the schema."""
+    result.check()
+    if command.response is None or result.fields is None:
+        return None
+    response: schema.Struct = command.response.from_tlv(result.fields)
+    return response
 
 
 # ---------------------------------------------------------------------------------------------- parsers

@@ -13,7 +13,7 @@ against the peer and handles failures:
   node later, with backoff). Nothing is written from a list read earlier (a previous pass, before a restart). A
   list too long for one message is written replace-all then appends, and only the replace-all carries the
   DataVersion (it bumps the version itself); the IM client sends it alone and stops if it is refused
-  (``im.client.build_write_chunks``), so a mismatch never leaves our appends on the peer's list;
+  (``im.client_messages.build_write_chunks``), so a mismatch never leaves our appends on the peer's list;
 * after any other failed write the list is read back; a partial result of our own write (a chunked
   replace-all-then-append whose refused item leaves the list cleared or short: matter.js applies each IB of a
   chunked write on its own, @matter/node ``InteractionServer.handleWriteRequest``) is undone by writing the list
@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from jfds_device.codec import tlv
+from jfds_device.codec.model import FABRIC_INDEX_TAG, AttributeRef
 from jfds_device.datastore.jfds_records import EntryRef
 from jfds_device.errors import IMStatusError, TransportError
 from jfds_device.im.provider import Status
@@ -40,7 +41,6 @@ __all__ = ["ListOp", "ListPath", "canonical", "merge_list", "write_merged"]
 
 log = logging.getLogger(__name__)
 
-FABRIC_INDEX_TAG = 0xFE
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,16 +61,22 @@ class ListOp:
 
 @dataclass(frozen=True, slots=True)
 class ListPath:
+    """A list attribute on one endpoint of the peer."""
+
     endpoint: int
-    cluster: int
-    attribute: int
+    attribute: AttributeRef
+
+    @property
+    def ids(self) -> tuple[int, int, int]:
+        return (self.endpoint, self.attribute.cluster_id, self.attribute.attribute_id)
 
     def __str__(self) -> str:
-        return f"{self.endpoint}/0x{self.cluster:04X}/0x{self.attribute:04X}"
+        return f"{self.endpoint}/0x{self.attribute.cluster_id:04X}/0x{self.attribute.attribute_id:04X}"
 
 
 def canonical(element: Any) -> bytes:
-    """An element's bytes without its FabricIndex (the server stamps that), for comparing lists."""
+    """An element's bytes (its TLV form, as read or as a schema struct encodes) without its FabricIndex (the
+    server stamps that), for comparing lists."""
     if isinstance(element, dict):
         element = {k: element[k] for k in sorted(element, key=_tag_order) if k != FABRIC_INDEX_TAG}
     return tlv.encode(element)
@@ -163,7 +169,7 @@ class _Writer:
         return f"list {self.path}" + ("" if node is None else f" on node 0x{node:016X}")
 
     async def read(self) -> list[Any]:
-        elements, self.version = await self.io.read_list(self.path.endpoint, self.path.cluster, self.path.attribute)
+        elements, self.version = await self.io.read_list(self.path.endpoint, self.path.attribute)
         return elements
 
     async def write(self, elements: list[Any]) -> None:
@@ -171,9 +177,9 @@ class _Writer:
         self.writes += 1
         path = self.path
         if self.io.before_list_write is not None:
-            await self.io.before_list_write(self.io, (path.endpoint, path.cluster, path.attribute), self.version)
+            await self.io.before_list_write(self.io, path.ids, self.version)
         version, self.version = self.version, None  # a write, even a refused one, may change it: read again
-        await self.io.write(path.endpoint, path.cluster, path.attribute, elements, data_version=version)
+        await self.io.write(path.endpoint, path.attribute, elements, data_version=version)
 
     async def converge(self, ops: Sequence[ListOp]) -> tuple[dict[EntryRef, int], list[Any], int | None]:
         """Read, merge ``ops``, write if anything changed, again while the peer answers DATA_VERSION_MISMATCH

@@ -41,7 +41,8 @@ from jfds_device.node.peers import PeerId, PeerState, PeerUnreachableError
 from jfds_device.reconciler.config import PassReport, ReconcilerConfig
 from jfds_device.reconciler.config import ReconcilerStats as _Counters
 from jfds_device.reconciler.execute import Execution, execute
-from jfds_device.reconciler.items import Facet, default_facets
+from jfds_device.reconciler.facet_registry import default_facets
+from jfds_device.reconciler.facets import Facet
 from jfds_device.reconciler.peer import Capacities, ListWriteHook, OwnIdentity, PeerClient, PeerContext, PeerIO
 from jfds_device.reconciler.plan import (
     DriftBook,

@@ -15,7 +15,7 @@ from jfds_device.datastore.jfds_records import EntryRef
 from jfds_device.errors import InteractionError
 from jfds_device.im.provider import Status
 from jfds_device.reconciler.execute import Execution, execute
-from jfds_device.reconciler.items import default_facets
+from jfds_device.reconciler.facet_registry import default_facets
 from jfds_device.reconciler.lists import ListOp, merge_list
 from jfds_device.reconciler.peer import Capacities, OwnIdentity, PeerContext, PeerIO
 from jfds_device.reconciler.plan import Mode, Op, Plan, plan_node
