@@ -1,0 +1,224 @@
+"""The typed client: requests, values and responses named by the cluster schemas (``codec.model.AttributeRef``,
+``command_of``; ``im.client_messages.command_request`` / ``command_response`` / ``ReadResult.typed``;
+``InteractionClient.send_command`` / ``read_value`` / ``write_value``), against our InteractionServer sans-IO and
+over the network. The same schema tables serve both sides, so a value written typed reads back equal."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from clusters.access_control import schema as ac
+from clusters.access_control.server import AccessControlServer
+from clusters.basic_information import schema as bi
+from clusters.basic_information.server import BasicInformationServer
+from clusters.group_key_management import schema as gkm
+from clusters.group_key_management.server import GroupKeyManagementServer
+from clusters.groups import schema as groups
+from jfds_device.codec import tlv
+from jfds_device.codec.model import AuthMode, Privilege, command_of
+from jfds_device.codec.schema import NULL
+from jfds_device.datamodel.acl import AclEntry
+from jfds_device.datamodel.node import DeviceType, Node
+from jfds_device.errors import DecodeError, IMStatusError, LocalProtocolError
+from jfds_device.im import client_messages as cm
+from jfds_device.im import interactions as ci
+from jfds_device.im.provider import CommandPath, ListOperation, RequestContext, Status, SubjectDescriptor
+from jfds_device.im.server import InteractionServer
+from jfds_device.securechannel.case_identity import InMemoryResumptionStore
+from tests.im.test_client import CLIENT_NODE, PEER, Client, FakeResolver, MiniNode, StaticAcl, converse
+
+ROOT = DeviceType(device_type=0x0016, revision=3)
+ADMIN = 0x0000_0000_0001_B669
+ACL = ac.CLUSTER.attribute(ac.ACL)
+KEY_SET = b"\xa5" * 16
+
+
+def admin_ctx(fabric: int = 1) -> RequestContext:
+    return RequestContext(SubjectDescriptor(AuthMode.CASE, ADMIN, fabric))
+
+
+def admin_entry() -> ac.AccessControlEntryStruct:
+    return ac.AccessControlEntryStruct(privilege=Privilege.ADMINISTER, auth_mode=AuthMode.CASE, subjects=[ADMIN],
+                                       targets=NULL)
+
+
+def view_entry(subject: int) -> ac.AccessControlEntryStruct:
+    return ac.AccessControlEntryStruct(privilege=Privilege.VIEW, auth_mode=AuthMode.CASE, subjects=[subject],
+                                       targets=NULL)
+
+
+@pytest.fixture
+def im() -> InteractionServer:
+    """A node with AccessControl (holding our admin entry on fabric 1) and GroupKeyManagement."""
+    node = Node()
+    access = AccessControlServer()
+    node.add_endpoint(0, [ROOT], [access, GroupKeyManagementServer()])
+    node.set_acl_source(access)
+    node.write_attribute(admin_ctx(), cm.AttributePath(0, ac.CLUSTER_ID, ac.ACL), [admin_entry().to_tlv()],
+                         ListOperation.REPLACE)
+    return InteractionServer(node)
+
+
+def read(im: InteractionServer, *paths: cm.PathLike) -> cm.ReadResult:
+    interaction, _ = converse(im, ci.ReadInteraction(cm.build_read_request(paths)), admin_ctx())
+    assert interaction.done, interaction.error
+    result: cm.ReadResult = interaction.result
+    return result
+
+
+def invoke(im: InteractionServer, request: Any) -> Any:
+    call, command = cm.command_request(0, request)
+    interaction, _ = converse(im, ci.InvokeInteraction(cm.build_invoke_request([call])), admin_ctx())
+    assert interaction.done, interaction.error
+    [result] = interaction.result
+    return cm.command_response(command, result)
+
+
+def write(im: InteractionServer, value: Any, data_version: int | None) -> cm.AttributeStatus:
+    writes = [cm.AttributeWrite(0, ACL.cluster_id, ACL.attribute_id, value, data_version)]
+    interaction, _ = converse(im, ci.WriteInteraction(cm.build_write_requests(writes)), admin_ctx())
+    assert interaction.done, interaction.error
+    [status] = cm.summarize_write(writes, interaction.result)
+    return status
+
+
+# ---------------------------------------------------------------------------------------------- schema lookups
+
+
+def test_a_request_struct_names_its_cluster_and_command() -> None:
+    cluster, command = command_of(groups.AddGroup(group_id=0x101, group_name="Kitchen"))
+    assert (cluster.id, command.id, command.response) == (groups.CLUSTER_ID, groups.ADD_GROUP, groups.AddGroupResponse)
+    cluster, command = command_of(gkm.KeySetRemove(group_key_set_id=3))
+    assert (cluster.id, command.id, command.response) == (gkm.CLUSTER_ID, gkm.KEY_SET_REMOVE, None)
+    with pytest.raises(LocalProtocolError, match="not the request of a known command"):
+        command_of(gkm.GroupKeyMapStruct(group_id=1, group_key_set_id=1))
+    with pytest.raises(LocalProtocolError, match="no attribute"):
+        ac.CLUSTER.attribute(0x0042)
+
+
+def test_the_provisional_multicast_policy_rides_in_key_set_write_and_never_shows_keys() -> None:
+    extended = gkm.GroupKeySetWithMulticastPolicy(
+        group_key_set_id=7, group_key_security_policy=gkm.GroupKeySecurityPolicyEnum.TRUST_FIRST,
+        epoch_key0=KEY_SET, epoch_start_time0=1, epoch_key1=NULL, epoch_start_time1=NULL, epoch_key2=NULL,
+        epoch_start_time2=NULL, group_key_multicast_policy=gkm.GroupKeyMulticastPolicyEnum.ALL_NODES)
+    call, command = cm.command_request(0, gkm.KeySetWrite(group_key_set=extended))
+    assert (call.cluster, call.command, command.id) == (gkm.CLUSTER_ID, gkm.KEY_SET_WRITE, gkm.KEY_SET_WRITE)
+    fields = call.fields.to_tlv()[0]
+    assert sorted(fields) == list(range(9)) and fields[8] == 1  # the base struct's tags 0..7, then 8 = ALL_NODES
+    [ib] = tlv.decode(cm.build_invoke_request([call]))[2]  # InvokeRequests (Core spec 10.7.9)
+    assert ib[1][0][8] == 1  # CommandFields.GroupKeySet.GroupKeyMulticastPolicy on the wire
+    assert KEY_SET.hex() not in repr(extended) and str(KEY_SET) not in repr(extended)
+
+
+def test_decode_item_keeps_out_what_does_not_fit_the_schema() -> None:
+    assert ACL.decode_item(admin_entry().to_tlv()) == admin_entry()
+    assert ACL.decode_item({1: 9, 2: 2, 3: None, 4: None}) is None  # privilege 9 is not a Privilege
+    assert ACL.decode_item("garbage") is None
+    with pytest.raises(LocalProtocolError):
+        bi.CLUSTER.attribute(bi.NODE_LABEL).decode_item("x")  # not a list attribute
+
+
+def test_command_response_decodes_refuses_and_reports_bad_responses() -> None:
+    cluster, command = command_of(groups.AddGroup(group_id=1, group_name=""))
+    path = CommandPath(1, cluster.id, command.response_id or 0)
+    response = cm.command_response(command, cm.InvokeResult(path, fields={0: Status.SUCCESS.value, 1: 0x101}))
+    assert response == groups.AddGroupResponse(status=0, group_id=0x101)
+    assert cm.command_response(command, cm.InvokeResult(path)) is None  # answered SUCCESS without data
+    with pytest.raises(IMStatusError) as refused:
+        cm.command_response(command, cm.InvokeResult(path, Status.UNSUPPORTED_ACCESS))
+    assert refused.value.status == Status.UNSUPPORTED_ACCESS
+    with pytest.raises(DecodeError):
+        cm.command_response(command, cm.InvokeResult(path, fields={1: 0x101}))  # Status missing
+
+
+# ---------------------------------------------------------------------------------------------- sans-IO, server
+
+
+def test_typed_read_gives_schema_values_with_the_one_privilege_enum(im: InteractionServer) -> None:
+    result = read(im, (0, ACL.cluster_id, ACL.attribute_id), (0, ac.CLUSTER_ID, ac.SUBJECTS_PER_ACCESS_CONTROL_ENTRY))
+    [entry] = result.typed(0, ACL)
+    assert isinstance(entry, ac.AccessControlEntryStruct) and entry.subjects == [ADMIN] and entry.fabric_index == 1
+    assert entry.privilege is Privilege.ADMINISTER and entry.auth_mode is AuthMode.CASE
+    assert result.typed(0, ac.CLUSTER.attribute(ac.SUBJECTS_PER_ACCESS_CONTROL_ENTRY)) == 4
+    with pytest.raises(KeyError):
+        result.typed(0, ac.CLUSTER.attribute(ac.TARGETS_PER_ACCESS_CONTROL_ENTRY))  # not asked for
+
+
+def test_typed_write_is_conditioned_on_the_data_version_it_read(im: InteractionServer) -> None:
+    first = read(im, (0, ACL.cluster_id, ACL.attribute_id))
+    version = first.data_versions[(0, ac.CLUSTER_ID)]
+    ours = [*first.typed(0, ACL), view_entry(0x55)]
+    assert write(im, ours, version).ok
+    stale = write(im, [*ours, view_entry(0x66)], version)  # the list changed since that read
+    assert stale.status == Status.DATA_VERSION_MISMATCH
+    after = read(im, (0, ACL.cluster_id, ACL.attribute_id))
+    assert [e.subjects for e in after.typed(0, ACL)] == [[ADMIN], [0x55]]
+    assert after.data_versions[(0, ac.CLUSTER_ID)] != version
+
+
+def test_typed_commands_round_trip_through_the_server(im: InteractionServer) -> None:
+    assert invoke(im, gkm.KeySetReadAllIndices()) == gkm.KeySetReadAllIndicesResponse(group_key_set_ids=[])
+    key_set = gkm.GroupKeySetStruct(
+        group_key_set_id=0x42, group_key_security_policy=gkm.GroupKeySecurityPolicyEnum.TRUST_FIRST,
+        epoch_key0=KEY_SET, epoch_start_time0=2220000, epoch_key1=NULL, epoch_start_time1=NULL, epoch_key2=NULL,
+        epoch_start_time2=NULL)
+    assert invoke(im, gkm.KeySetWrite(group_key_set=key_set)) is None  # SUCCESS, no response struct
+    response = invoke(im, gkm.KeySetReadAllIndices())
+    assert isinstance(response, gkm.KeySetReadAllIndicesResponse) and response.group_key_set_ids == [0x42]
+    read_back = invoke(im, gkm.KeySetRead(group_key_set_id=0x42))
+    assert read_back.group_key_set.group_key_set_id == 0x42 and read_back.group_key_set.epoch_key0 is NULL
+    with pytest.raises(IMStatusError) as refused:
+        invoke(im, gkm.KeySetRemove(group_key_set_id=0x43))
+    assert refused.value.status == Status.NOT_FOUND
+
+
+# ---------------------------------------------------------------------------------------------- over the network
+
+
+@pytest.fixture
+async def typed_server() -> AsyncIterator[MiniNode]:
+    """MiniNode serving BasicInformation and GroupKeyManagement to our client (Administer on fabric 1)."""
+    node = MiniNode(max_payload=256)
+    served = Node()
+    served.add_endpoint(0, [ROOT], [BasicInformationServer(), GroupKeyManagementServer()])
+    served.set_acl_source(StaticAcl(AclEntry(1, Privilege.ADMINISTER, AuthMode.CASE, (CLIENT_NODE,))))
+    node.im = InteractionServer(served, max_payload=256)
+    await node.start()
+    try:
+        yield node
+    finally:
+        node.close()
+
+
+@pytest.fixture
+async def typed_client(typed_server: MiniNode) -> AsyncIterator[Client]:
+    started = await Client(FakeResolver(typed_server.address), InMemoryResumptionStore()).start()
+    try:
+        yield started
+    finally:
+        await started.close()
+
+
+async def test_send_command_read_value_and_write_value_over_the_network(typed_client: Client) -> None:
+    session = await typed_client.peers.connect(PEER)
+    im = typed_client.im
+    label = bi.CLUSTER.attribute(bi.NODE_LABEL)
+    assert await im.read_value(session, 0, label) == ""
+    await im.write_value(session, 0, label, "kitchen")
+    assert await im.read_value(session, 0, label) == "kitchen"
+    with pytest.raises(IMStatusError) as stale:
+        await im.write_value(session, 0, label, "hall", data_version=0xDEAD)
+    assert stale.value.status == Status.DATA_VERSION_MISMATCH
+    assert await im.read_value(session, 0, label) == "kitchen"
+
+    assert await im.send_command(session, 0, gkm.KeySetReadAllIndices()) == gkm.KeySetReadAllIndicesResponse(
+        group_key_set_ids=[])
+    with pytest.raises(IMStatusError) as refused:
+        await im.send_command(session, 0, gkm.KeySetRemove(group_key_set_id=0))
+    assert refused.value.status == Status.INVALID_COMMAND  # key set 0 is the IPK
+    with pytest.raises(IMStatusError) as absent:
+        await im.send_command(session, 0, groups.RemoveGroup(group_id=1))  # no Groups server on endpoint 0
+    assert absent.value.status == Status.UNSUPPORTED_CLUSTER
