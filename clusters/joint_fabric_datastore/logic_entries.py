@@ -59,7 +59,10 @@ def check_node_id(node_id: int) -> None:
 
 
 def require_node(store: JfdsStore, node_id: int) -> None:
-    """An unknown node answers CONSTRAINT_ERROR (the reference SDK, TC-JFDS-2.5 steps 7, 15, 22, 25, 28, ...)."""
+    """"The node must exist", decided here for every command that names a node (UpdateNode, RemoveNode,
+    RefreshNode and the per-node list commands): an unknown node answers CONSTRAINT_ERROR, the status the spec's
+    cert tests expect for it (TC-JFDS-2.5 steps 7, 15, 22, 25, 28, 35, 40, 43, 46) and the reference SDK gives.
+    The datastore's own check behind it (``EntryNotFoundError``) is an invariant no command reaches."""
     if store.node(node_id) is None:
         raise _constraint(f"node 0x{node_id:X} is not in NodeList")
 
