@@ -20,6 +20,7 @@ from typing import Any
 from clusters.basic_information.server import BasicInformationConfig
 from jfds_device.codec.message import ProtocolId
 from jfds_device.codec.model import AuthMode
+from jfds_device.codec.model import AuthMode as SessionAuthMode  # the one AuthMode (codec.model)
 from jfds_device.crypto.attestation import AttestationMaterial, load_attestation
 from jfds_device.datamodel.commissioning_attempt import CommissioningAttempt
 from jfds_device.datamodel.commissioning_window import CommissioningWindow
@@ -281,7 +282,7 @@ class Device:
         """Fail-safe expiry (Core spec 11.10.7.2.1) or CommissioningComplete ends the PASE sessions."""
         assert self.sessions is not None
         for session in self.sessions.secure_sessions():
-            if session.auth_mode is AuthMode.PASE:
+            if session.auth_mode is SessionAuthMode.PASE:
                 # Deferred: an ArmFailSafe(0) that expired it still gets its response on this session first.
                 self.loop.call_soon(self._close_session, session)
 
@@ -336,7 +337,7 @@ class Device:
     def _on_session_closed(self, session: SecureSession) -> None:
         if self.im is not None:
             self.im.on_session_closed(session.local_session_id)
-        if session.auth_mode is AuthMode.PASE and self.root is not None:
+        if session.auth_mode is SessionAuthMode.PASE and self.root is not None:
             # A commissioner went away mid-way: its fail-safe expires (rollback) and the window listens again.
             with self.root.node.atomic():
                 self.commissioning.pase_session_closed(session.local_session_id)
@@ -380,7 +381,7 @@ class Device:
             subject=self._subject(session),
             session_id=session.local_session_id,
             attestation_challenge=session.attestation_challenge,
-            bind_fabric=self._binder(session) if session.auth_mode is AuthMode.PASE else None,
+            bind_fabric=self._binder(session) if session.auth_mode is SessionAuthMode.PASE else None,
         )
         self.router.on_message(event, ctx)
 
@@ -397,7 +398,7 @@ class Device:
         return bind
 
     def _subject(self, session: SecureSession) -> SubjectDescriptor:
-        if session.auth_mode is AuthMode.PASE:
+        if session.auth_mode is SessionAuthMode.PASE:
             # A PASE session holds implicit Administer while the node is being commissioned (Core spec 6.6.2.9).
             return SubjectDescriptor(AuthMode.PASE, 0, session.fabric_index, (), is_commissioning=True)
         return SubjectDescriptor(AuthMode.CASE, session.peer_node_id, session.fabric_index, tuple(session.cats))

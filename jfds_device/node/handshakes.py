@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 from jfds_device.codec.message import ProtocolId, SecureChannelOpcode
-from jfds_device.codec.model import AuthMode
+from jfds_device.codec.model import AuthMode as SessionAuthMode  # the one AuthMode (codec.model)
 from jfds_device.datamodel.commissioning_window import CommissioningWindow
 from jfds_device.errors import MatterError
 from jfds_device.securechannel.case import CaseResponder, CaseResult
@@ -144,19 +144,19 @@ class HandshakeManager:
         }
         session: SecureSession
         if isinstance(result, PaseResult):
-            session = self._sessions.add_secure(auth_mode=AuthMode.PASE, **common)
+            session = self._sessions.add_secure(auth_mode=SessionAuthMode.PASE, **common)
         else:
             session = self._add_case_session(result, common)
         log.info("%s session %d established with %s", session.auth_mode.name, session.local_session_id,
                  ref.session.peer_addr)
-        if session.auth_mode is AuthMode.PASE:
+        if session.auth_mode is SessionAuthMode.PASE:
             self._on_pase_established(session)
 
     def _add_case_session(self, result: CaseResult, common: dict[str, object]) -> SecureSession:
         if self._resumption is not None:
             self._resumption.put(result.resumption_record)
         return self._sessions.add_secure(
-            auth_mode=AuthMode.CASE,
+            auth_mode=SessionAuthMode.CASE,
             local_node_id=result.local_node_id,
             peer_node_id=result.peer_node_id,
             fabric_index=result.fabric_index,

@@ -27,7 +27,7 @@ from typing import Protocol
 
 from jfds_device.backoff import Backoff, BackoffPolicy
 from jfds_device.codec.message import InteractionModelOpcode, ProtocolId, SecureChannelOpcode
-from jfds_device.codec.model import AuthMode
+from jfds_device.codec.model import AuthMode as SessionAuthMode  # the one AuthMode (codec.model)
 from jfds_device.crypto.case_keys import compressed_fabric_id
 from jfds_device.errors import DecodeError, LocalProtocolError, MatterError
 from jfds_device.im.client import ExchangeEvent, ReportHandler
@@ -506,7 +506,7 @@ class PeerConnections:
         params = result.peer_session_params
         session = self.endpoint.manager.sessions.add_secure(
             local_session_id=result.local_session_id, peer_session_id=result.peer_session_id,
-            encrypt_key=encrypt_key, decrypt_key=decrypt_key, auth_mode=AuthMode.CASE, peer_addr=address,
+            encrypt_key=encrypt_key, decrypt_key=decrypt_key, auth_mode=SessionAuthMode.CASE, peer_addr=address,
             now=self.endpoint.now(), local_node_id=result.local_node_id, peer_node_id=result.peer_node_id,
             fabric_index=result.fabric_index, cats=tuple(result.peer_cats), is_initiator=True,
             peer_mrp=MrpParameters.from_ms(*(params.clamped() if params else (None, None, None))),
