@@ -3,8 +3,10 @@
 A list write replaces the accessing fabric's whole list (Core spec 7.13.6, 8.7.3.3), so the reconciler reads
 the list, edits it and writes all of it back. ``merge_list`` is the pure edit: elements are matched by an
 identity key (the ACL's by-value key, a binding's target, a map entry's group id); elements no operation names
-keep their place and content (foreign entries are never removed or reordered). ``write_merged`` drives it
-against the peer and handles failures:
+keep their place and content (foreign entries are never removed or reordered). Elements are in the TLV form the
+peer sent (``PeerIO.read_list``), so an element we do not change goes back exactly as read, even one our schema
+cannot decode; the facets build theirs with the cluster schema's struct and read every identity through it.
+``write_merged`` drives it against the peer and handles failures:
 
 * every write is conditioned on the DataVersion read with the list (AttributeDataIB DataVersion, Core spec
   8.7.3.2), so an entry another administrator writes between our read and our write is never lost: the peer
