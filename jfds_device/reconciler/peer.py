@@ -201,10 +201,12 @@ class Capacities:
         values = []
         for endpoint, attribute in cls.PATHS:
             try:
-                value = result.typed(endpoint, attribute)
-            except (IMStatusError, KeyError, DecodeError):
+                value = result.value(endpoint, attribute.cluster_id, attribute.attribute_id)
+            except (IMStatusError, KeyError):
                 value = None
-            values.append(value)
+            # Any unsigned integer the peer reports is its limit, even one below the minimum our schema declares
+            # for our own server (a peer enforces what it reports).
+            values.append(value if type(value) is int else None)
         return cls(*values)
 
 

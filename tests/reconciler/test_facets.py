@@ -157,6 +157,17 @@ async def test_acl_capacity_is_resource_exhausted_without_a_refused_write(store:
     assert peer.acl_subjects() == [[COMMISSIONER], [US], [0x1122], [0x55]]
 
 
+async def test_a_peer_limit_below_the_spec_minimum_is_still_its_limit(store: JfdsStore) -> None:
+    """SubjectsPerAccessControlEntry 2 is below the spec's minimum of 4 (our own schema would not accept it for our
+    server), yet it is what the peer enforces: an entry with 3 subjects is RESOURCE_EXHAUSTED without a write."""
+    peer = FakePeer(subjects_limit=2)
+    wide = store.add_acl(NODE, jace(VIEW, [1, 2, 3]))
+    narrow = store.add_acl(NODE, jace(VIEW, [0x55, 0x56]))
+    await run(store, peer)
+    assert (state(store, wide), state(store, narrow)) == ((F, EXHAUSTED), (C, 0))
+    assert [len(w[2]) for w in peer.ops("write:acl")] == [3]  # the admin entries and the narrow one, in one write
+
+
 async def test_acl_removal_frees_room_for_an_add_in_the_same_write(store: JfdsStore) -> None:
     peer = FakePeer(acl=[*admin_entries(), ace(OPERATE, [0x1122]), ace(VIEW, [0x55])])  # full
     old = store.add_acl(NODE, jace(VIEW, [0x55]), committed=True)
