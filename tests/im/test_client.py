@@ -13,6 +13,7 @@ import asyncio
 import functools
 import random
 from collections.abc import AsyncIterator, Callable, Hashable
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -27,15 +28,14 @@ from jfds_device import errors
 from jfds_device.codec.message import InteractionModelOpcode as Op
 from jfds_device.codec.message import ProtocolId, SecureChannelOpcode
 from jfds_device.codec.model import AuthMode, Privilege
+from jfds_device.codec.model import AuthMode as SessionAuthMode  # the one AuthMode
 from jfds_device.crypto.cert_issuer import CertificateIssuer
 from jfds_device.crypto.primitives import P256Keypair
 from jfds_device.datamodel.acl import AclEntry
 from jfds_device.datamodel.commissioning_window import CommissioningWindow
 from jfds_device.datamodel.node import DeviceType, Node
 from jfds_device.errors import DecodeError, LocalProtocolError, RemoteProtocolError
-from jfds_device.im import client as c
-from jfds_device.im import client_messages as cm
-from jfds_device.im import interactions as ci
+from jfds_device.im import client, client_messages, interactions
 from jfds_device.im import messages as m
 from jfds_device.im.provider import AttributePath, RequestContext, Status, SubjectDescriptor
 from jfds_device.im.server import InteractionServer, LocalExchange
@@ -88,6 +88,13 @@ from tests.im.fakes import (
 )
 from tests.transport.pair import KEYS
 
+# The IM client's API as one namespace: the asyncio client, its messages and results, its sans-IO interactions
+# and the errors it raises.
+c = SimpleNamespace(**{name: getattr(module, name) for module in (client, client_messages, interactions)
+                       for name in module.__all__},
+                    IMStatusError=errors.IMStatusError, InteractionError=errors.InteractionError,
+                    ReportTooLargeError=errors.ReportTooLargeError)
+
 BIG = AttributePath(1, TEST, BIG_LIST)
 
 # ReadRequest (Core spec 10.7.2), decoded by hand: 15 { 36 00 [ 17 <24 02 00, 24 03 28, 24 04 01> 18,
@@ -116,11 +123,11 @@ def chip_decode(data: bytes) -> Any:
     return plain(TLVReader(data).get()["Any"])
 
 
-def converse(server: InteractionServer, interaction: ci.Interaction, ctx: RequestContext | None = None,
-             key: Hashable = 1, now: float = 0.0) -> tuple[ci.Interaction, int]:
+def converse(server: InteractionServer, interaction: c.Interaction, ctx: RequestContext | None = None,
+             key: Hashable = 1, now: float = 0.0) -> tuple[c.Interaction, int]:
     """Run a client interaction against the server on one exchange; returns it and the peer's message count."""
     ctx = ctx or make_ctx()
-    step: ci.Send | None = interaction.start()
+    step: c.Send | None = interaction.start()
     count = 0
     while step is not None:
         outs = server.on_message(key, ctx, step.opcode, step.payload, now)
@@ -135,27 +142,27 @@ def converse(server: InteractionServer, interaction: ci.Interaction, ctx: Reques
     return interaction, count
 
 
-def read(server: InteractionServer, *paths: cm.PathLike, **kwargs: Any) -> cm.ReadResult:
-    interaction, _ = converse(server, ci.ReadInteraction(cm.build_read_request(paths, **kwargs)))
+def read(server: InteractionServer, *paths: c.PathLike, **kwargs: Any) -> c.ReadResult:
+    interaction, _ = converse(server, c.ReadInteraction(c.build_read_request(paths, **kwargs)))
     assert interaction.done, interaction.error
-    result: cm.ReadResult = interaction.result
+    result: c.ReadResult = interaction.result
     return result
 
 
-def write(server: InteractionServer, writes: list[cm.AttributeWrite], timed_timeout_ms: int | None = None,
-          max_payload: int = cm.DEFAULT_MAX_PAYLOAD) -> tuple[list[cm.AttributeStatus], int]:
-    payloads = cm.build_write_requests(writes, timed=timed_timeout_ms is not None, max_payload=max_payload)
-    interaction, count = converse(server, ci.WriteInteraction(payloads, timed_timeout_ms))
+def write(server: InteractionServer, writes: list[c.AttributeWrite], timed_timeout_ms: int | None = None,
+          max_payload: int = c.DEFAULT_MAX_PAYLOAD) -> tuple[list[c.AttributeStatus], int]:
+    payloads = c.build_write_requests(writes, timed=timed_timeout_ms is not None, max_payload=max_payload)
+    interaction, count = converse(server, c.WriteInteraction(payloads, timed_timeout_ms))
     assert interaction.done, interaction.error
-    return cm.summarize_write(writes, interaction.result), count
+    return c.summarize_write(writes, interaction.result), count
 
 
-def invoke(server: InteractionServer, *commands: cm.CommandRequest, timed_timeout_ms: int | None = None,
-           ) -> list[cm.InvokeResult]:
-    request = cm.build_invoke_request(commands, timed=timed_timeout_ms is not None)
-    interaction, _ = converse(server, ci.InvokeInteraction(request, timed_timeout_ms))
+def invoke(server: InteractionServer, *commands: c.CommandRequest, timed_timeout_ms: int | None = None,
+           ) -> list[c.InvokeResult]:
+    request = c.build_invoke_request(commands, timed=timed_timeout_ms is not None)
+    interaction, _ = converse(server, c.InvokeInteraction(request, timed_timeout_ms))
     assert interaction.done, interaction.error
-    results: list[cm.InvokeResult] = interaction.result
+    results: list[c.InvokeResult] = interaction.result
     return results
 
 
@@ -163,7 +170,7 @@ def invoke(server: InteractionServer, *commands: cm.CommandRequest, timed_timeou
 
 
 def test_read_request_encoding() -> None:
-    payload = cm.build_read_request([(0, 0x28, 1), (None, 0x1F, None)], fabric_filtered=False,
+    payload = c.build_read_request([(0, 0x28, 1), (None, 0x1F, None)], fabric_filtered=False,
                                    data_version_filters={(0, 0x28): 0x1234})
     # Core spec 10.7.2: AttributeRequests (0) of AttributePathIB *lists* (10.6.2: endpoint 2, cluster 3,
     # attribute 4), FabricFiltered (3), DataVersionFilters (4: {0 ClusterPathIB list, 1 version}), revision 0xFF.
@@ -177,38 +184,38 @@ def test_read_request_encoding() -> None:
 
 
 def test_subscribe_and_timed_request_encoding() -> None:
-    payload = cm.build_subscribe_request([(0, 0x28, 5)], 1, 60, keep_subscriptions=False)
+    payload = c.build_subscribe_request([(0, 0x28, 5)], 1, 60, keep_subscriptions=False)
     assert chip_decode(payload) == {0: False, 1: 1, 2: 60, 3: [[(2, 0), (3, 0x28), (4, 5)]], 7: True, 255: 12}
-    assert chip_decode(cm.build_timed_request(500)) == {0: 500, 255: 12}
+    assert chip_decode(c.build_timed_request(500)) == {0: 500, 255: 12}
     with pytest.raises(LocalProtocolError):
-        cm.build_subscribe_request([(0, 0x28, 5)], 10, 5)
+        c.build_subscribe_request([(0, 0x28, 5)], 10, 5)
     with pytest.raises(LocalProtocolError):
-        cm.build_timed_request(0)
+        c.build_timed_request(0)
 
 
 def test_write_request_encoding() -> None:
-    [payload] = cm.build_write_requests([cm.AttributeWrite(0, 0x28, 5, "kitchen", data_version=7)])
+    [payload] = c.build_write_requests([c.AttributeWrite(0, 0x28, 5, "kitchen", data_version=7)])
     # Core spec 10.7.6: TimedRequest (1), WriteRequests (2) of AttributeDataIB {0 version, 1 path, 2 data}.
     assert chip_decode(payload) == {1: False, 2: [{0: 7, 1: [(2, 0), (3, 0x28), (4, 5)], 2: "kitchen"}], 255: 12}
     with pytest.raises(LocalProtocolError):
-        cm.build_write_requests([])
+        c.build_write_requests([])
 
 
 def test_invoke_request_encoding_numbers_a_batch() -> None:
-    single = cm.build_invoke_request([cm.CommandRequest(1, 6, 2)], timed=True)
+    single = c.build_invoke_request([c.CommandRequest(1, 6, 2)], timed=True)
     # Core spec 10.7.9: SuppressResponse (0), TimedRequest (1), InvokeRequests (2) of CommandDataIB
     # {0 CommandPathIB list (endpoint 0, cluster 1, command 2), 1 fields}; an empty struct for no fields.
     assert chip_decode(single) == {0: False, 1: True, 2: [{0: [(0, 1), (1, 6), (2, 2)], 1: {}}], 255: 12}
-    batch = m.InvokeRequest.decode(cm.build_invoke_request(
-        [cm.CommandRequest(1, TEST, ECHO, {0: 1}), cm.CommandRequest(1, TEST, ECHO, {0: 3})]))
+    batch = m.InvokeRequest.decode(c.build_invoke_request(
+        [c.CommandRequest(1, TEST, ECHO, {0: 1}), c.CommandRequest(1, TEST, ECHO, {0: 3})]))
     assert [ib.command_ref for ib in batch.invoke_requests] == [0, 1]
     with pytest.raises(LocalProtocolError):
-        cm.build_invoke_request([])
+        c.build_invoke_request([])
 
 
 def test_struct_values_are_encoded_through_their_schema() -> None:
     appearance = bi.ProductAppearanceStruct(finish=bi.ProductFinishEnum.MATTE, primary_color=bi.ColorEnum.BLACK)
-    [payload] = cm.build_write_requests([cm.AttributeWrite(0, 0x28, 0x14, [appearance, appearance])])
+    [payload] = c.build_write_requests([c.AttributeWrite(0, 0x28, 0x14, [appearance, appearance])])
     [ib] = m.WriteRequest.decode(payload).write_requests
     assert ib.data == [appearance.to_tlv(), appearance.to_tlv()]
 
@@ -217,15 +224,15 @@ def test_struct_values_are_encoded_through_their_schema() -> None:
 
 
 def test_small_list_goes_whole() -> None:
-    [payload] = cm.build_write_requests([cm.AttributeWrite(1, TEST, BIG_LIST, big_list(3))])
+    [payload] = c.build_write_requests([c.AttributeWrite(1, TEST, BIG_LIST, big_list(3))])
     [ib] = m.WriteRequest.decode(payload).write_requests
     assert ib.path.list_index is None and ib.data == big_list(3)
 
 
 def test_big_list_is_replaced_then_appended_like_the_sdk() -> None:
     items = big_list(60)
-    payloads = cm.build_write_requests([cm.AttributeWrite(1, TEST, BIG_LIST, items, data_version=9)])
-    assert len(payloads) > 1 and all(len(p) <= cm.DEFAULT_MAX_PAYLOAD for p in payloads)
+    payloads = c.build_write_requests([c.AttributeWrite(1, TEST, BIG_LIST, items, data_version=9)])
+    assert len(payloads) > 1 and all(len(p) <= c.DEFAULT_MAX_PAYLOAD for p in payloads)
     requests = [m.WriteRequest.decode(p) for p in payloads]
     assert [r.more_chunked_messages for r in requests] == [True] * (len(requests) - 1) + [None]
     ibs = [ib for r in requests for ib in r.write_requests]
@@ -236,8 +243,8 @@ def test_big_list_is_replaced_then_appended_like_the_sdk() -> None:
     provider = FakeProvider()
     provider.versions[(1, TEST)] = 9
     server = InteractionServer(provider)
-    statuses, responses = write(server, [cm.AttributeWrite(1, TEST, BIG_LIST, items, data_version=9)])
-    assert statuses == [cm.AttributeStatus(BIG, Status.SUCCESS)]
+    statuses, responses = write(server, [c.AttributeWrite(1, TEST, BIG_LIST, items, data_version=9)])
+    assert statuses == [c.AttributeStatus(BIG, Status.SUCCESS)]
     assert responses == len(payloads) and provider.values[BIG] == items
 
 
@@ -245,18 +252,18 @@ def test_conditional_chunked_list_write_sends_its_replace_all_alone() -> None:
     """The DataVersion rides on the replace-all only, and no append shares its message (a refused replace would
     still let them land on the list the peer kept); an unconditional list packs as before."""
     items = big_list(60)
-    chunks = cm.build_write_chunks([cm.AttributeWrite(0, BASIC, LABEL, "hall"),
-                                   cm.AttributeWrite(1, TEST, BIG_LIST, items, data_version=9)])
+    chunks = c.build_write_chunks([c.AttributeWrite(0, BASIC, LABEL, "hall"),
+                                   c.AttributeWrite(1, TEST, BIG_LIST, items, data_version=9)])
     first = m.WriteRequest.decode(chunks[0].payload).write_requests
     assert [(ib.path.attribute, ib.path.list_index, ib.data, ib.data_version) for ib in first] == [
         (LABEL, None, "hall", None), (BIG_LIST, None, [], 9)]
     assert chunks[0].guarded == {BIG} and all(not chunk.guarded for chunk in chunks[1:])
     appends = [ib for chunk in chunks[1:] for ib in m.WriteRequest.decode(chunk.payload).write_requests]
     assert [ib.data for ib in appends] == items and all(ib.data_version is None for ib in appends)
-    unconditional = cm.build_write_chunks([cm.AttributeWrite(1, TEST, BIG_LIST, items)])
+    unconditional = c.build_write_chunks([c.AttributeWrite(1, TEST, BIG_LIST, items)])
     assert len(m.WriteRequest.decode(unconditional[0].payload).write_requests) > 1
     assert all(not chunk.guarded for chunk in unconditional)
-    small = cm.build_write_chunks([cm.AttributeWrite(1, TEST, BIG_LIST, big_list(3), data_version=9)])
+    small = c.build_write_chunks([c.AttributeWrite(1, TEST, BIG_LIST, big_list(3), data_version=9)])
     assert [chunk.guarded for chunk in small] == [frozenset()]  # one IB, nothing follows it
 
 
@@ -267,9 +274,9 @@ def test_refused_conditional_replace_ends_a_chunked_write_before_any_append() ->
     provider.values[BIG] = [b"theirs"]
     server = InteractionServer(provider)
     stale = provider.versions[(1, TEST)] - 1
-    writes = [cm.AttributeWrite(1, TEST, BIG_LIST, big_list(60), data_version=stale)]
-    chunks = cm.build_write_chunks(writes)
-    interaction = ci.WriteInteraction([ch.payload for ch in chunks], guards=[ch.guarded for ch in chunks])
+    writes = [c.AttributeWrite(1, TEST, BIG_LIST, big_list(60), data_version=stale)]
+    chunks = c.build_write_chunks(writes)
+    interaction = c.WriteInteraction([ch.payload for ch in chunks], guards=[ch.guarded for ch in chunks])
     step = interaction.start()
     [out] = server.on_message(1, make_ctx(), step.opcode, step.payload, 0.0)
     end = interaction.receive(out.opcode, out.payload)
@@ -279,43 +286,43 @@ def test_refused_conditional_replace_ends_a_chunked_write_before_any_append() ->
     [closing] = server.on_message(1, make_ctx(), end.opcode, end.payload, 0.0)
     assert closing.close_exchange and m.StatusResponse.decode(closing.payload).status == Status.INVALID_ACTION
     assert interaction.done and provider.values[BIG] == [b"theirs"]
-    [status] = cm.summarize_write(writes, interaction.result)
+    [status] = c.summarize_write(writes, interaction.result)
     assert status.status == Status.DATA_VERSION_MISMATCH
     # The same write with the version the peer holds goes through, chunk after chunk.
-    writes = [cm.AttributeWrite(1, TEST, BIG_LIST, big_list(60), data_version=provider.versions[(1, TEST)])]
+    writes = [c.AttributeWrite(1, TEST, BIG_LIST, big_list(60), data_version=provider.versions[(1, TEST)])]
     statuses, responses = write(server, writes)
-    assert statuses == [cm.AttributeStatus(BIG, Status.SUCCESS)] and provider.values[BIG] == big_list(60)
-    assert responses == len(cm.build_write_chunks(writes))
+    assert statuses == [c.AttributeStatus(BIG, Status.SUCCESS)] and provider.values[BIG] == big_list(60)
+    assert responses == len(c.build_write_chunks(writes))
 
 
 def test_write_guards_must_match_the_payloads() -> None:
     with pytest.raises(LocalProtocolError, match="guard"):
-        ci.WriteInteraction([b"a", b"b"], guards=[frozenset()])
+        c.WriteInteraction([b"a", b"b"], guards=[frozenset()])
 
 
 def test_mixed_write_keeps_order_and_reports_per_attribute() -> None:
     provider = FakeProvider()
     server = InteractionServer(provider)
     writes = [
-        cm.AttributeWrite(0, BASIC, LABEL, "hall"),
-        cm.AttributeWrite(1, TEST, BIG_LIST, big_list(40)),
-        cm.AttributeWrite(1, TEST, SMALL, 101),  # above the attribute's maximum of 100
+        c.AttributeWrite(0, BASIC, LABEL, "hall"),
+        c.AttributeWrite(1, TEST, BIG_LIST, big_list(40)),
+        c.AttributeWrite(1, TEST, SMALL, 101),  # above the attribute's maximum of 100
     ]
     statuses, _ = write(server, writes)
     assert [s.status for s in statuses] == [Status.SUCCESS, Status.SUCCESS, Status.CONSTRAINT_ERROR]
     assert provider.values[AttributePath(0, BASIC, LABEL)] == "hall" and provider.values[BIG] == big_list(40)
-    with pytest.raises(errors.IMStatusError) as err:
+    with pytest.raises(c.IMStatusError) as err:
         statuses[2].check()
     assert err.value.status == Status.CONSTRAINT_ERROR
 
 
 def test_write_limits() -> None:
     with pytest.raises(LocalProtocolError, match="timed write"):
-        cm.build_write_requests([cm.AttributeWrite(1, TEST, BIG_LIST, big_list(60))], timed=True)
+        c.build_write_requests([c.AttributeWrite(1, TEST, BIG_LIST, big_list(60))], timed=True)
     with pytest.raises(LocalProtocolError, match="does not fit"):
-        cm.build_write_requests([cm.AttributeWrite(1, TEST, LABEL, "x" * 2000)])
+        c.build_write_requests([c.AttributeWrite(1, TEST, LABEL, "x" * 2000)])
     with pytest.raises(LocalProtocolError, match="item"):
-        cm.build_write_requests([cm.AttributeWrite(1, TEST, BIG_LIST, [b"x" * 2000])])
+        c.build_write_requests([c.AttributeWrite(1, TEST, BIG_LIST, [b"x" * 2000])])
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -323,9 +330,9 @@ def test_write_limits() -> None:
 def test_list_write_round_trips_through_the_server(count: int, size: int, max_payload: int) -> None:
     provider = FakeProvider()
     items = [bytes([i % 256]) * size for i in range(count)]
-    payloads = cm.build_write_requests([cm.AttributeWrite(1, TEST, BIG_LIST, items)], max_payload=max_payload)
+    payloads = c.build_write_requests([c.AttributeWrite(1, TEST, BIG_LIST, items)], max_payload=max_payload)
     assert all(len(p) <= max_payload for p in payloads)
-    statuses, _ = write(InteractionServer(provider), [cm.AttributeWrite(1, TEST, BIG_LIST, items)],
+    statuses, _ = write(InteractionServer(provider), [c.AttributeWrite(1, TEST, BIG_LIST, items)],
                         max_payload=max_payload)
     assert statuses[0].ok and provider.values[BIG] == items
 
@@ -336,8 +343,8 @@ def test_list_write_round_trips_through_the_server(count: int, size: int, max_pa
 def test_chunked_list_read_is_reassembled() -> None:
     provider = FakeProvider()
     provider.values[BIG] = big_list(200, size=60)  # about 12.6 kB: many chunks, replace + appends
-    interaction, messages = converse(InteractionServer(provider), ci.ReadInteraction(
-        cm.build_read_request([(1, TEST, BIG_LIST)])))
+    interaction, messages = converse(InteractionServer(provider), c.ReadInteraction(
+        c.build_read_request([(1, TEST, BIG_LIST)])))
     assert messages > 10
     assert interaction.result.value(1, TEST, BIG_LIST) == provider.values[BIG]
     assert interaction.result.data_versions == {(1, TEST): provider.versions[(1, TEST)]}
@@ -370,25 +377,25 @@ def test_report_assembler_rejects_what_a_report_cannot_say() -> None:
     path = m.AttributePathIB(endpoint=1, cluster=TEST, attribute=BIG_LIST, list_index=m.NULL)
     append = m.AttributeReportIB(attribute_data=m.AttributeDataIB(data_version=1, path=path, data=b"x"))
     with pytest.raises(RemoteProtocolError, match="append"):
-        cm.ReportAssembler().feed(m.ReportData(attribute_reports=[append]))
+        c.ReportAssembler().feed(m.ReportData(attribute_reports=[append]))
     wildcard = m.AttributeReportIB(attribute_data=m.AttributeDataIB(path=m.AttributePathIB(cluster=1), data=1))
     with pytest.raises(RemoteProtocolError, match="concrete"):
-        cm.ReportAssembler().feed(m.ReportData(attribute_reports=[wildcard]))
+        c.ReportAssembler().feed(m.ReportData(attribute_reports=[wildcard]))
 
 
-def _big_list_read(provider: FakeProvider, max_report_bytes: int) -> tuple[ci.ReadInteraction, int]:
-    interaction = ci.ReadInteraction(cm.build_read_request([(1, TEST, BIG_LIST)]), max_report_bytes=max_report_bytes)
+def _big_list_read(provider: FakeProvider, max_report_bytes: int) -> tuple[c.ReadInteraction, int]:
+    interaction = c.ReadInteraction(c.build_read_request([(1, TEST, BIG_LIST)]), max_report_bytes=max_report_bytes)
     done, messages = converse(InteractionServer(provider), interaction)
-    assert isinstance(done, ci.ReadInteraction)
+    assert isinstance(done, c.ReadInteraction)
     return done, messages
 
 
 def test_a_chunked_report_is_bounded_at_exactly_its_limit(caplog: pytest.LogCaptureFixture) -> None:
     provider = FakeProvider()
     provider.values[BIG] = big_list(200, size=60)  # about 12.6 kB in many chunks
-    whole, messages = _big_list_read(provider, cm.DEFAULT_MAX_REPORT_BYTES)
+    whole, messages = _big_list_read(provider, c.DEFAULT_MAX_REPORT_BYTES)
     size = whole._assembler.budget.received
-    assert whole.done and messages > 10 and 12_000 < size < cm.DEFAULT_MAX_REPORT_BYTES
+    assert whole.done and messages > 10 and 12_000 < size < c.DEFAULT_MAX_REPORT_BYTES
 
     exact, _ = _big_list_read(provider, size)  # the bound counts every chunk's IM payload, inclusive
     assert exact.done and exact.result.value(1, TEST, BIG_LIST) == provider.values[BIG]
@@ -399,7 +406,7 @@ def test_a_chunked_report_is_bounded_at_exactly_its_limit(caplog: pytest.LogCapt
     # checked that our StatusResponse ended the server's side: it answered nothing more), and one warning.
     assert over.failed and not over.done and over.result is None and answered == messages
     error = over.error
-    assert isinstance(error, errors.ReportTooLargeError) and isinstance(error, RemoteProtocolError)
+    assert isinstance(error, c.ReportTooLargeError) and isinstance(error, RemoteProtocolError)
     assert (error.received, error.limit, error.chunks, error.status) == (size, size - 1, messages,
                                                                          Status.RESOURCE_EXHAUSTED)
     assert "exceeds the" in str(error)
@@ -411,7 +418,7 @@ def test_a_chunked_report_is_bounded_at_exactly_its_limit(caplog: pytest.LogCapt
 def test_a_peer_that_never_stops_chunking_is_cut_off_with_resource_exhausted() -> None:
     """A hostile or broken peer: endless ReportData chunks, each with MoreChunkedMessages, each appending 1 kB."""
     limit = 64 * 1024
-    interaction = ci.ReadInteraction(cm.build_read_request([(1, TEST, BIG_LIST)]), max_report_bytes=limit)
+    interaction = c.ReadInteraction(c.build_read_request([(1, TEST, BIG_LIST)]), max_report_bytes=limit)
     interaction.start()
     path = m.AttributePathIB(endpoint=1, cluster=TEST, attribute=BIG_LIST)
     first = m.AttributeReportIB(attribute_data=m.AttributeDataIB(data_version=1, path=path, data=[]))
@@ -435,17 +442,17 @@ def test_a_peer_that_never_stops_chunking_is_cut_off_with_resource_exhausted() -
 def test_subscribe_priming_and_chunked_invoke_responses_are_bounded_too() -> None:
     provider = FakeProvider()
     provider.values[BIG] = big_list(200, size=60)
-    subscribe = ci.SubscribeInteraction(cm.build_subscribe_request([(1, TEST, BIG_LIST)], 0, 10),
+    subscribe = c.SubscribeInteraction(c.build_subscribe_request([(1, TEST, BIG_LIST)], 0, 10),
                                        max_report_bytes=4096)
     subscribe, _ = converse(InteractionServer(provider), subscribe)
-    assert isinstance(subscribe.error, errors.ReportTooLargeError) and not subscribe.done
+    assert isinstance(subscribe.error, c.ReportTooLargeError) and not subscribe.done
 
-    commands = [cm.CommandRequest(1, TEST, BIG_CMD, {0: 700}), cm.CommandRequest(1, TEST, BIG_CMD_B, {0: 700})]
-    invoke_ = ci.InvokeInteraction(cm.build_invoke_request(commands), max_report_bytes=1000)
+    commands = [c.CommandRequest(1, TEST, BIG_CMD, {0: 700}), c.CommandRequest(1, TEST, BIG_CMD_B, {0: 700})]
+    invoke_ = c.InvokeInteraction(c.build_invoke_request(commands), max_report_bytes=1000)
     invoke_, _ = converse(InteractionServer(FakeProvider()), invoke_)
-    assert isinstance(invoke_.error, errors.ReportTooLargeError) and not invoke_.done
+    assert isinstance(invoke_.error, c.ReportTooLargeError) and not invoke_.done
     with pytest.raises(LocalProtocolError):
-        cm.ReportAssembler(0)
+        c.ReportAssembler(0)
 
 
 # ---------------------------------------------------------------------------------------------- errors
@@ -454,7 +461,7 @@ def test_subscribe_priming_and_chunked_invoke_responses_are_bounded_too() -> Non
 def test_attribute_status_is_raised_on_access() -> None:
     result = read(InteractionServer(FakeProvider()), (1, TEST, 0x77), (0, BASIC, LABEL))
     assert result.statuses[AttributePath(1, TEST, 0x77)].status == Status.UNSUPPORTED_ATTRIBUTE
-    with pytest.raises(errors.IMStatusError, match="UNSUPPORTED_ATTRIBUTE") as err:
+    with pytest.raises(c.IMStatusError, match="UNSUPPORTED_ATTRIBUTE") as err:
         result.value(1, TEST, 0x77)
     assert (err.value.status, err.value.cluster_status) == (Status.UNSUPPORTED_ATTRIBUTE, None)
     with pytest.raises(KeyError):
@@ -463,46 +470,46 @@ def test_attribute_status_is_raised_on_access() -> None:
 
 def test_status_response_refusing_a_read_is_an_im_status_error() -> None:
     bad = m.AttributePathIB(endpoint=0, cluster=BASIC, attribute=LABEL, list_index=m.NULL)  # no ListIndex in reads
-    interaction, _ = converse(InteractionServer(FakeProvider()), ci.ReadInteraction(cm.build_read_request([bad])))
-    assert isinstance(interaction.error, errors.IMStatusError) and interaction.error.status == Status.INVALID_ACTION
+    interaction, _ = converse(InteractionServer(FakeProvider()), c.ReadInteraction(c.build_read_request([bad])))
+    assert isinstance(interaction.error, c.IMStatusError) and interaction.error.status == Status.INVALID_ACTION
 
 
 def test_invoke_results_and_errors() -> None:
     server = InteractionServer(FakeProvider())
-    [echo] = invoke(server, cm.CommandRequest(1, TEST, ECHO, {0: 42}))
+    [echo] = invoke(server, c.CommandRequest(1, TEST, ECHO, {0: 42}))
     assert (echo.path.command, echo.fields, echo.ok) == (ECHO_RESPONSE, {0: 42}, True)
-    [failed] = invoke(server, cm.CommandRequest(1, TEST, FAIL_CMD))
-    with pytest.raises(errors.IMStatusError) as err:
+    [failed] = invoke(server, c.CommandRequest(1, TEST, FAIL_CMD))
+    with pytest.raises(c.IMStatusError) as err:
         failed.check()
     assert (err.value.status, err.value.cluster_status) == (Status.FAILURE, 5)
-    [untimed] = invoke(server, cm.CommandRequest(1, TEST, TIMED_CMD))
+    [untimed] = invoke(server, c.CommandRequest(1, TEST, TIMED_CMD))
     assert untimed.status == Status.NEEDS_TIMED_INTERACTION
-    [timed] = invoke(server, cm.CommandRequest(1, TEST, TIMED_CMD), timed_timeout_ms=1000)
+    [timed] = invoke(server, c.CommandRequest(1, TEST, TIMED_CMD), timed_timeout_ms=1000)
     assert timed.ok and timed.fields is None
 
 
 def test_chunked_invoke_response_is_acknowledged_and_collected() -> None:
-    commands = [cm.CommandRequest(1, TEST, BIG_CMD, {0: 700}), cm.CommandRequest(1, TEST, BIG_CMD_B, {0: 700})]
+    commands = [c.CommandRequest(1, TEST, BIG_CMD, {0: 700}), c.CommandRequest(1, TEST, BIG_CMD_B, {0: 700})]
     interaction, messages = converse(InteractionServer(FakeProvider()),
-                                     ci.InvokeInteraction(cm.build_invoke_request(commands)))
-    results: list[cm.InvokeResult] = interaction.result
+                                     c.InvokeInteraction(c.build_invoke_request(commands)))
+    results: list[c.InvokeResult] = interaction.result
     assert messages == 2 and [r.command_ref for r in results] == [0, 1]
     assert all(r.ok and r.fields == {0: b"\xab" * 700} for r in results)
 
 
 def test_timed_write() -> None:
     server = InteractionServer(FakeProvider())
-    [untimed], _ = write(server, [cm.AttributeWrite(1, TEST, TIMED_ATTR, 3)])
+    [untimed], _ = write(server, [c.AttributeWrite(1, TEST, TIMED_ATTR, 3)])
     assert untimed.status == Status.NEEDS_TIMED_INTERACTION
-    [timed], _ = write(server, [cm.AttributeWrite(1, TEST, TIMED_ATTR, 3)], timed_timeout_ms=500)
+    [timed], _ = write(server, [c.AttributeWrite(1, TEST, TIMED_ATTR, 3)], timed_timeout_ms=500)
     assert timed.ok
 
 
 def test_refused_timed_request_ends_without_a_reply() -> None:
-    interaction = ci.WriteInteraction([b"unused"], timed_timeout_ms=100)
+    interaction = c.WriteInteraction([b"unused"], timed_timeout_ms=100)
     assert interaction.start().opcode is Op.TIMED_REQUEST
-    assert interaction.receive(Op.STATUS_RESPONSE, cm.build_status_response(Status.UNSUPPORTED_ACCESS)) is None
-    assert isinstance(interaction.error, errors.IMStatusError) and interaction.error.status == Status.UNSUPPORTED_ACCESS
+    assert interaction.receive(Op.STATUS_RESPONSE, c.build_status_response(Status.UNSUPPORTED_ACCESS)) is None
+    assert isinstance(interaction.error, c.IMStatusError) and interaction.error.status == Status.UNSUPPORTED_ACCESS
 
 
 def test_malformed_or_unexpected_messages_fail_with_invalid_action() -> None:
@@ -510,19 +517,19 @@ def test_malformed_or_unexpected_messages_fail_with_invalid_action() -> None:
         (Op.REPORT_DATA, b"\x15", DecodeError),
         (Op.WRITE_RESPONSE, m.WriteResponse(write_responses=[]).encode(), RemoteProtocolError),
         (0x77, b"", RemoteProtocolError),
-        (Op.STATUS_RESPONSE, cm.build_status_response(Status.SUCCESS), RemoteProtocolError),
+        (Op.STATUS_RESPONSE, c.build_status_response(Status.SUCCESS), RemoteProtocolError),
     ):
-        interaction = ci.ReadInteraction(cm.build_read_request([(0, 0x28, 1)]))
+        interaction = c.ReadInteraction(c.build_read_request([(0, 0x28, 1)]))
         interaction.start()
         reply = interaction.receive(opcode, payload)
-        assert reply == ci.Send(Op.STATUS_RESPONSE, cm.build_status_response(Status.INVALID_ACTION), False)
+        assert reply == c.Send(Op.STATUS_RESPONSE, c.build_status_response(Status.INVALID_ACTION), False)
         assert isinstance(interaction.error, error) and interaction.failed
         with pytest.raises(LocalProtocolError):
             interaction.receive(opcode, payload)
 
 
 def test_unknown_status_code_keeps_its_number() -> None:
-    assert str(errors.IMStatusError(0xEE, 3)) == "0xEE (cluster status 0x03)"
+    assert str(c.IMStatusError(0xEE, 3)) == "0xEE (cluster status 0x03)"
 
 
 # ---------------------------------------------------------------------------------------------- subscriptions
@@ -531,25 +538,25 @@ def test_unknown_status_code_keeps_its_number() -> None:
 def test_subscribe_then_change_report() -> None:
     provider = FakeProvider()
     server = InteractionServer(provider, subscription_ids=lambda: 0x5EED)
-    interaction, _ = converse(server, ci.SubscribeInteraction(cm.build_subscribe_request([(0, BASIC, LABEL)], 0, 30)))
-    established: cm.SubscribeResult = interaction.result
+    interaction, _ = converse(server, c.SubscribeInteraction(c.build_subscribe_request([(0, BASIC, LABEL)], 0, 30)))
+    established: c.SubscribeResult = interaction.result
     assert (established.subscription_id, established.max_interval) == (0x5EED, 30)
     assert established.report.value(0, BASIC, LABEL) == "kitchen"
 
     provider.set_value(AttributePath(0, BASIC, LABEL), "hall")
     [out] = server.on_timer(1.0)
     assert out.new_exchange and isinstance(out.exchange, LocalExchange)
-    report = ci.ReadInteraction(subscription_id=0x5EED)
+    report = c.ReadInteraction(subscription_id=0x5EED)
     ack = report.receive(out.opcode, out.payload)
-    assert ack == ci.Send(Op.STATUS_RESPONSE, cm.build_status_response(Status.SUCCESS), expect_response=False)
+    assert ack == c.Send(Op.STATUS_RESPONSE, c.build_status_response(Status.SUCCESS), expect_response=False)
     assert report.done and report.result.value(0, BASIC, LABEL) == "hall"
     assert server.on_message(out.exchange, make_ctx(), ack.opcode, ack.payload, 1.0) == []
 
-    stranger = ci.ReadInteraction(subscription_id=0x1)
+    stranger = c.ReadInteraction(subscription_id=0x1)
     refused = stranger.receive(Op.REPORT_DATA, m.ReportData(subscription_id=0x5EED).encode())
-    assert refused == ci.Send(Op.STATUS_RESPONSE, cm.build_status_response(Status.INVALID_SUBSCRIPTION), False)
+    assert refused == c.Send(Op.STATUS_RESPONSE, c.build_status_response(Status.INVALID_SUBSCRIPTION), False)
     with pytest.raises(LocalProtocolError):
-        ci.ReadInteraction(subscription_id=1).start()
+        c.ReadInteraction(subscription_id=1).start()
 
 
 # ---------------------------------------------------------------------------------------------- routing, backoff
@@ -557,7 +564,7 @@ def test_subscribe_then_change_report() -> None:
 
 def _secure(table: SessionTable) -> SecureSession:
     enc, dec = KEYS.for_role(True)
-    return table.add_secure(peer_session_id=1, encrypt_key=enc, decrypt_key=dec, auth_mode=AuthMode.CASE,
+    return table.add_secure(peer_session_id=1, encrypt_key=enc, decrypt_key=dec, auth_mode=SessionAuthMode.CASE,
                             peer_addr=("::1", 5540, 0, 0), now=0.0)
 
 
@@ -669,7 +676,7 @@ class MiniNode:
     event routing and timer of node/app.py reduced to what these tests need, and the client side wired in the way
     the node will be: ``dispatcher.dispatch(event)`` first (the hook), then the node's own routing."""
 
-    def __init__(self, max_payload: int = cm.DEFAULT_MAX_PAYLOAD, node_id: int = SERVER_NODE,
+    def __init__(self, max_payload: int = c.DEFAULT_MAX_PAYLOAD, node_id: int = SERVER_NODE,
                  admin: int = CLIENT_NODE, mrp: MrpParameters | None = None) -> None:
         self.mrp = mrp or MrpParameters()
         node = Node()
@@ -817,7 +824,7 @@ async def test_case_connect_reads_basic_information_and_reuses_the_session(serve
     assert client.peers.state(PEER) is PeerState.REACHABLE and client.states == [PeerState.CONNECTING,
                                                                                  PeerState.REACHABLE]
     assert (session.peer_node_id, session.local_node_id, session.auth_mode) == (SERVER_NODE, CLIENT_NODE,
-                                                                                AuthMode.CASE)
+                                                                                SessionAuthMode.CASE)
     result = await client.im.read(session, [(0, BI, bi.VENDOR_NAME), (0, BI, bi.PRODUCT_NAME), (0, BI, bi.VENDOR_ID)])
     assert result.value(0, BI, bi.VENDOR_NAME) == "jfds-device"
     assert result.value(0, BI, bi.PRODUCT_NAME) == "JFDS Device"
@@ -842,7 +849,7 @@ async def test_a_session_evicted_for_room_reconnects_without_a_reachability_chan
     table.max_outbound_sessions = 1
     first = await client.peers.connect(PEER)
     assert client.states == [PeerState.CONNECTING, PeerState.REACHABLE]
-    table.add_secure(peer_session_id=7, encrypt_key=bytes(16), decrypt_key=bytes(16), auth_mode=AuthMode.CASE,
+    table.add_secure(peer_session_id=7, encrypt_key=bytes(16), decrypt_key=bytes(16), auth_mode=SessionAuthMode.CASE,
                      peer_addr=socket_address(*server.address), now=client.endpoint.now(), is_initiator=True)
     client.endpoint.transmit()  # the manager reports SessionClosed; the dispatcher delivers it
     await wait_for(lambda: client.peers.session(PEER) is None)
@@ -885,7 +892,7 @@ async def test_second_connect_resumes(server: MiniNode, client: Client) -> None:
 
 async def test_write_invoke_and_subscribe_over_the_network(server: MiniNode, client: Client) -> None:
     session = await client.peers.connect(PEER)
-    reports: list[cm.ReadResult] = []
+    reports: list[c.ReadResult] = []
     lost: list[Exception] = []
     subscription = await client.im.subscribe(session, [(0, BI, bi.NODE_LABEL)], 0, 10, reports.append,
                                              on_lost=lost.append)
@@ -896,16 +903,16 @@ async def test_write_invoke_and_subscribe_over_the_network(server: MiniNode, cli
     assert reports[-1].value(0, BI, bi.NODE_LABEL) == "kitchen"
     await client.im.write_attribute(session, 0, BI, bi.NODE_LABEL, "hall", timed_timeout_ms=2000)
     await wait_for(lambda: reports[-1].value(0, BI, bi.NODE_LABEL) == "hall")
-    with pytest.raises(errors.IMStatusError) as err:
+    with pytest.raises(c.IMStatusError) as err:
         await client.im.write_attribute(session, 0, BI, bi.VENDOR_NAME, "nope")
     assert err.value.status == Status.UNSUPPORTED_WRITE
-    with pytest.raises(errors.IMStatusError) as err:
+    with pytest.raises(c.IMStatusError) as err:
         await client.im.invoke(session, 0, BI, 0x00)
     assert err.value.status == Status.UNSUPPORTED_COMMAND
 
     client.peers.session_failed(PEER)
     await wait_for(lambda: bool(lost))
-    assert isinstance(lost[0], errors.InteractionError) and lost[0].reason == "session_closed"
+    assert isinstance(lost[0], c.InteractionError) and lost[0].reason == "session_closed"
     assert not subscription.active
 
 
@@ -914,7 +921,7 @@ async def test_an_oversized_report_ends_the_read_and_the_session_stays_usable(se
     small.im.max_report_bytes = 400  # a whole-cluster read takes several 256-byte chunks
     try:
         session = await small.peers.connect(PEER)
-        with pytest.raises(errors.ReportTooLargeError) as err:
+        with pytest.raises(c.ReportTooLargeError) as err:
             await small.im.read(session, [(0, BI, None)])
         assert err.value.received > 400 and err.value.chunks >= 2
         # The server saw RESOURCE_EXHAUSTED and dropped its side; the session serves the next interaction.
@@ -931,7 +938,7 @@ async def test_keep_alives_hold_a_subscription_and_silence_ends_it() -> None:
     client = await Client(FakeResolver(server.address), InMemoryResumptionStore(), mrp=fast).start()
     try:
         session = await client.peers.connect(PEER)
-        reports: list[cm.ReadResult] = []
+        reports: list[c.ReadResult] = []
         lost: list[Exception] = []
         subscription = await client.im.subscribe(session, [(0, BI, bi.NODE_LABEL)], 0, 1, reports.append,
                                                  on_lost=lost.append)
@@ -942,7 +949,7 @@ async def test_keep_alives_hold_a_subscription_and_silence_ends_it() -> None:
         assert subscription.active and not lost and not reports  # keep-alives are empty: no callback
         server.close()
         await wait_for(lambda: bool(lost), timeout=5.0)
-        assert isinstance(lost[0], errors.InteractionError) and lost[0].reason == "timeout" and not subscription.active
+        assert isinstance(lost[0], c.InteractionError) and lost[0].reason == "timeout" and not subscription.active
     finally:
         await client.close()
         server.close()
@@ -996,7 +1003,7 @@ async def test_a_watched_peer_whose_session_was_evicted_waits_for_the_next_conne
     table.max_outbound_sessions = 1
     client.peers.watch(PEER)
     await wait_for(lambda: client.peers.session(PEER) is not None)
-    table.add_secure(peer_session_id=7, encrypt_key=bytes(16), decrypt_key=bytes(16), auth_mode=AuthMode.CASE,
+    table.add_secure(peer_session_id=7, encrypt_key=bytes(16), decrypt_key=bytes(16), auth_mode=SessionAuthMode.CASE,
                      peer_addr=socket_address(*server.address), now=client.endpoint.now(), is_initiator=True)
     client.endpoint.transmit()
     await wait_for(lambda: client.peers.session(PEER) is None)
@@ -1016,7 +1023,7 @@ async def test_interaction_on_a_dead_session_raises_interaction_error(server: Mi
         session = await client.peers.connect(PEER)
         server.close()
         client.im.response_timeout = 0.3
-        with pytest.raises(errors.InteractionError) as err:
+        with pytest.raises(c.InteractionError) as err:
             await client.im.read(session, [(0, BI, bi.VENDOR_ID)])
         assert err.value.reason in (CloseReason.TIMEOUT, CloseReason.DELIVERY_FAILED)
     finally:
@@ -1034,7 +1041,7 @@ async def test_two_serving_nodes_reach_each_other_through_the_hook() -> None:
         to_b, to_a = await asyncio.gather(a.peers.connect(PeerId(1, CLIENT_NODE)),
                                           b.peers.connect(PeerId(1, SERVER_NODE)))
         assert len(a.sessions.secure_sessions()) == len(b.sessions.secure_sessions()) == 2  # one each way
-        reports: list[cm.ReadResult] = []
+        reports: list[c.ReadResult] = []
         subscription = await a.client.subscribe(to_b, [(0, BI, bi.NODE_LABEL)], 0, 10, reports.append)
         await b.client.write_attribute(to_a, 0, BI, bi.NODE_LABEL, "written by b")
         await a.client.write_attribute(to_b, 0, BI, bi.NODE_LABEL, "written by a")

@@ -1,11 +1,12 @@
 """The typed client: requests, values and responses named by the cluster schemas (``codec.model.AttributeRef``,
 ``command_of``; ``im.client_messages.command_request`` / ``command_response`` / ``ReadResult.typed``;
-``InteractionClient.send_command`` / ``read_value`` / ``write_value``), against our InteractionServer sans-IO and
-over the network. The same schema tables serve both sides, so a value written typed reads back equal."""
+``InteractionClient.send_command`` / ``read_value`` / ``write_value``), against our InteractionServer sans-IO (the
+e2e suite runs them against matter.js: tests/e2e/test_case_initiator.py). The same schema tables serve both
+sides, so a value written typed reads back equal."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import dataclasses
 from typing import Any
 
 import pytest
@@ -13,22 +14,19 @@ import pytest
 from clusters.access_control import schema as ac
 from clusters.access_control.server import AccessControlServer
 from clusters.basic_information import schema as bi
-from clusters.basic_information.server import BasicInformationServer
 from clusters.group_key_management import schema as gkm
 from clusters.group_key_management.server import GroupKeyManagementServer
 from clusters.groups import schema as groups
 from jfds_device.codec import tlv
 from jfds_device.codec.model import AuthMode, Privilege, command_of
 from jfds_device.codec.schema import NULL
-from jfds_device.datamodel.acl import AclEntry
 from jfds_device.datamodel.node import DeviceType, Node
 from jfds_device.errors import DecodeError, IMStatusError, LocalProtocolError
 from jfds_device.im import client_messages as cm
 from jfds_device.im import interactions as ci
+from jfds_device.im.client import InteractionClient
 from jfds_device.im.provider import CommandPath, ListOperation, RequestContext, Status, SubjectDescriptor
 from jfds_device.im.server import InteractionServer
-from jfds_device.securechannel.case_identity import InMemoryResumptionStore
-from tests.im.test_client import CLIENT_NODE, PEER, Client, FakeResolver, MiniNode, StaticAcl, converse
 
 ROOT = DeviceType(device_type=0x0016, revision=3)
 ADMIN = 0x0000_0000_0001_B669
@@ -62,8 +60,20 @@ def im() -> InteractionServer:
     return InteractionServer(node)
 
 
+def converse(server: InteractionServer, interaction: ci.Interaction, ctx: RequestContext) -> None:
+    """Run a client interaction against the server on one exchange (sans-IO, as tests/im/test_client.py does)."""
+    step: ci.Send | None = interaction.start()
+    while step is not None:
+        outs = server.on_message(1, ctx, step.opcode, step.payload, 0.0)
+        if not step.expect_response:
+            break
+        [out] = outs
+        step = interaction.receive(out.opcode, out.payload)
+
+
 def read(im: InteractionServer, *paths: cm.PathLike) -> cm.ReadResult:
-    interaction, _ = converse(im, ci.ReadInteraction(cm.build_read_request(paths)), admin_ctx())
+    interaction = ci.ReadInteraction(cm.build_read_request(paths))
+    converse(im, interaction, admin_ctx())
     assert interaction.done, interaction.error
     result: cm.ReadResult = interaction.result
     return result
@@ -71,7 +81,8 @@ def read(im: InteractionServer, *paths: cm.PathLike) -> cm.ReadResult:
 
 def invoke(im: InteractionServer, request: Any) -> Any:
     call, command = cm.command_request(0, request)
-    interaction, _ = converse(im, ci.InvokeInteraction(cm.build_invoke_request([call])), admin_ctx())
+    interaction = ci.InvokeInteraction(cm.build_invoke_request([call]))
+    converse(im, interaction, admin_ctx())
     assert interaction.done, interaction.error
     [result] = interaction.result
     return cm.command_response(command, result)
@@ -79,7 +90,8 @@ def invoke(im: InteractionServer, request: Any) -> Any:
 
 def write(im: InteractionServer, value: Any, data_version: int | None) -> cm.AttributeStatus:
     writes = [cm.AttributeWrite(0, ACL.cluster_id, ACL.attribute_id, value, data_version)]
-    interaction, _ = converse(im, ci.WriteInteraction(cm.build_write_requests(writes)), admin_ctx())
+    interaction = ci.WriteInteraction(cm.build_write_requests(writes))
+    converse(im, interaction, admin_ctx())
     assert interaction.done, interaction.error
     [status] = cm.summarize_write(writes, interaction.result)
     return status
@@ -175,50 +187,41 @@ def test_typed_commands_round_trip_through_the_server(im: InteractionServer) -> 
     assert refused.value.status == Status.NOT_FOUND
 
 
-# ---------------------------------------------------------------------------------------------- over the network
+# ---------------------------------------------------------------------------------------------- the asyncio client
 
 
-@pytest.fixture
-async def typed_server() -> AsyncIterator[MiniNode]:
-    """MiniNode serving BasicInformation and GroupKeyManagement to our client (Administer on fabric 1)."""
-    node = MiniNode(max_payload=256)
-    served = Node()
-    served.add_endpoint(0, [ROOT], [BasicInformationServer(), GroupKeyManagementServer()])
-    served.set_acl_source(StaticAcl(AclEntry(1, Privilege.ADMINISTER, AuthMode.CASE, (CLIENT_NODE,))))
-    node.im = InteractionServer(served, max_payload=256)
-    await node.start()
-    try:
-        yield node
-    finally:
-        node.close()
+class ServerBackedClient(InteractionClient):
+    """The asyncio client with its exchange driving replaced by a straight conversation with our server: what
+    ``send_command`` / ``read_value`` / ``write_value`` build and parse is all that is left to test here (the
+    exchange driving has its own tests, and the e2e suite runs the typed client against matter.js)."""
+
+    def __init__(self, server: InteractionServer) -> None:
+        super().__init__(None, None)  # type: ignore[arg-type]  # no endpoint, no router: _run is replaced
+        self.server = server
+
+    async def _run(self, session: Any, interaction: ci.Interaction) -> Any:
+        converse(self.server, interaction, admin_ctx())
+        if interaction.error is not None:
+            raise interaction.error
+        assert interaction.done
+        return interaction.result
 
 
-@pytest.fixture
-async def typed_client(typed_server: MiniNode) -> AsyncIterator[Client]:
-    started = await Client(FakeResolver(typed_server.address), InMemoryResumptionStore()).start()
-    try:
-        yield started
-    finally:
-        await started.close()
-
-
-async def test_send_command_read_value_and_write_value_over_the_network(typed_client: Client) -> None:
-    session = await typed_client.peers.connect(PEER)
-    im = typed_client.im
-    label = bi.CLUSTER.attribute(bi.NODE_LABEL)
-    assert await im.read_value(session, 0, label) == ""
-    await im.write_value(session, 0, label, "kitchen")
-    assert await im.read_value(session, 0, label) == "kitchen"
-    with pytest.raises(IMStatusError) as stale:
-        await im.write_value(session, 0, label, "hall", data_version=0xDEAD)
-    assert stale.value.status == Status.DATA_VERSION_MISMATCH
-    assert await im.read_value(session, 0, label) == "kitchen"
-
-    assert await im.send_command(session, 0, gkm.KeySetReadAllIndices()) == gkm.KeySetReadAllIndicesResponse(
+async def test_send_command_read_value_and_write_value(im: InteractionServer) -> None:
+    client = ServerBackedClient(im)
+    assert await client.read_value(None, 0, ACL) == [dataclasses.replace(admin_entry(), fabric_index=1)]
+    assert await client.send_command(None, 0, gkm.KeySetReadAllIndices()) == gkm.KeySetReadAllIndicesResponse(
         group_key_set_ids=[])
     with pytest.raises(IMStatusError) as refused:
-        await im.send_command(session, 0, gkm.KeySetRemove(group_key_set_id=0))
+        await client.send_command(None, 0, gkm.KeySetRemove(group_key_set_id=0))
     assert refused.value.status == Status.INVALID_COMMAND  # key set 0 is the IPK
     with pytest.raises(IMStatusError) as absent:
-        await im.send_command(session, 0, groups.RemoveGroup(group_id=1))  # no Groups server on endpoint 0
+        await client.send_command(None, 0, groups.RemoveGroup(group_id=1))  # no Groups server here
     assert absent.value.status == Status.UNSUPPORTED_CLUSTER
+
+    version = (await client.read(None, [(0, ACL.cluster_id, ACL.attribute_id)])).data_versions[(0, ac.CLUSTER_ID)]
+    with pytest.raises(IMStatusError) as stale:
+        await client.write_value(None, 0, ACL, [admin_entry(), view_entry(0x55)], data_version=version + 1)
+    assert stale.value.status == Status.DATA_VERSION_MISMATCH
+    await client.write_value(None, 0, ACL, [admin_entry(), view_entry(0x55)], data_version=version)
+    assert [e.subjects for e in await client.read_value(None, 0, ACL)] == [[ADMIN], [0x55]]
