@@ -12,22 +12,20 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from clusters.access_control import schema
 from clusters.access_control.schema import (
     AccessControlEntryStruct,
     AccessControlTargetStruct,
 )
+from clusters.general_commissioning.logic import FailSafe
 from jfds_device.codec.model import AuthMode, Privilege
 from jfds_device.codec.schema import NULL
 from jfds_device.datamodel import acl
 from jfds_device.datamodel.cluster import ClusterServer
 from jfds_device.errors import ActionError
 from jfds_device.im.provider import RequestContext, Status
-
-if TYPE_CHECKING:
-    from clusters.general_commissioning.logic import FailSafe
 
 MAX_ENDPOINT = acl.MAX_ENDPOINT
 
