@@ -92,7 +92,7 @@ def test_one_privilege_and_one_auth_mode() -> None:
     assert ac.AccessControlEntryPrivilegeEnum is Privilege and jfds.AccessControlEntryPrivilege is Privilege
     assert ac.AccessControlEntryAuthModeEnum is AuthMode and jfds.AccessControlEntryAuthMode is AuthMode
     assert provider.Status is Status and provider.AuthMode is AuthMode
-    assert not hasattr(sessions, "SessionAuthMode")
+    assert sessions.SessionAuthMode is AuthMode  # the old name of the same enum
     decoded = ac.AccessControlEntryStruct.from_tlv({1: 5, 2: 2, 3: [1], 4: None})
     assert decoded.privilege is Privilege.ADMINISTER and decoded.auth_mode is AuthMode.CASE
     assert jfds.AccessControlEntry.from_tlv({1: 3, 2: 3, 3: [0x0101], 4: None}).privilege is Privilege.OPERATE

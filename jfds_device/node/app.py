@@ -19,8 +19,6 @@ from typing import Any
 
 from clusters.basic_information.server import BasicInformationConfig
 from jfds_device.codec.message import ProtocolId
-from jfds_device.codec.model import AuthMode
-from jfds_device.codec.model import AuthMode as SessionAuthMode  # the one AuthMode (codec.model)
 from jfds_device.crypto.attestation import AttestationMaterial, load_attestation
 from jfds_device.datamodel.commissioning_attempt import CommissioningAttempt
 from jfds_device.datamodel.commissioning_window import CommissioningWindow
@@ -30,7 +28,7 @@ from jfds_device.datastore.sqlite import Database
 from jfds_device.errors import CertificateError, MatterError, StorageError
 from jfds_device.fabrics import FabricInfo, SqliteResumptionStore
 from jfds_device.im.client import InteractionClient
-from jfds_device.im.provider import RequestContext, SubjectDescriptor
+from jfds_device.im.provider import AuthMode, RequestContext, SubjectDescriptor
 from jfds_device.im.server import InteractionServer
 from jfds_device.node.anchor import AnchorRole
 from jfds_device.node.banner import startup_lines
@@ -45,7 +43,7 @@ from jfds_device.reconciler import Reconciler
 from jfds_device.securechannel.session_params import SessionParameters
 from jfds_device.transport.exchange import ExchangeClosed, ExchangeManager, MessageReceived, SessionClosed
 from jfds_device.transport.mrp import MrpParameters
-from jfds_device.transport.sessions import MIN_CASE_SESSIONS_PER_FABRIC, SecureSession, SessionTable
+from jfds_device.transport.sessions import MIN_CASE_SESSIONS_PER_FABRIC, SecureSession, SessionAuthMode, SessionTable
 from jfds_device.transport.udp import UdpBindError, UdpEndpoint
 
 log = logging.getLogger("jfds_device")

@@ -13,7 +13,6 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 from jfds_device.codec.message import ProtocolId, SecureChannelOpcode
-from jfds_device.codec.model import AuthMode as SessionAuthMode  # the one AuthMode (codec.model)
 from jfds_device.datamodel.commissioning_window import CommissioningWindow
 from jfds_device.errors import MatterError
 from jfds_device.securechannel.case import CaseResponder, CaseResult
@@ -23,7 +22,7 @@ from jfds_device.securechannel.session_params import SessionParameters
 from jfds_device.securechannel.status import StatusReport
 from jfds_device.transport.exchange import ExchangeRef, MessageReceived
 from jfds_device.transport.mrp import MrpParameters
-from jfds_device.transport.sessions import SecureSession, SessionTable
+from jfds_device.transport.sessions import SecureSession, SessionAuthMode, SessionTable
 from jfds_device.transport.udp import UdpEndpoint
 
 log = logging.getLogger(__name__)

@@ -27,7 +27,6 @@ from typing import Protocol
 
 from jfds_device.backoff import Backoff, BackoffPolicy
 from jfds_device.codec.message import InteractionModelOpcode, ProtocolId, SecureChannelOpcode
-from jfds_device.codec.model import AuthMode as SessionAuthMode  # the one AuthMode (codec.model)
 from jfds_device.crypto.case_keys import compressed_fabric_id
 from jfds_device.errors import DecodeError, LocalProtocolError, MatterError
 from jfds_device.im.client import ExchangeEvent, ReportHandler
@@ -40,7 +39,7 @@ from jfds_device.securechannel.session_params import SessionParameters
 from jfds_device.securechannel.status import GeneralCode, SecureChannelProtocolCode, StatusReport
 from jfds_device.transport.exchange import Event, ExchangeClosed, ExchangeRef, MessageReceived, SessionClosed
 from jfds_device.transport.mrp import MrpParameters
-from jfds_device.transport.sessions import Address, SecureSession, Session
+from jfds_device.transport.sessions import Address, SecureSession, Session, SessionAuthMode
 from jfds_device.transport.udp import UdpEndpoint
 
 __all__ = [

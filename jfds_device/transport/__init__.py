@@ -15,7 +15,14 @@ from jfds_device.transport.exchange import (
     SessionClosed,
 )
 from jfds_device.transport.mrp import MrpParameters
-from jfds_device.transport.sessions import Address, SecureSession, Session, SessionTable, UnsecuredSession
+from jfds_device.transport.sessions import (
+    Address,
+    SecureSession,
+    Session,
+    SessionAuthMode,
+    SessionTable,
+    UnsecuredSession,
+)
 
 __all__ = [
     "Address",
@@ -31,6 +38,7 @@ __all__ = [
     "ReceiveWindow",
     "SecureSession",
     "Session",
+    "SessionAuthMode",
     "SessionClosed",
     "SessionTable",
     "UnsecuredSession",

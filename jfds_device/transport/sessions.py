@@ -47,6 +47,7 @@ __all__ = [
     "Address",
     "SecureSession",
     "Session",
+    "SessionAuthMode",
     "SessionTable",
     "UnsecuredSession",
 ]
@@ -70,6 +71,11 @@ with it, the fabric that holds the most sessions is always over its minimum when
 DEFAULT_OUTBOUND_SESSIONS = 16
 """Sessions to peers we keep at once; beyond that the least recently used idle one goes and is set up again on
 demand (CASE resumption makes that one round trip)."""
+
+
+SessionAuthMode = AuthMode
+"""How a secure session was authenticated: the one AuthMode (``codec.model``; PASE or CASE here). The old name
+stays for the code that spells it so."""
 
 
 @dataclass(eq=False, slots=True)
@@ -107,7 +113,7 @@ class SecureSession:
     """The peer's id for the session: we put it in the header of what we send."""
     encrypt_key: bytes = field(repr=False)
     decrypt_key: bytes = field(repr=False)
-    auth_mode: AuthMode
+    auth_mode: SessionAuthMode
     peer_addr: Address
     counter: MessageCounter = field(repr=False)
     local_node_id: int = 0
@@ -139,12 +145,12 @@ class SecureSession:
     @property
     def local_nonce_node_id(self) -> int:
         """Node id in the nonce of what we send: ours for CASE, 0 for PASE (Core spec §4.8.1.1)."""
-        return self.local_node_id if self.auth_mode is AuthMode.CASE else 0
+        return self.local_node_id if self.auth_mode is SessionAuthMode.CASE else 0
 
     @property
     def peer_nonce_node_id(self) -> int:
         """Node id in the nonce of what the peer sends: the sender's, so the peer's for CASE, 0 for PASE."""
-        return self.peer_node_id if self.auth_mode is AuthMode.CASE else 0
+        return self.peer_node_id if self.auth_mode is SessionAuthMode.CASE else 0
 
     def peer_active(self, now: float) -> bool:
         """Core spec §4.12.2.1: the peer counts as active within its SAT of its last message."""
@@ -224,7 +230,7 @@ class SessionTable:
         peer_session_id: int,
         encrypt_key: bytes,
         decrypt_key: bytes,
-        auth_mode: AuthMode,
+        auth_mode: SessionAuthMode,
         peer_addr: Address,
         now: float,
         local_session_id: int | None = None,

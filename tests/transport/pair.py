@@ -10,11 +10,10 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from jfds_device.codec.model import AuthMode
 from jfds_device.crypto.session_keys import SessionKeys
 from jfds_device.transport.exchange import Event, ExchangeManager
 from jfds_device.transport.mrp import MrpParameters
-from jfds_device.transport.sessions import Address, SecureSession, SessionTable
+from jfds_device.transport.sessions import Address, SecureSession, SessionAuthMode, SessionTable
 from jfds_device.transport.wire import DecodedMessage, decode_header, open_payload
 
 KEYS = SessionKeys(bytes(range(16)), bytes(range(16, 32)), bytes(range(32, 48)))
@@ -146,14 +145,14 @@ def make_link(*, jitter: float = 0.0, **table_kwargs: object) -> Link:
 def secure_pair(
     link: Link,
     *,
-    auth_mode: AuthMode = AuthMode.CASE,
+    auth_mode: SessionAuthMode = SessionAuthMode.CASE,
     peer_mrp: MrpParameters | None = None,
     a_counter_start: int | None = None,
 ) -> tuple[SecureSession, SecureSession]:
     """A CASE (or PASE) session between A (initiator) and B, as PASE/CASE would install it."""
     a, b = link.a, link.b
     a_id, b_id = a.table.allocate_session_id(), b.table.allocate_session_id()
-    case = auth_mode is AuthMode.CASE
+    case = auth_mode is SessionAuthMode.CASE
     a_enc, a_dec = KEYS.for_role(True)
     b_enc, b_dec = KEYS.for_role(False)
     sa = a.table.add_secure(

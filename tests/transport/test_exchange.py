@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from jfds_device.codec.message import InteractionModelOpcode, ProtocolHeader, ProtocolId, SecureChannelOpcode
-from jfds_device.codec.model import AuthMode
 from jfds_device.errors import LocalProtocolError
 from jfds_device.transport.counters import CounterExhaustedError
 from jfds_device.transport.exchange import CloseReason, ExchangeClosed, MessageReceived, SessionClosed
@@ -15,6 +14,7 @@ from jfds_device.transport.mrp import (
     MrpParameters,
     backoff_interval,
 )
+from jfds_device.transport.sessions import SessionAuthMode
 from tests.transport.pair import Link, Tx, make_link, secure_pair
 
 IM = ProtocolId.INTERACTION_MODEL
@@ -377,7 +377,7 @@ def test_counter_exhaustion_closes_the_session(link: Link) -> None:
 
 
 def test_pase_session_uses_node_id_zero_in_the_nonce(link: Link) -> None:
-    sa, _ = secure_pair(link, auth_mode=AuthMode.PASE)
+    sa, _ = secure_pair(link, auth_mode=SessionAuthMode.PASE)
     assert sa.local_nonce_node_id == 0 and sa.peer_nonce_node_id == 0
     ex = link.a.manager.new_exchange(sa, link.now)
     link.a.manager.send(ex, IM, READ, b"pase", now=link.now)
@@ -458,7 +458,7 @@ def test_eviction_by_a_new_session_closes_the_old_ones_exchanges() -> None:
         peer_session_id=9,
         encrypt_key=bytes(16),
         decrypt_key=bytes(16),
-        auth_mode=AuthMode.CASE,
+        auth_mode=SessionAuthMode.CASE,
         peer_addr=link.b.addr,
         now=link.now,
         is_initiator=True,  # A initiated ``sa`` too: the new session competes with it for the outbound budget

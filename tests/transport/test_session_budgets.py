@@ -13,12 +13,12 @@ from collections import Counter
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from jfds_device.codec.model import AuthMode
 from jfds_device.transport.eviction import SessionUse, inbound_victim, outbound_victim, session_use
 from jfds_device.transport.sessions import (
     DEFAULT_INBOUND_SESSIONS,
     MIN_CASE_SESSIONS_PER_FABRIC,
     SecureSession,
+    SessionAuthMode,
     SessionTable,
 )
 
@@ -40,7 +40,7 @@ def add(table: SessionTable, clock: Clock, *, fabric: int = 1, peer: int = ADMIN
         pase: bool = False) -> SecureSession:
     return table.add_secure(
         peer_session_id=1, encrypt_key=KEY, decrypt_key=KEY, peer_addr=PEER, now=clock.tick(),
-        auth_mode=AuthMode.PASE if pase else AuthMode.CASE,
+        auth_mode=SessionAuthMode.PASE if pase else SessionAuthMode.CASE,
         fabric_index=0 if pase else fabric, local_node_id=0 if pase else 1, peer_node_id=0 if pase else peer,
         is_initiator=outbound,
     )

@@ -6,9 +6,8 @@ import random
 
 import pytest
 
-from jfds_device.codec.model import AuthMode
 from jfds_device.errors import CryptoError, LocalProtocolError
-from jfds_device.transport.sessions import SecureSession, SessionTable
+from jfds_device.transport.sessions import SecureSession, SessionAuthMode, SessionTable
 
 KEY = bytes(16)
 PEER = ("fe80::1", 5540, 0, 1)
@@ -19,7 +18,7 @@ def add(table: SessionTable, now: float = 0.0, **kwargs: object) -> SecureSessio
         "peer_session_id": 1,
         "encrypt_key": KEY,
         "decrypt_key": KEY,
-        "auth_mode": AuthMode.CASE,
+        "auth_mode": SessionAuthMode.CASE,
         "peer_addr": PEER,
         "now": now,
     }

@@ -9,10 +9,9 @@ import socket
 import pytest
 
 from jfds_device.codec.message import InteractionModelOpcode, ProtocolId, SecureChannelOpcode
-from jfds_device.codec.model import AuthMode
 from jfds_device.transport.exchange import CloseReason, Event, ExchangeClosed, ExchangeManager, MessageReceived
 from jfds_device.transport.mrp import MrpParameters
-from jfds_device.transport.sessions import SessionTable
+from jfds_device.transport.sessions import SessionAuthMode, SessionTable
 from jfds_device.transport.udp import UdpBindError, UdpEndpoint, _sendable
 from tests.transport.pair import KEYS
 
@@ -68,7 +67,7 @@ async def test_secure_session_with_event_callback() -> None:
     a, b = await _endpoint(1), await _endpoint(2, on_event=on_event)
     try:
         a_id, b_id = a.manager.sessions.allocate_session_id(), b.manager.sessions.allocate_session_id()
-        common = {"auth_mode": AuthMode.PASE, "attestation_challenge": KEYS.attestation_challenge}
+        common = {"auth_mode": SessionAuthMode.PASE, "attestation_challenge": KEYS.attestation_challenge}
         enc, dec = KEYS.for_role(True)
         sa = a.manager.sessions.add_secure(
             local_session_id=a_id,

@@ -7,10 +7,9 @@ import random
 import pytest
 
 from jfds_device.codec.message import MessageHeader, ProtocolHeader
-from jfds_device.codec.model import AuthMode
 from jfds_device.errors import CryptoError, MessageDecodeError
 from jfds_device.transport.exchange import ExchangeManager, MessageReceived
-from jfds_device.transport.sessions import SessionTable
+from jfds_device.transport.sessions import SessionAuthMode, SessionTable
 from jfds_device.transport.wire import decode_header, encode_message, open_payload
 
 # project-chip/connectedhomeip src/transport/tests/TestSessionManagerDispatch.cpp @ 03bd0b81beaf,
@@ -61,7 +60,7 @@ def _pase_receiver() -> tuple[SessionTable, ExchangeManager]:
         peer_session_id=1,
         encrypt_key=PASE_KEY,
         decrypt_key=PASE_KEY,
-        auth_mode=AuthMode.PASE,
+        auth_mode=SessionAuthMode.PASE,
         peer_addr=("fe80::1", 5540, 0, 1),
         now=0.0,
     )
