@@ -157,6 +157,24 @@ async def test_acl_capacity_is_resource_exhausted_without_a_refused_write(store:
     assert peer.acl_subjects() == [[COMMISSIONER], [US], [0x1122], [0x55]]
 
 
+async def test_foreign_entries_our_schema_cannot_read_go_back_exactly_as_read(store: JfdsStore) -> None:
+    """Read-merge-write keeps the peer's elements in their TLV form: an ACL entry with a privilege our schema does
+    not know (a newer spec's, say) and one with an unknown extra field are written back byte for byte, never
+    matched to an entry of ours, and never removed by a removal of ours."""
+    unknown_privilege = {1: 9, 2: 2, 3: [0x1122], 4: None, 0xFE: 1}
+    extra_field = {1: OPERATE, 2: 2, 3: [0x3344], 4: None, 7: b"vendor", 0xFE: 1}
+    peer = FakePeer(acl=[*admin_entries(), unknown_privilege, extra_field], acl_limit=8)
+    ref = store.add_acl(NODE, jace(VIEW, [0x55]))
+    await run(store, peer)
+    assert state(store, ref) == (C, 0)
+    [write] = peer.ops("write:acl")
+    assert write[2][2:4] == [unknown_privilege, extra_field]  # as read, the unknown tag 7 included
+    assert peer.acl[2:4] == [unknown_privilege, extra_field] and peer.acl_subjects()[4] == [0x55]
+    store.request_removal(ref)
+    await run(store, peer)
+    assert peer.acl[2:] == [unknown_privilege, extra_field]  # our removal took ours only
+
+
 async def test_a_peer_limit_below_the_spec_minimum_is_still_its_limit(store: JfdsStore) -> None:
     """SubjectsPerAccessControlEntry 2 is below the spec's minimum of 4 (our own schema would not accept it for our
     server), yet it is what the peer enforces: an entry with 3 subjects is RESOURCE_EXHAUSTED without a write."""
