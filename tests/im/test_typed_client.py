@@ -7,10 +7,13 @@ sides, so a value written typed reads back equal."""
 from __future__ import annotations
 
 import dataclasses
+import importlib
+import pkgutil
 from typing import Any
 
 import pytest
 
+import clusters
 from clusters.access_control import schema as ac
 from clusters.access_control.server import AccessControlServer
 from clusters.basic_information import schema as bi
@@ -225,3 +228,41 @@ async def test_send_command_read_value_and_write_value(im: InteractionServer) ->
     assert stale.value.status == Status.DATA_VERSION_MISMATCH
     await client.write_value(None, 0, ACL, [admin_entry(), view_entry(0x55)], data_version=version)
     assert [e.subjects for e in await client.read_value(None, 0, ACL)] == [[ADMIN], [0x55]]
+
+
+# ---------------------------------------------------------------------------------------------- every schema
+
+
+def _cluster_defs() -> list[Any]:
+    found = []
+    for info in pkgutil.iter_modules(clusters.__path__):
+        module = importlib.import_module(f"clusters.{info.name}.schema")
+        found.append(module.CLUSTER)
+    return found
+
+
+def test_every_command_of_every_cluster_is_found_from_its_request() -> None:
+    """The request struct alone names its cluster and command: no two commands share a request class."""
+    commands = [(cluster, command) for cluster in _cluster_defs() for command in cluster.commands]
+    assert len(commands) > 40
+    for cluster, command in commands:
+        request = object.__new__(command.request)  # the lookup goes by type only
+        assert command_of(request) == (cluster, command), f"{cluster.name}.{command.name}"
+
+
+def test_every_attribute_of_every_cluster_has_its_ref() -> None:
+    for cluster in _cluster_defs():
+        for definition in cluster.attributes:
+            ref = cluster.attribute(definition.id)
+            assert (ref.cluster_id, ref.attribute_id, ref.definition) == (cluster.id, definition.id, definition)
+            assert str(ref) == f"{cluster.name}.{definition.name}"
+
+
+def test_typed_values_of_a_report(im: InteractionServer) -> None:
+    result = read(im, (0, ACL.cluster_id, ACL.attribute_id), (0, ac.CLUSTER_ID, 0x0042))
+    with pytest.raises(IMStatusError) as missing:
+        result.typed(0, dataclasses.replace(ACL, definition=dataclasses.replace(ACL.definition, id=0x0042)))
+    assert missing.value.status == Status.UNSUPPORTED_ATTRIBUTE
+    assert ACL.decode(None) is None  # a top-level null
+    with pytest.raises(DecodeError):
+        ACL.decode(7)  # not a list
