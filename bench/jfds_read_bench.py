@@ -19,10 +19,11 @@ sys.path.insert(0, str(REPO))
 
 from clusters.joint_fabric_datastore import schema as jfds  # noqa: E402
 from jfds_device.codec import tlv  # noqa: E402
+from jfds_device.codec.model import AuthMode  # noqa: E402
 from jfds_device.datastore.jfds import JfdsStore  # noqa: E402
 from jfds_device.datastore.sqlite import Database  # noqa: E402
 from jfds_device.im import messages  # noqa: E402
-from jfds_device.im.provider import AuthMode, RequestContext, SubjectDescriptor  # noqa: E402
+from jfds_device.im.provider import RequestContext, SubjectDescriptor  # noqa: E402
 from jfds_device.im.server import InteractionServer  # noqa: E402
 from jfds_device.node.anchor import AnchorRole  # noqa: E402
 from jfds_device.node.root import build_root_node  # noqa: E402

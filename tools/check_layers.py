@@ -147,7 +147,7 @@ LAYERS: tuple[Layer, ...] = (
         12,
         "reconciler",
         ("jfds_device.reconciler.**",),
-        "sans-IO planner, item kinds (key sets, group key map, group membership, ACL, bindings), per-node executor, "
+        "sans-IO planner, facets (key sets, group key map, group membership, ACL, bindings), per-node executor, "
         "RefreshNode; it reaches peers and time through Protocols it declares, never through `node`",
     ),
     Layer(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 from typing import ClassVar
 
-from jfds_device.codec.model import AttributeDef, ClusterDef, Privilege
+from jfds_device.codec.model import AttributeDef, AuthMode, ClusterDef, Privilege
 from jfds_device.codec.schema import (
     UINT8,
     UINT16,
@@ -41,18 +41,9 @@ EVENT_ACCESS_CONTROL_EXTENSION_CHANGED = 0x01
 EVENT_FABRIC_RESTRICTION_REVIEW_UPDATE = 0x02
 
 
-class AccessControlEntryPrivilegeEnum(enum.IntEnum):
-    VIEW = 1
-    PROXY_VIEW = 2
-    OPERATE = 3
-    MANAGE = 4
-    ADMINISTER = 5
-
-
-class AccessControlEntryAuthModeEnum(enum.IntEnum):
-    PASE = 1
-    CASE = 2
-    GROUP = 3
+# The SDK's names for the stack's one Privilege and AuthMode (codec.model): same values, same class.
+AccessControlEntryPrivilegeEnum = Privilege
+AccessControlEntryAuthModeEnum = AuthMode
 
 
 class AccessRestrictionTypeEnum(enum.IntEnum):

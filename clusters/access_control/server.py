@@ -16,19 +16,18 @@ from typing import Any
 
 from clusters.access_control import schema
 from clusters.access_control.schema import (
-    AccessControlEntryAuthModeEnum,
-    AccessControlEntryPrivilegeEnum,
     AccessControlEntryStruct,
     AccessControlTargetStruct,
 )
 from clusters.general_commissioning.logic import FailSafe
-from jfds_device.codec.model import Privilege
+from jfds_device.codec.model import AuthMode, Privilege
 from jfds_device.codec.schema import NULL
 from jfds_device.datamodel import acl
 from jfds_device.datamodel.cluster import ClusterServer
-from jfds_device.im.provider import ActionError, AuthMode, RequestContext, Status
+from jfds_device.errors import ActionError
+from jfds_device.im.provider import RequestContext, Status
 
-MAX_ENDPOINT = 0xFFFE
+MAX_ENDPOINT = acl.MAX_ENDPOINT
 
 
 def _nullable_list(value: Any) -> list[Any]:
@@ -125,51 +124,29 @@ class AccessControlServer(ClusterServer):
         return [replace(e, fabric_index=fabric_index) for e in entries]
 
     def _check_entry(self, entry: AccessControlEntryStruct) -> None:
-        auth_mode = AuthMode(int(entry.auth_mode))
-        if auth_mode is AuthMode.PASE:
-            raise ActionError(Status.CONSTRAINT_ERROR, message="PASE entries are implicit only (6.6.2.9)")
-        if auth_mode is AuthMode.GROUP and entry.privilege == AccessControlEntryPrivilegeEnum.ADMINISTER:
-            raise ActionError(Status.CONSTRAINT_ERROR, message="a Group entry cannot grant Administer")
-        subjects = _nullable_list(entry.subjects)
-        if len(subjects) > self.get(schema.SUBJECTS_PER_ACCESS_CONTROL_ENTRY):
-            raise ActionError(Status.RESOURCE_EXHAUSTED, message="too many subjects")
-        for subject in subjects:
-            if not acl.is_valid_subject(auth_mode, int(subject)):
-                raise ActionError(
-                    Status.CONSTRAINT_ERROR, message=f"subject 0x{subject:x} invalid for {auth_mode.name}"
-                )
-        targets = _nullable_list(entry.targets)
-        if len(targets) > self.get(schema.TARGETS_PER_ACCESS_CONTROL_ENTRY):
-            raise ActionError(Status.RESOURCE_EXHAUSTED, message="too many targets")
-        for target in targets:
-            if not isinstance(target, AccessControlTargetStruct) or not _valid_target(target):
-                raise ActionError(Status.CONSTRAINT_ERROR, message=f"invalid target {target!r}")
+        acl.validate_acl_entry(
+            entry.privilege,
+            entry.auth_mode,
+            [int(s) for s in _nullable_list(entry.subjects)],
+            [_acl_target(t) if isinstance(t, AccessControlTargetStruct) else None
+             for t in _nullable_list(entry.targets)],
+            max_subjects=self.get(schema.SUBJECTS_PER_ACCESS_CONTROL_ENTRY),
+            max_targets=self.get(schema.TARGETS_PER_ACCESS_CONTROL_ENTRY),
+        )
 
 
-def _valid_target(target: AccessControlTargetStruct) -> bool:
-    cluster, endpoint, device_type = _or_none(target.cluster), _or_none(target.endpoint), _or_none(target.device_type)
-    if cluster is None and endpoint is None and device_type is None:
-        return False
-    if endpoint is not None and device_type is not None:
-        return False  # endpoint and device type are exclusive (9.10.4.4)
-    if cluster is not None and not acl.is_valid_cluster_id(cluster):
-        return False
-    if endpoint is not None and endpoint > MAX_ENDPOINT:
-        return False
-    return device_type is None or acl.is_valid_device_type_id(device_type)
+def _acl_target(target: AccessControlTargetStruct) -> acl.AclTarget:
+    return acl.AclTarget(cluster=_or_none(target.cluster), endpoint=_or_none(target.endpoint),
+                         device_type=_or_none(target.device_type))
 
 
 def to_acl_entry(entry: AccessControlEntryStruct) -> acl.AclEntry:
     """The ACL-engine view of one stored entry."""
-    targets = tuple(
-        acl.AclTarget(cluster=_or_none(t.cluster), endpoint=_or_none(t.endpoint), device_type=_or_none(t.device_type))
-        for t in _nullable_list(entry.targets)
-        if isinstance(t, AccessControlTargetStruct)
-    )
+    targets = tuple(_acl_target(t) for t in _nullable_list(entry.targets) if isinstance(t, AccessControlTargetStruct))
     return acl.AclEntry(
         fabric_index=entry.fabric_index or 0,
-        privilege=Privilege(int(entry.privilege)),
-        auth_mode=AuthMode(int(entry.auth_mode)),
+        privilege=Privilege(entry.privilege),  # the schema's enum is this Privilege: a no-op for decoded entries
+        auth_mode=AuthMode(entry.auth_mode),
         subjects=tuple(int(s) for s in _nullable_list(entry.subjects)),
         targets=targets,
     )
@@ -178,8 +155,8 @@ def to_acl_entry(entry: AccessControlEntryStruct) -> acl.AclEntry:
 def admin_entry(case_admin_subject: int) -> AccessControlEntryStruct:
     """The entry AddNOC creates for CaseAdminSubject (11.18.6.8): Administer, CASE, whole node."""
     return AccessControlEntryStruct(
-        privilege=AccessControlEntryPrivilegeEnum.ADMINISTER,
-        auth_mode=AccessControlEntryAuthModeEnum.CASE,
+        privilege=Privilege.ADMINISTER,
+        auth_mode=AuthMode.CASE,
         subjects=[case_admin_subject],
         targets=NULL,
     )

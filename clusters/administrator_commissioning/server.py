@@ -35,8 +35,8 @@ from jfds_device.codec.schema import NULL
 from jfds_device.crypto.spake2p import PaseVerifier
 from jfds_device.datamodel.cluster import ClusterServer
 from jfds_device.datamodel.commissioning_window import CloseReason, CommissioningWindow
-from jfds_device.errors import MatterError
-from jfds_device.im.provider import ActionError, RequestContext, Status
+from jfds_device.errors import ActionError, MatterError
+from jfds_device.im.provider import RequestContext, Status
 from jfds_device.securechannel import pase_messages as pm
 
 __all__ = ["AdministratorCommissioningServer"]

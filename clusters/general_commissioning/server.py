@@ -17,8 +17,9 @@ from clusters.general_commissioning.schema import (
     SetRegulatoryConfig,
     SetRegulatoryConfigResponse,
 )
+from jfds_device.codec.model import AuthMode
 from jfds_device.datamodel.cluster import ClusterServer
-from jfds_device.im.provider import AuthMode, RequestContext
+from jfds_device.im.provider import RequestContext
 
 Error = CommissioningErrorEnum
 

@@ -20,7 +20,8 @@ from clusters.general_diagnostics.schema import (
 )
 from jfds_device.codec.schema import NULL
 from jfds_device.datamodel.cluster import ClusterServer
-from jfds_device.im.provider import ActionError, RequestContext, Status
+from jfds_device.errors import ActionError
+from jfds_device.im.provider import RequestContext, Status
 
 MAX_REBOOT_COUNT = 0xFFFF
 

@@ -109,6 +109,22 @@ class GroupKeySetStruct(Struct):
 
 
 @struct
+class GroupKeySetWithMulticastPolicy(GroupKeySetStruct):
+    """GroupKeySetStruct with the provisional GroupKeyMulticastPolicy (tag 8; not in the CHIP SDK's 2025.7.0
+    objects). A client sends it in KeySetWrite only for a policy other than the default PerGroupID: peers that
+    predate the field ignore it (unknown tags, Core spec 7.19.1). The server side never stores or reports it."""
+
+    group_key_multicast_policy: GroupKeyMulticastPolicyEnum | None = field(
+        8, Enum(GroupKeyMulticastPolicyEnum), optional=True
+    )
+
+    def __repr__(self) -> str:
+        # Never print key material: the base's redacted form (a dataclass would generate a plain repr here).
+        policy = self.group_key_multicast_policy
+        return f"{GroupKeySetStruct.__repr__(self)[:-1]}, group_key_multicast_policy={policy!r})"
+
+
+@struct
 class GroupInfoMapStruct(Struct):
     """11.2.5.5. Every field but FabricIndex is fabric-sensitive (access "F")."""
 

@@ -38,8 +38,8 @@ from jfds_device.codec.schema import NULL
 from jfds_device.crypto.case_keys import operational_group_key
 from jfds_device.datamodel.cluster import ClusterServer
 from jfds_device.datastore.sqlite import Database, Migration
-from jfds_device.errors import LocalProtocolError, SchemaError, StorageError
-from jfds_device.im.provider import ActionError, RequestContext, Status
+from jfds_device.errors import ActionError, LocalProtocolError, SchemaError, StorageError
+from jfds_device.im.provider import RequestContext, Status
 
 __all__ = ["KEY_SET_MIGRATIONS", "MIGRATION_COMPONENT", "GroupKeyManagementServer", "check_key_set"]
 

@@ -71,14 +71,15 @@ from clusters.joint_fabric_administrator.schema import (
     TransferAnchorResponse,
     TransferAnchorResponseStatus,
 )
+from jfds_device.codec.model import AuthMode
 from jfds_device.codec.schema import NULL
 from jfds_device.crypto.primitives import P256Keypair
 from jfds_device.crypto.spake2p import PaseVerifier
 from jfds_device.datamodel.cluster import ClusterServer
 from jfds_device.datamodel.commissioning_window import CommissioningWindow
-from jfds_device.errors import LocalProtocolError, MatterError
+from jfds_device.errors import ActionError, LocalProtocolError, MatterError
 from jfds_device.fabrics import FabricTable
-from jfds_device.im.provider import ActionError, AuthMode, RequestContext, Status
+from jfds_device.im.provider import RequestContext, Status
 
 __all__ = ["ADMINISTRATOR_FABRIC_INDEX", "INVALID_ENDPOINT", "JointFabricAdministratorServer"]
 

@@ -11,11 +11,12 @@ and epoch-key lengths are checked when the request decodes (CONSTRAINT_ERROR; mi
 Deliberate differences from the reference SDK (connectedhomeip ``JointFabricDatastore.cpp`` and the
 ``joint-fabric-datastore-server`` handlers):
 
-Not-found cases the reference answers with FAILURE (CHIP_ERROR_NOT_FOUND) answer NOT_FOUND, as intended:
-  1. UpdateAdmin / RemoveAdmin with a NodeID not in AdminList.
-  2. RemoveBindingFromEndpointForNode with a ListID not on that node's endpoint.
-  3. RemoveACLFromNode with a ListID the node does not have.
-  4. RefreshNode with a NodeID not in NodeList.
+Not-found cases the reference answers with FAILURE (CHIP_ERROR_NOT_FOUND):
+  1. UpdateAdmin / RemoveAdmin with a NodeID not in AdminList -> NOT_FOUND, as intended.
+  2. RemoveBindingFromEndpointForNode with a ListID not on that node's endpoint -> NOT_FOUND.
+  3. RemoveACLFromNode with a ListID the node does not have -> NOT_FOUND.
+  4. RefreshNode with a NodeID not in NodeList -> CONSTRAINT_ERROR, as every command naming a node that is not
+     in NodeList answers (TC-JFDS-2.5): "the node must exist" is one rule, ``logic_entries.require_node``.
 Spec checks the reference skips (issues #73767, #73768):
   5. RemoveKeySet while a NodeKeySetList entry for the set is not being removed -> CONSTRAINT_ERROR (11.24.7.3;
      an entry whose removal failed, CommitFailed with removal intent, counts as being removed).
@@ -85,31 +86,17 @@ from clusters.joint_fabric_datastore.schema import (
 )
 from jfds_device.codec.schema import NULL
 from jfds_device.datastore.jfds import JfdsStore
-from jfds_device.datastore.jfds_records import (
-    CapacityError,
+from jfds_device.datastore.jfds_records import EntryKind
+from jfds_device.errors import (
+    ActionError,
     DatastoreError,
-    DuplicateEntryError,
-    EntryKind,
-    EntryNotFoundError,
-    InvalidEntryError,
-    NotBootstrappedError,
 )
-from jfds_device.im.provider import ActionError, Status
+from jfds_device.im.provider import Status
 
 __all__ = ["DatastoreLogic"]
 
 _CAT_GROUPS = (s.ADMIN_CAT_ID, s.ANCHOR_CAT_ID)
 _STORED_MAX = 0xFFFE  # GroupInformationEntry's GroupKeySetID / GroupCATVersion range is 1..65534
-
-# What a datastore refusal the rules did not anticipate answers (the rules check the documented cases first).
-_STATUS_FOR: tuple[tuple[type[DatastoreError], Status], ...] = (
-    (CapacityError, Status.RESOURCE_EXHAUSTED),
-    (DuplicateEntryError, Status.CONSTRAINT_ERROR),
-    (InvalidEntryError, Status.CONSTRAINT_ERROR),
-    (EntryNotFoundError, Status.NOT_FOUND),
-    (NotBootstrappedError, Status.INVALID_IN_STATE),
-)
-
 
 def _constraint(message: str) -> ActionError:
     return ActionError(Status.CONSTRAINT_ERROR, message=message)
@@ -129,9 +116,8 @@ class DatastoreLogic:
         try:
             with self.store.transaction():
                 yield self.store
-        except DatastoreError as exc:
-            status = next((st for cls, st in _STATUS_FOR if isinstance(exc, cls)), Status.FAILURE)
-            raise ActionError(status, message=str(exc)) from exc
+        except DatastoreError as exc:  # a refusal the rules did not anticipate: the status its error carries
+            raise ActionError(exc.status, message=str(exc)) from exc
 
     # ------------------------------------------------------------------------------------------ key sets
 
@@ -298,10 +284,10 @@ class DatastoreLogic:
 
     def refresh_node(self, request: RefreshNode) -> None:
         """11.24.7.11: SUCCESS at once; the node's CommissioningStatusEntry becomes Pending and the reconciler,
-        told through ``DatastoreChange.refresh``, reads the node and commits it. Unknown node -> NOT_FOUND."""
+        told through ``DatastoreChange.refresh``, reads the node and commits it. Unknown node -> CONSTRAINT_ERROR
+        (``require_node``, as for every command naming a node)."""
         with self.command() as store:
-            if store.node(request.node_id) is None:
-                raise ActionError(Status.NOT_FOUND, message=f"node 0x{request.node_id:X}")
+            entries.require_node(store, request.node_id)
             store.request_refresh(request.node_id)
 
     def update_node(self, request: UpdateNode) -> None:

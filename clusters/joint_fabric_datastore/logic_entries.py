@@ -7,9 +7,6 @@ from __future__ import annotations
 
 from clusters.joint_fabric_datastore.schema import (
     AccessControlEntry,
-    AccessControlEntryAuthMode,
-    AccessControlEntryPrivilege,
-    AccessControlTarget,
     AddACLToNode,
     AddBindingToEndpointForNode,
     AddGroupIDToEndpointForNode,
@@ -20,11 +17,13 @@ from clusters.joint_fabric_datastore.schema import (
     RemoveGroupIDFromEndpointForNode,
     UpdateEndpointForNode,
 )
+from jfds_device.codec.model import AuthMode, Privilege
 from jfds_device.codec.schema import NULL
 from jfds_device.datamodel import acl
 from jfds_device.datastore.jfds import JfdsStore
 from jfds_device.datastore.jfds_records import Entry, EntryKind, EntryRef
-from jfds_device.im.provider import ActionError, AuthMode, Status
+from jfds_device.errors import ActionError
+from jfds_device.im.provider import Status
 
 __all__ = [
     "MAX_ENDPOINT",
@@ -43,7 +42,7 @@ __all__ = [
     "update_endpoint_for_node",
 ]
 
-MAX_ENDPOINT = 0xFFFE  # endpoint-no values are 0..0xFFFE; 0xFFFF is reserved for wildcards
+MAX_ENDPOINT = acl.MAX_ENDPOINT
 
 
 def _constraint(message: str) -> ActionError:
@@ -60,7 +59,10 @@ def check_node_id(node_id: int) -> None:
 
 
 def require_node(store: JfdsStore, node_id: int) -> None:
-    """An unknown node answers CONSTRAINT_ERROR (the reference SDK, TC-JFDS-2.5 steps 7, 15, 22, 25, 28, ...)."""
+    """"The node must exist", decided here for every command that names a node (UpdateNode, RemoveNode,
+    RefreshNode and the per-node list commands): an unknown node answers CONSTRAINT_ERROR, the status the spec's
+    cert tests expect for it (TC-JFDS-2.5 steps 7, 15, 22, 25, 28, 35, 40, 43, 46) and the reference SDK gives.
+    The datastore's own check behind it (``EntryNotFoundError``) is an invariant no command reaches."""
     if store.node(node_id) is None:
         raise _constraint(f"node 0x{node_id:X} is not in NodeList")
 
@@ -89,33 +91,12 @@ def check_binding_target(target: BindingTarget) -> None:
         raise _constraint(f"0x{target.cluster:X} is not a cluster id")
 
 
-def _valid_target(target: AccessControlTarget) -> bool:
-    cluster, endpoint, device_type = (
-        None if v is NULL else v for v in (target.cluster, target.endpoint, target.device_type)
-    )
-    if cluster is None and endpoint is None and device_type is None:
-        return False
-    if endpoint is not None and (device_type is not None or endpoint > MAX_ENDPOINT):
-        return False  # endpoint and device type are exclusive (Core spec 9.10.4.4)
-    if cluster is not None and not acl.is_valid_cluster_id(cluster):
-        return False
-    return device_type is None or acl.is_valid_device_type_id(device_type)
-
-
 def check_access_control_entry(ace: AccessControlEntry) -> None:
-    """The rules a node's AccessControl applies on write (Core spec 9.10.5, AccessControlEntryStruct): what the
+    """The rules a node's AccessControl applies on write (``acl.validate_acl_entry``, Core spec 9.10.5): what the
     node would reject with CONSTRAINT_ERROR, an unrecoverable CommitFailed that refresh drops, is refused here."""
-    auth_mode = AuthMode(int(ace.auth_mode))
-    if auth_mode is AuthMode.PASE:
-        raise _constraint("PASE entries are implicit only (Core spec 6.6.2.9)")
-    if auth_mode is AuthMode.GROUP and ace.privilege == AccessControlEntryPrivilege.ADMINISTER:
-        raise _constraint("a Group entry cannot grant Administer")
-    for subject in ace.subjects or ():
-        if not acl.is_valid_subject(auth_mode, int(subject)):
-            raise _constraint(f"subject 0x{subject:X} is invalid for {auth_mode.name}")
-    for target in ace.targets or ():
-        if not _valid_target(target):
-            raise _constraint("invalid ACL target")
+    targets = [acl.AclTarget(*(None if v is NULL else v for v in (t.cluster, t.endpoint, t.device_type)))
+               for t in ace.targets or ()]
+    acl.validate_acl_entry(ace.privilege, ace.auth_mode, [int(s) for s in ace.subjects or ()], targets)
 
 
 # ---------------------------------------------------------------------------------------------------- endpoints
@@ -255,7 +236,7 @@ def _case_entries_naming(store: JfdsStore, identifier: int) -> list[Entry]:
     return [
         e
         for e in _live(store.entries(EntryKind.ACL))
-        if e.value.acl_entry.auth_mode == AccessControlEntryAuthMode.CASE
+        if e.value.acl_entry.auth_mode == AuthMode.CASE
         and any(_is_cat_of(int(x), identifier) for x in e.value.acl_entry.subjects or ())
     ]
 
@@ -282,7 +263,7 @@ def _rewrite_cat_subjects(store: JfdsStore, old_identifier: int, new_subject: in
 
 
 def _change_cat_permission(
-    store: JfdsStore, identifier: int, old: AccessControlEntryPrivilege, new: AccessControlEntryPrivilege
+    store: JfdsStore, identifier: int, old: Privilege, new: Privilege
 ) -> None:
     for entry in _case_entries_naming(store, identifier):
         ace = entry.value.acl_entry

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import enum
 
-from jfds_device.codec.model import AttributeDef, ClusterDef, CommandDef, Privilege
+from jfds_device.codec.model import AttributeDef, AuthMode, ClusterDef, CommandDef, Privilege
 from jfds_device.codec.schema import (
     NULL,
     UINT8,
@@ -92,18 +92,9 @@ class DatastoreState(enum.IntEnum):
     COMMIT_FAILED = 3
 
 
-class AccessControlEntryPrivilege(enum.IntEnum):
-    VIEW = 1
-    PROXY_VIEW = 2
-    OPERATE = 3
-    MANAGE = 4
-    ADMINISTER = 5
-
-
-class AccessControlEntryAuthMode(enum.IntEnum):
-    PASE = 1
-    CASE = 2
-    GROUP = 3
+# The SDK's names (JointFabricDatastore.Enums) for the stack's one Privilege and AuthMode (codec.model).
+AccessControlEntryPrivilege = Privilege
+AccessControlEntryAuthMode = AuthMode
 
 
 class GroupKeySecurityPolicy(enum.IntEnum):

@@ -54,10 +54,11 @@ from clusters.joint_fabric_datastore.schema import (
     UpdateNode,
 )
 from jfds_device.codec import tlv
+from jfds_device.codec.model import AuthMode
 from jfds_device.datamodel.cluster import ClusterServer
 from jfds_device.datastore.jfds import JfdsStore
 from jfds_device.datastore.jfds_records import DatastoreChange, EntryKind, Table
-from jfds_device.im.provider import AuthMode, RequestContext, SubjectDescriptor
+from jfds_device.im.provider import RequestContext, SubjectDescriptor
 
 __all__ = ["ATTRIBUTES_OF", "JointFabricDatastoreServer"]
 

@@ -40,6 +40,7 @@ from clusters.operational_credentials.schema import (
     UpdateNOC,
 )
 from clusters.operational_credentials.schema import NodeOperationalCertStatusEnum as NocStatus
+from jfds_device.codec.model import AuthMode
 from jfds_device.codec.schema import NULL
 from jfds_device.crypto.attestation import (
     ATTESTATION_CHALLENGE_LENGTH,
@@ -52,9 +53,9 @@ from jfds_device.crypto.attestation import (
 from jfds_device.crypto.cert_issuer import build_csr
 from jfds_device.datamodel import acl
 from jfds_device.datamodel.cluster import ClusterServer
-from jfds_device.errors import CryptoError, DecodeError
+from jfds_device.errors import ActionError, CryptoError, DecodeError
 from jfds_device.fabrics import FabricError, FabricErrorCode, FabricInfo, FabricTable
-from jfds_device.im.provider import ActionError, AuthMode, RequestContext, Status
+from jfds_device.im.provider import RequestContext, Status
 
 __all__ = ["OperationalCredentialsServer"]
 

@@ -6,7 +6,8 @@ from typing import Any
 
 from clusters.user_label import schema
 from jfds_device.datamodel.cluster import ClusterServer
-from jfds_device.im.provider import ActionError, RequestContext, Status
+from jfds_device.errors import ActionError
+from jfds_device.im.provider import RequestContext, Status
 
 
 class UserLabelServer(ClusterServer):

@@ -25,7 +25,7 @@ from collections.abc import Callable
 from typing import Any, ClassVar, Final, TypeVar
 
 from jfds_device.codec import tlv
-from jfds_device.errors import SchemaError
+from jfds_device.errors import ConstraintError, MissingFieldError, SchemaError, WrongTypeError
 
 __all__ = [
     "ANY",
@@ -57,18 +57,6 @@ __all__ = [
     "field",
     "struct",
 ]
-
-
-class WrongTypeError(SchemaError):
-    """The TLV element has the wrong type for the field (IM: INVALID_DATA_TYPE / INVALID_COMMAND)."""
-
-
-class MissingFieldError(SchemaError):
-    """A mandatory field is absent (IM: INVALID_COMMAND / INVALID_ACTION)."""
-
-
-class ConstraintError(SchemaError):
-    """The value is of the right type but out of range (IM: CONSTRAINT_ERROR)."""
 
 
 class _Null:

@@ -17,11 +17,12 @@ Rules implemented (Core spec 6.6.2, 6.6.5, 6.6.6):
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 
-from jfds_device.codec.model import Privilege
-from jfds_device.im.provider import AuthMode, SubjectDescriptor
+from jfds_device.codec.model import AuthMode, Privilege
+from jfds_device.errors import ActionError, Status
+from jfds_device.im.provider import SubjectDescriptor
 
 __all__ = [
     "CAT_SUBJECT_PREFIX",
@@ -39,6 +40,8 @@ __all__ = [
     "privilege_grants",
     "subject_matches",
     "target_matches",
+    "valid_target",
+    "validate_acl_entry",
 ]
 
 # Subject ids (Core spec 2.5.5, 6.6.2.1.2): operational node ids, then CAT subjects 0xFFFFFFFD_IIII_VVVV.
@@ -46,6 +49,7 @@ MIN_OPERATIONAL_NODE_ID = 0x0000_0000_0000_0001
 MAX_OPERATIONAL_NODE_ID = 0xFFFF_FFEF_FFFF_FFFF
 CAT_SUBJECT_PREFIX = 0xFFFF_FFFD_0000_0000
 MAX_GROUP_ID = 0xFFFF
+MAX_ENDPOINT = 0xFFFE  # endpoint-no values are 0..0xFFFE; 0xFFFF is reserved for wildcards
 
 # Which privileges each privilege also grants (Core spec 6.6.2.2, "Privilege Granting").
 _GRANTS: dict[Privilege, frozenset[Privilege]] = {
@@ -121,6 +125,50 @@ def is_valid_cluster_id(cluster: int) -> bool:
 def is_valid_device_type_id(device_type: int) -> bool:
     prefix, suffix = device_type >> 16, device_type & 0xFFFF
     return 0 <= device_type <= 0xFFFF_FFFF and prefix != 0xFFFF and suffix <= 0xBFFF
+
+
+def valid_target(target: AclTarget) -> bool:
+    """AccessControlTargetStruct rules (Core spec 9.10.4.4): at least one field, endpoint and device type
+    exclusive, each id valid."""
+    cluster, endpoint, device_type = target.cluster, target.endpoint, target.device_type
+    if cluster is None and endpoint is None and device_type is None:
+        return False
+    if endpoint is not None and (device_type is not None or endpoint > MAX_ENDPOINT):
+        return False
+    if cluster is not None and not is_valid_cluster_id(cluster):
+        return False
+    return device_type is None or is_valid_device_type_id(device_type)
+
+
+def validate_acl_entry(
+    privilege: int,
+    auth_mode: int,
+    subjects: Sequence[int],
+    targets: Sequence[AclTarget | None],
+    *,
+    max_subjects: int | None = None,
+    max_targets: int | None = None,
+) -> None:
+    """The rules AccessControl applies to an entry written to it (Core spec 9.10.5.3, 9.10.5.4), for the
+    AccessControl cluster and for the JFDS, which refuses up front what a node would refuse (README, deliberate
+    difference 5). ``ActionError``: CONSTRAINT_ERROR for an invalid entry, RESOURCE_EXHAUSTED past the node's
+    capacities (``max_subjects`` / ``max_targets``, unchecked when None). A None target is one that did not
+    decode as an AccessControlTargetStruct."""
+    mode = AuthMode(auth_mode)
+    if mode is AuthMode.PASE:
+        raise ActionError(Status.CONSTRAINT_ERROR, message="PASE entries are implicit only (Core spec 6.6.2.9)")
+    if mode is AuthMode.GROUP and privilege == Privilege.ADMINISTER:
+        raise ActionError(Status.CONSTRAINT_ERROR, message="a Group entry cannot grant Administer")
+    if max_subjects is not None and len(subjects) > max_subjects:
+        raise ActionError(Status.RESOURCE_EXHAUSTED, message="too many subjects")
+    for subject in subjects:
+        if not is_valid_subject(mode, int(subject)):
+            raise ActionError(Status.CONSTRAINT_ERROR, message=f"subject 0x{subject:X} is invalid for {mode.name}")
+    if max_targets is not None and len(targets) > max_targets:
+        raise ActionError(Status.RESOURCE_EXHAUSTED, message="too many targets")
+    for target in targets:
+        if target is None or not valid_target(target):
+            raise ActionError(Status.CONSTRAINT_ERROR, message=f"invalid ACL target {target!r}")
 
 
 def _cat_matches(entry_subject: int, cats: Iterable[int]) -> bool:

@@ -42,15 +42,8 @@ from jfds_device.codec.schema import (
     StructType,
     WrongTypeError,
 )
-from jfds_device.errors import DecodeError, LocalProtocolError, SchemaError, StorageError
-from jfds_device.im.provider import (
-    ActionError,
-    CommandResponse,
-    ListOperation,
-    RequestContext,
-    Status,
-    SubjectDescriptor,
-)
+from jfds_device.errors import ActionError, DecodeError, LocalProtocolError, SchemaError, StorageError
+from jfds_device.im.provider import CommandResponse, ListOperation, RequestContext, Status, SubjectDescriptor
 
 __all__ = [
     "ACCEPTED_COMMAND_LIST",

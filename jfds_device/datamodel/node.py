@@ -31,9 +31,8 @@ from jfds_device.codec.model import ClusterDef, Privilege
 from jfds_device.datamodel import acl
 from jfds_device.datamodel.cluster import ClusterServer
 from jfds_device.datastore.sqlite import Database
-from jfds_device.errors import LocalProtocolError
+from jfds_device.errors import ActionError, LocalProtocolError
 from jfds_device.im.provider import (
-    ActionError,
     AttributePath,
     ChangeListener,
     CommandPath,

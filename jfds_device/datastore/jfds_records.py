@@ -21,7 +21,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from clusters.joint_fabric_datastore.schema import AccessControlEntry, DatastoreState, StatusEntry
-from jfds_device.errors import MatterError
+from jfds_device.errors import (  # the datastore's refusals live in the one error tree; re-exported for datastore/
+    CapacityError,
+    DatastoreError,
+    DuplicateEntryError,
+    EntryNotFoundError,
+    InvalidEntryError,
+    NotBootstrappedError,
+    WrongStateError,
+)
 
 __all__ = [
     "Anchor",
@@ -172,39 +180,3 @@ class DatastoreChange:
     erased: tuple[EntryRef, ...] = ()
     refresh: tuple[int, ...] = ()
     wiped: bool = False
-
-
-# ---------------------------------------------------------------------------------------------------- errors
-
-
-class DatastoreError(MatterError):
-    """A datastore operation was refused; the operation changed nothing."""
-
-
-class NotBootstrappedError(DatastoreError):
-    """The datastore has no anchor yet (``bootstrap_anchor`` has not run, or it was wiped)."""
-
-
-class WrongStateError(DatastoreError):
-    """The operation does not fit the datastore's state (e.g. bootstrapping a datastore that holds data)."""
-
-
-class DuplicateEntryError(DatastoreError):
-    """An entry with that identity already exists."""
-
-
-class EntryNotFoundError(DatastoreError):
-    """No entry with that identity exists."""
-
-
-class InvalidEntryError(DatastoreError):
-    """The value breaks a datastore invariant (e.g. an epoch key that is not 16 bytes, the anchor admin)."""
-
-
-class CapacityError(DatastoreError):
-    """A list is full (11.24.6 maxima) or the ListID space is used up."""
-
-    def __init__(self, table: Table, limit: int, message: str = "") -> None:
-        super().__init__(message or f"{table.value} holds its maximum of {limit} entries")
-        self.table = table
-        self.limit = limit

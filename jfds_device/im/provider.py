@@ -5,7 +5,8 @@ rules; it asks a ``DataModelProvider`` what exists, what a value is and whether 
 model (``datamodel/``) implements this protocol; IM unit tests use a small fake.
 
 Values cross this seam in their plain TLV form (``codec.tlv`` value model), already converted by the
-cluster's schema, so the IM engine never needs a cluster's types.
+cluster's schema, so the IM engine never needs a cluster's types. ``Status`` (the IM status codes, defined with
+the error tree in ``errors``) is part of this seam's vocabulary; failures cross it as ``errors.ActionError``.
 """
 
 from __future__ import annotations
@@ -15,48 +16,13 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from jfds_device.codec.model import ClusterDef, Privilege
+from jfds_device.codec.model import AuthMode, ClusterDef, Privilege
+from jfds_device.errors import Status
 
-
-class Status(enum.IntEnum):
-    """IM status codes (Core spec 8.10)."""
-
-    SUCCESS = 0x00
-    FAILURE = 0x01
-    INVALID_SUBSCRIPTION = 0x7D
-    UNSUPPORTED_ACCESS = 0x7E
-    UNSUPPORTED_ENDPOINT = 0x7F
-    INVALID_ACTION = 0x80
-    UNSUPPORTED_COMMAND = 0x81
-    INVALID_COMMAND = 0x85
-    UNSUPPORTED_ATTRIBUTE = 0x86
-    CONSTRAINT_ERROR = 0x87
-    UNSUPPORTED_WRITE = 0x88
-    RESOURCE_EXHAUSTED = 0x89
-    NOT_FOUND = 0x8B
-    UNREPORTABLE_ATTRIBUTE = 0x8C
-    INVALID_DATA_TYPE = 0x8D
-    UNSUPPORTED_READ = 0x8F
-    DATA_VERSION_MISMATCH = 0x92
-    TIMEOUT = 0x94
-    UNSUPPORTED_NODE = 0x9B
-    BUSY = 0x9C
-    ACCESS_RESTRICTED = 0x9D
-    UNSUPPORTED_CLUSTER = 0xC3
-    NO_UPSTREAM_SUBSCRIPTION = 0xC5
-    NEEDS_TIMED_INTERACTION = 0xC6
-    UNSUPPORTED_EVENT = 0xC7
-    PATHS_EXHAUSTED = 0xC8
-    TIMED_REQUEST_MISMATCH = 0xC9
-    FAILSAFE_REQUIRED = 0xCA
-    INVALID_IN_STATE = 0xCB
-    NO_COMMAND_RESPONSE = 0xCC
-
-
-class AuthMode(enum.IntEnum):
-    PASE = 1
-    CASE = 2
-    GROUP = 3
+__all__ = [
+    "AttributePath", "ChangeListener", "CommandPath", "CommandResponse", "DataModelProvider", "ListOperation",
+    "RequestContext", "Status", "SubjectDescriptor",
+]  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,15 +65,6 @@ class RequestContext:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-class ActionError(Exception):
-    """A cluster answering an action with a status (and, for cluster-specific failures, a cluster status)."""
-
-    def __init__(self, status: Status, cluster_status: int | None = None, message: str = "") -> None:
-        super().__init__(message or status.name)
-        self.status = status
-        self.cluster_status = cluster_status
-
-
 @dataclass(frozen=True, slots=True)
 class CommandResponse:
     """A command's data response: the response command id and its fields as a TLV structure value."""
@@ -142,13 +99,13 @@ class DataModelProvider(Protocol):
     def read_attribute(self, ctx: RequestContext, path: AttributePath) -> Any:
         """The attribute's TLV value; fabric-scoped lists filtered to ``ctx.subject.fabric_index`` when
         ``ctx.fabric_filtered``, fabric-sensitive fields of other fabrics' entries omitted otherwise.
-        Raises ``ActionError`` (e.g. UNSUPPORTED_READ) on failure."""
+        Raises ``errors.ActionError`` (e.g. UNSUPPORTED_READ) on failure."""
 
     def write_attribute(self, ctx: RequestContext, path: AttributePath, value: Any, op: ListOperation) -> None:
-        """Apply one write (a whole value, a whole list, or one appended list item). Raises ``ActionError``."""
+        """Apply one write (a whole value, a whole list, or one appended list item). Raises ``errors.ActionError``."""
 
     def invoke(self, ctx: RequestContext, path: CommandPath, fields: Any) -> CommandResponse | None:
-        """Run a command; None means plain SUCCESS. Raises ``ActionError`` for a failure status."""
+        """Run a command; None means plain SUCCESS. Raises ``errors.ActionError`` for a failure status."""
 
     def allowed(self, subject: SubjectDescriptor, endpoint: int, cluster: int, privilege: Privilege) -> bool:
         """The access check (Core spec 6.6.6) for ``subject`` on ``endpoint``/``cluster`` at ``privilege``."""

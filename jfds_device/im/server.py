@@ -29,8 +29,8 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from jfds_device.codec.message import InteractionModelOpcode as Op
-from jfds_device.errors import DecodeError
-from jfds_device.im import reports
+from jfds_device.codec.model import AuthMode
+from jfds_device.errors import DecodeError, RequestError
 from jfds_device.im.admission import (
     MAX_ATTRIBUTE_PATHS,
     MAX_EVENT_PATHS,
@@ -42,6 +42,7 @@ from jfds_device.im.admission import (
     admit_interaction,
     admit_subscription,
 )
+from jfds_device.im.invoke import invoke_command, invoke_response_payloads, validate_invoke_batch
 from jfds_device.im.messages import (
     AttributeDataIB,
     AttributePathIB,
@@ -56,8 +57,8 @@ from jfds_device.im.messages import (
     WriteRequest,
     WriteResponse,
 )
-from jfds_device.im.provider import AttributePath, AuthMode, DataModelProvider, RequestContext, Status
-from jfds_device.im.reports import AttributeReader, RequestError
+from jfds_device.im.provider import AttributePath, DataModelProvider, RequestContext, Status
+from jfds_device.im.read import AttributeReader, build_report, data_version_filters, validate_attribute_paths
 from jfds_device.im.subscriptions import (
     Subscription,
     SubscriptionState,
@@ -65,6 +66,7 @@ from jfds_device.im.subscriptions import (
     change_report,
     negotiate_max_interval,
 )
+from jfds_device.im.write import SUCCESS, Outcome, WriteSession
 
 __all__ = [
     "DEFAULT_MAX_PAYLOAD",
@@ -140,14 +142,14 @@ class _TimedWindow:
     deadline: float
 
 
-_Pending = _Chunks | _TimedWindow | reports.WriteSession
+_Pending = _Chunks | _TimedWindow | WriteSession
 
 # What a waiting exchange counts as for admission; subscription reports are bounded by the subscriptions instead.
 _HELD_KIND: Final[dict[object, InteractionKind]] = {
     _ChunkKind.READ: InteractionKind.READ,
     _ChunkKind.INVOKE: InteractionKind.INVOKE,
     _TimedWindow: InteractionKind.TIMED,
-    reports.WriteSession: InteractionKind.WRITE,
+    WriteSession: InteractionKind.WRITE,
 }
 
 
@@ -363,7 +365,7 @@ class InteractionServer:
             raise RequestError(Status.INVALID_ACTION, "no paths")
         if len(attributes) > MAX_ATTRIBUTE_PATHS or len(events) > MAX_EVENT_PATHS:
             raise RequestError(Status.PATHS_EXHAUSTED, f"{len(attributes)} + {len(events)} paths")
-        reports.validate_attribute_paths(attributes)
+        validate_attribute_paths(attributes)
 
     # ------------------------------------------------------------------------------------------------ read
 
@@ -374,9 +376,9 @@ class InteractionServer:
         self._check_paths(attributes, events)
         self._admit(ctx, InteractionKind.READ, now, (len(attributes), len(events)))
         read_ctx = dataclasses.replace(ctx, fabric_filtered=request.fabric_filtered, timed=False)
-        filters = reports.data_version_filters(request.data_version_filters, MAX_DATA_VERSION_FILTERS)
+        filters = data_version_filters(request.data_version_filters, MAX_DATA_VERSION_FILTERS)
         reader = AttributeReader(self._provider, read_ctx, filters)
-        payloads = reports.build_report(reader, attributes, events, self._max_payload, None, suppress_last=True)
+        payloads = build_report(reader, attributes, events, self._max_payload, None, suppress_last=True)
         return [self._send_chunks(exchange, ctx.session_id, Op.REPORT_DATA, payloads, _ChunkKind.READ)]
 
     def _continue_chunks(
@@ -429,9 +431,9 @@ class InteractionServer:
             for old in self._subscriptions.for_peer(subscription.peer):
                 self._drop_subscription(old)
         self._make_room_for(subscription)
-        filters = reports.data_version_filters(request.data_version_filters, MAX_DATA_VERSION_FILTERS)
+        filters = data_version_filters(request.data_version_filters, MAX_DATA_VERSION_FILTERS)
         reader = AttributeReader(self._provider, sub_ctx, filters)
-        payloads = reports.build_report(
+        payloads = build_report(
             reader, attributes, events, self._max_payload, subscription.subscription_id, suppress_last=False
         )
         self._subscriptions.add(subscription)
@@ -487,11 +489,11 @@ class InteractionServer:
         self._check_timed_flag(window, request.timed_request)
         if window is None:  # a timed write takes over its window's place
             self._admit(ctx, InteractionKind.WRITE, now)
-        session = reports.WriteSession(ctx.session_id, timed=window is not None)
+        session = WriteSession(ctx.session_id, timed=window is not None)
         return self._write_chunk(exchange, ctx, session, request)
 
     def _apply_writes(
-        self, session: reports.WriteSession, ctx: RequestContext, ibs: Sequence[AttributeDataIB]
+        self, session: WriteSession, ctx: RequestContext, ibs: Sequence[AttributeDataIB]
     ) -> list[AttributeStatusIB]:
         """Apply every AttributeDataIB in order, in one data-model transaction; one AttributeStatusIB each."""
         for ib in ibs:
@@ -499,7 +501,7 @@ class InteractionServer:
             if ib.path.endpoint is None or ib.path.cluster is None or ib.path.attribute is None:
                 raise RequestError(Status.INVALID_ACTION, "wildcard path in a unicast write")
         node = AttributeReader(self._provider, ctx)
-        outcomes: list[reports.Outcome] = []
+        outcomes: list[Outcome] = []
         self._provider.begin_write()
         try:
             for ib in ibs:
@@ -510,7 +512,7 @@ class InteractionServer:
                 self._provider.end_write()
             except Exception:  # the commit failed: nothing that claimed success was stored
                 log.exception("end_write failed")
-                outcomes = [(Status.FAILURE, None) if o == reports.SUCCESS else o for o in outcomes]
+                outcomes = [(Status.FAILURE, None) if o == SUCCESS else o for o in outcomes]
         return [
             AttributeStatusIB(
                 path=AttributePathIB(
@@ -526,7 +528,7 @@ class InteractionServer:
 
     def _list_write_in_progress(self, path: AttributePath) -> bool:
         """Another exchange is in the middle of a chunked write of ``path`` (the SDK answers BUSY then)."""
-        return any(isinstance(p, reports.WriteSession) and p.processing == path for p in self._pending.values())
+        return any(isinstance(p, WriteSession) and p.processing == path for p in self._pending.values())
 
     def _on_timed_write(
         self, exchange: Hashable, ctx: RequestContext, window: _TimedWindow, payload: bytes, now: float
@@ -534,7 +536,7 @@ class InteractionServer:
         return self._on_write(exchange, ctx, payload, now, window)
 
     def _continue_write(
-        self, exchange: Hashable, ctx: RequestContext, session: reports.WriteSession, payload: bytes, now: float
+        self, exchange: Hashable, ctx: RequestContext, session: WriteSession, payload: bytes, now: float
     ) -> list[Outgoing]:
         request = WriteRequest.decode(payload)
         if request.timed_request != session.timed:
@@ -542,7 +544,7 @@ class InteractionServer:
         return self._write_chunk(exchange, ctx, session, request)
 
     def _write_chunk(
-        self, exchange: Hashable, ctx: RequestContext, session: reports.WriteSession, request: WriteRequest
+        self, exchange: Hashable, ctx: RequestContext, session: WriteSession, request: WriteRequest
     ) -> list[Outgoing]:
         """Core spec 8.7.3: apply, answer WriteResponse; MoreChunkedMessages keeps the exchange open."""
         more = bool(request.more_chunked_messages)
@@ -575,13 +577,13 @@ class InteractionServer:
         self._check_timed_flag(window, request.timed_request)
         if window is None:  # a timed invoke takes over its window's place
             self._admit(ctx, InteractionKind.INVOKE, now)
-        reports.validate_invoke_batch(request.invoke_requests, self._max_paths_per_invoke)
+        validate_invoke_batch(request.invoke_requests, self._max_paths_per_invoke)
         invoke_ctx = dataclasses.replace(ctx, timed=window is not None)
         node = AttributeReader(self._provider, invoke_ctx)
-        responses = [reports.invoke_command(node, invoke_ctx, r) for r in request.invoke_requests]
+        responses = [invoke_command(node, invoke_ctx, r) for r in request.invoke_requests]
         if request.suppress_response:
             return []
-        payloads = reports.invoke_response_payloads(responses, request.invoke_requests, self._max_payload)
+        payloads = invoke_response_payloads(responses, request.invoke_requests, self._max_payload)
         return [self._send_chunks(exchange, ctx.session_id, Op.INVOKE_RESPONSE, payloads, _ChunkKind.INVOKE)]
 
     def _on_timed_invoke(
@@ -620,7 +622,7 @@ _CONTINUATIONS: Final[dict[type, dict[Op, Callable[..., list[Outgoing]]]]] = {
         Op.WRITE_REQUEST: InteractionServer._on_timed_write,
         Op.INVOKE_REQUEST: InteractionServer._on_timed_invoke,
     },
-    reports.WriteSession: {Op.WRITE_REQUEST: InteractionServer._continue_write},
+    WriteSession: {Op.WRITE_REQUEST: InteractionServer._continue_write},
 }
 
 

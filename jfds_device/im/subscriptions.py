@@ -14,7 +14,7 @@ from typing import Final
 
 from jfds_device.im.messages import AttributePathIB, EventPathIB
 from jfds_device.im.provider import AttributePath, DataModelProvider, RequestContext
-from jfds_device.im.reports import AttributeReader, ReportBuilder
+from jfds_device.im.read import AttributeReader, ReportBuilder
 
 __all__ = [
     "SUBSCRIPTION_MAX_INTERVAL_PUBLISHER_LIMIT",

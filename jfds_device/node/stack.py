@@ -35,7 +35,8 @@ from jfds_device.codec.message import InteractionModelOpcode, ProtocolId, Secure
 from jfds_device.datamodel.commissioning_window import CommissioningWindow
 from jfds_device.errors import DecodeError, MatterError
 from jfds_device.im.admission import Limits
-from jfds_device.im.client import InteractionClient, build_status_response
+from jfds_device.im.client import InteractionClient
+from jfds_device.im.client_messages import build_status_response
 from jfds_device.im.provider import AuthMode, DataModelProvider, RequestContext, Status, SubjectDescriptor
 from jfds_device.im.server import DEFAULT_MAX_PAYLOAD, InteractionServer
 from jfds_device.node.client_dispatch import ExchangeDispatcher

@@ -1,8 +1,8 @@
-"""The embedded reconciler (issue 6): converges the fabric's peer nodes to the Joint Fabric Datastore.
+"""The embedded reconciler: converges the fabric's peer nodes to the Joint Fabric Datastore.
 
 * ``plan``: the sans-IO planner (decision table, status transitions, retry classes, backoff, drift budget);
-* ``items`` / ``items_groups`` / ``items_lists`` / ``lists``: the item kinds by priority band and the
-  read-merge-write of whole lists;
+* ``facets`` / ``facets_groups`` / ``facets_lists`` / ``facet_registry`` / ``lists``: how each band of entries
+  reaches a peer (key sets, group key map, group membership, ACL, bindings) and the read-merge-write of whole lists;
 * ``execute``: runs a plan band by band against one peer;
 * ``refresh``: RefreshNode, mirroring a node into the datastore;
 * ``peer``: the IM client bound to one session, the peer's capacities, who we are on the fabric;

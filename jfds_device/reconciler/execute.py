@@ -18,10 +18,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from jfds_device.datastore.jfds_records import EntryRef
-from jfds_device.im.client import IMStatusError
+from jfds_device.errors import IMStatusError, TransportError
 from jfds_device.im.provider import Status
-from jfds_device.reconciler.items import Facet
-from jfds_device.reconciler.peer import PeerContext, TransportError
+from jfds_device.reconciler.facets import Facet
+from jfds_device.reconciler.peer import PeerContext
 from jfds_device.reconciler.plan import HELD, SUCCESS, Action, Op, Outcome, Plan
 
 __all__ = ["Execution", "execute"]

@@ -3,8 +3,10 @@
 A list write replaces the accessing fabric's whole list (Core spec 7.13.6, 8.7.3.3), so the reconciler reads
 the list, edits it and writes all of it back. ``merge_list`` is the pure edit: elements are matched by an
 identity key (the ACL's by-value key, a binding's target, a map entry's group id); elements no operation names
-keep their place and content (foreign entries are never removed or reordered). ``write_merged`` drives it
-against the peer and handles failures:
+keep their place and content (foreign entries are never removed or reordered). Elements are in the TLV form the
+peer sent (``PeerIO.read_list``), so an element we do not change goes back exactly as read, even one our schema
+cannot decode; the facets build theirs with the cluster schema's struct and read every identity through it.
+``write_merged`` drives it against the peer and handles failures:
 
 * every write is conditioned on the DataVersion read with the list (AttributeDataIB DataVersion, Core spec
   8.7.3.2), so an entry another administrator writes between our read and our write is never lost: the peer
@@ -13,7 +15,7 @@ against the peer and handles failures:
   node later, with backoff). Nothing is written from a list read earlier (a previous pass, before a restart). A
   list too long for one message is written replace-all then appends, and only the replace-all carries the
   DataVersion (it bumps the version itself); the IM client sends it alone and stops if it is refused
-  (``im.client.build_write_chunks``), so a mismatch never leaves our appends on the peer's list;
+  (``im.client_messages.build_write_chunks``), so a mismatch never leaves our appends on the peer's list;
 * after any other failed write the list is read back; a partial result of our own write (a chunked
   replace-all-then-append whose refused item leaves the list cleared or short: matter.js applies each IB of a
   chunked write on its own, @matter/node ``InteractionServer.handleWriteRequest``) is undone by writing the list
@@ -31,16 +33,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from jfds_device.codec import tlv
+from jfds_device.codec.model import FABRIC_INDEX_TAG, AttributeRef
 from jfds_device.datastore.jfds_records import EntryRef
-from jfds_device.im.client import IMStatusError
+from jfds_device.errors import IMStatusError, TransportError
 from jfds_device.im.provider import Status
-from jfds_device.reconciler.peer import PeerIO, TransportError
+from jfds_device.reconciler.peer import PeerIO
 
 __all__ = ["ListOp", "ListPath", "canonical", "merge_list", "write_merged"]
 
 log = logging.getLogger(__name__)
 
-FABRIC_INDEX_TAG = 0xFE
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,16 +63,22 @@ class ListOp:
 
 @dataclass(frozen=True, slots=True)
 class ListPath:
+    """A list attribute on one endpoint of the peer."""
+
     endpoint: int
-    cluster: int
-    attribute: int
+    attribute: AttributeRef
+
+    @property
+    def ids(self) -> tuple[int, int, int]:
+        return (self.endpoint, self.attribute.cluster_id, self.attribute.attribute_id)
 
     def __str__(self) -> str:
-        return f"{self.endpoint}/0x{self.cluster:04X}/0x{self.attribute:04X}"
+        return f"{self.endpoint}/0x{self.attribute.cluster_id:04X}/0x{self.attribute.attribute_id:04X}"
 
 
 def canonical(element: Any) -> bytes:
-    """An element's bytes without its FabricIndex (the server stamps that), for comparing lists."""
+    """An element's bytes (its TLV form, as read or as a schema struct encodes) without its FabricIndex (the
+    server stamps that), for comparing lists."""
     if isinstance(element, dict):
         element = {k: element[k] for k in sorted(element, key=_tag_order) if k != FABRIC_INDEX_TAG}
     return tlv.encode(element)
@@ -163,7 +171,7 @@ class _Writer:
         return f"list {self.path}" + ("" if node is None else f" on node 0x{node:016X}")
 
     async def read(self) -> list[Any]:
-        elements, self.version = await self.io.read_list(self.path.endpoint, self.path.cluster, self.path.attribute)
+        elements, self.version = await self.io.read_list(self.path.endpoint, self.path.attribute)
         return elements
 
     async def write(self, elements: list[Any]) -> None:
@@ -171,9 +179,9 @@ class _Writer:
         self.writes += 1
         path = self.path
         if self.io.before_list_write is not None:
-            await self.io.before_list_write(self.io, (path.endpoint, path.cluster, path.attribute), self.version)
+            await self.io.before_list_write(self.io, path.ids, self.version)
         version, self.version = self.version, None  # a write, even a refused one, may change it: read again
-        await self.io.write(path.endpoint, path.cluster, path.attribute, elements, data_version=version)
+        await self.io.write(path.endpoint, path.attribute, elements, data_version=version)
 
     async def converge(self, ops: Sequence[ListOp]) -> tuple[dict[EntryRef, int], list[Any], int | None]:
         """Read, merge ``ops``, write if anything changed, again while the peer answers DATA_VERSION_MISMATCH

@@ -2,8 +2,10 @@
 session), the peer's capacities, who we are on the fabric, and per-pass caches the item kinds share.
 
 ``PeerClient`` is the part of ``im.client.InteractionClient`` the reconciler uses; tests pass a fake peer that
-implements it. Transport failures surface as ``TransportError`` (the executor records TIMEOUT, Core spec
-11.24.4 / the reference's SyncFailureCode); a peer's refusal stays an ``IMStatusError``.
+implements it. ``PeerIO`` is typed from the cluster schemas, as the client's ``send_command`` / ``read_value``
+are (the same ``im.client_messages`` helpers): attributes are ``AttributeRef``s, commands their request structs,
+responses and values come back decoded. Transport failures surface as ``TransportError`` (the executor records
+TIMEOUT, Core spec 11.24.4 / the reference's SyncFailureCode); a peer's refusal stays an ``IMStatusError``.
 
 ``PeerIO.read_list`` gives a list attribute with its cluster's DataVersion (Core spec 7.10.3) and ``write`` takes
 it back as a condition (AttributeDataIB DataVersion, Core spec 8.7.3.2: the peer answers DATA_VERSION_MISMATCH
@@ -13,6 +15,8 @@ if the cluster changed since), which is how a read-merge-write notices another a
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -21,27 +25,24 @@ from typing import Any, Protocol
 from clusters.access_control import schema as ac
 from clusters.group_key_management import schema as gkm
 from clusters.operational_credentials import schema as oc
+from jfds_device.codec import tlv
+from jfds_device.codec.model import AttributeRef
+from jfds_device.codec.schema import Struct
 from jfds_device.datamodel import acl
 from jfds_device.datastore.jfds import JfdsStore
 from jfds_device.datastore.jfds_records import Entry
-from jfds_device.errors import LocalProtocolError, MatterError
-from jfds_device.im.client import IMStatusError, InteractionError, InvokeResult, ReadResult
+from jfds_device.errors import DecodeError, IMStatusError, InteractionError, LocalProtocolError, TransportError
+from jfds_device.im.client_messages import InvokeResult, ReadResult, command_request, command_response
 from jfds_device.im.provider import Status
 
-__all__ = ["Capacities", "ListWriteHook", "OwnIdentity", "PeerClient", "PeerContext", "PeerIO", "TransportError"]
+__all__ = ["Capacities", "ListWriteHook", "OwnIdentity", "PeerClient", "PeerContext", "PeerIO", "decode_items"]
+
+log = logging.getLogger(__name__)
 
 ListWriteHook = Callable[["PeerIO", tuple[int, int, int], "int | None"], Awaitable[None]]
 """Awaited with (io, (endpoint, cluster, attribute), the DataVersion the write is conditioned on) just before the
 conditional write of every read-merge-write (``Reconciler.before_list_write``): a seam for tests that need another
 administrator to write between our read and our write."""
-
-
-class TransportError(MatterError):
-    """The node was not reached or the exchange broke (recorded as ``status``: TIMEOUT, or BUSY)."""
-
-    def __init__(self, message: str, status: int = Status.TIMEOUT) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 class PeerClient(Protocol):
@@ -97,37 +98,76 @@ class PeerIO:
                 self.write_s += time.monotonic() - started
                 self.write_n += 1
 
-    async def read(self, paths: Sequence[tuple[int | None, int, int]]) -> ReadResult:
-        coro = self.client.read(self.session, list(paths))
-        result: ReadResult = await self._run(f"read {paths}", coro, reading=True)
+    async def read(self, paths: Sequence[tuple[int | None, AttributeRef]]) -> ReadResult:
+        """One ReadRequest for ``(endpoint or None for a wildcard, attribute)`` paths; values come back as TLV
+        (``ReadResult.typed`` and ``AttributeRef.decode_item`` decode them by the schema)."""
+        wire = [(endpoint, attribute.cluster_id, attribute.attribute_id) for endpoint, attribute in paths]
+        coro = self.client.read(self.session, wire)
+        result: ReadResult = await self._run(f"read {', '.join(f'{e}/{a}' for e, a in paths)}", coro, reading=True)
         return result
 
-    async def read_value(self, endpoint: int, cluster: int, attribute: int) -> Any:
-        """One attribute's value (IMStatusError if the peer reported a status for it)."""
-        return (await self.read([(endpoint, cluster, attribute)])).value(endpoint, cluster, attribute)
+    async def read_items(self, endpoint: int, attribute: AttributeRef) -> list[Any]:
+        """A list attribute's elements decoded by the schema (null reads as []); elements that do not fit it are
+        left out (logged): a peer's entry we cannot read is nothing we act on. IMStatusError for a status."""
+        return decode_items(attribute, await self.read_list_value(endpoint, attribute), self.node_id)
 
-    async def read_list(self, endpoint: int, cluster: int, attribute: int) -> tuple[list[Any], int | None]:
-        """A list attribute (null reads as []) and the DataVersion of its cluster in the same report (None if the
-        peer gave none); IMStatusError if the peer reported a status for it."""
-        result = await self.read([(endpoint, cluster, attribute)])
-        value = result.value(endpoint, cluster, attribute)
+    async def read_list_value(self, endpoint: int, attribute: AttributeRef) -> list[Any]:
+        """A list attribute's elements as the peer sent them (TLV; null reads as [])."""
+        return (await self.read_list(endpoint, attribute))[0]
+
+    async def read_list(self, endpoint: int, attribute: AttributeRef) -> tuple[list[Any], int | None]:
+        """A list attribute's elements as the peer sent them (TLV, so a read-merge-write gives every element
+        it does not change back exactly as read, those our schema cannot decode included; null reads as []) and
+        the DataVersion of its cluster in the same report (None if the peer gave none); IMStatusError if the peer
+        reported a status for it."""
+        result = await self.read([(endpoint, attribute)])
+        value = result.value(endpoint, attribute.cluster_id, attribute.attribute_id)
         if value is not None and type(value) is not list:  # a peer's bug: nothing to merge into, so no write
-            raise IMStatusError(Status.FAILURE, message=f"{endpoint}/0x{cluster:04X}/0x{attribute:04X} is not a list")
-        return list(value or []), result.data_versions.get((endpoint, cluster))
+            raise IMStatusError(Status.FAILURE, message=f"{endpoint}/{attribute} is not a list")
+        return list(value or []), result.data_versions.get((endpoint, attribute.cluster_id))
 
-    async def write(self, endpoint: int, cluster: int, attribute: int, value: Any, *,
+    async def write(self, endpoint: int, attribute: AttributeRef, value: Any, *,
                     data_version: int | None = None) -> None:
-        """Write one attribute; with ``data_version``, only if the peer's cluster still has that DataVersion
-        (else ``IMStatusError(DATA_VERSION_MISMATCH)``)."""
-        what = f"write {endpoint}/0x{cluster:04X}/0x{attribute:04X}"
-        await self._run(what, self.client.write_attribute(self.session, endpoint, cluster, attribute, value,
-                                                          data_version=data_version))
+        """Write one attribute (schema values, or elements as read); with ``data_version``, only if the peer's
+        cluster still has that DataVersion (else ``IMStatusError(DATA_VERSION_MISMATCH)``)."""
+        what = f"write {endpoint}/{attribute}"
+        await self._run(what, self.client.write_attribute(self.session, endpoint, attribute.cluster_id,
+                                                          attribute.attribute_id, value, data_version=data_version))
 
-    async def invoke(self, endpoint: int, cluster: int, command: int, fields: Any = None) -> InvokeResult:
-        what = f"invoke {endpoint}/0x{cluster:04X}/0x{command:02X}"
-        result: InvokeResult = await self._run(what, self.client.invoke(self.session, endpoint, cluster, command,
-                                                                         fields))
-        return result
+    async def invoke(self, endpoint: int, request: Struct) -> Any:
+        """Invoke the command ``request`` is the schema struct of: its response struct decoded by the schema, or
+        None (answered SUCCESS). IMStatusError if the peer refused it, or FAILURE (logged) if its response does
+        not fit the schema."""
+        call, command = command_request(endpoint, request)
+        what = f"invoke {endpoint}/0x{call.cluster:04X}/{command.name}"
+        result: InvokeResult = await self._run(what, self.client.invoke(self.session, endpoint, call.cluster,
+                                                                         call.command, request))
+        if result.fields is not None:
+            # What the wire would carry: a PeerClient other than InteractionClient (a test's fake peer) may answer
+            # with Python values outside the TLV value model (an IntEnum for a uint); responses are small.
+            result = dataclasses.replace(result, fields=tlv.decode(tlv.encode(result.fields)))
+        try:
+            return command_response(command, result)
+        except DecodeError as exc:
+            log.warning("node %s: %s: the response does not fit the schema: %s", _node(self.node_id), command.name,
+                        exc)
+            raise IMStatusError(Status.FAILURE, message=f"{command.name} response: {exc}") from exc
+
+
+def decode_items(attribute: AttributeRef, elements: Sequence[Any], node_id: int | None = None) -> list[Any]:
+    """``elements`` of a list attribute decoded by the schema; those that do not fit it are left out (logged)."""
+    decoded = []
+    for element in elements:
+        item = attribute.decode_item(element)
+        if item is None:
+            log.info("node %s: an element of %s does not fit the schema; ignored", _node(node_id), attribute)
+            continue
+        decoded.append(item)
+    return decoded
+
+
+def _node(node_id: int | None) -> str:
+    return "?" if node_id is None else f"0x{node_id:016X}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,12 +183,12 @@ class Capacities:
     fabric_index: int | None = None
 
     PATHS = (
-        (0, ac.CLUSTER_ID, ac.ACCESS_CONTROL_ENTRIES_PER_FABRIC),
-        (0, ac.CLUSTER_ID, ac.SUBJECTS_PER_ACCESS_CONTROL_ENTRY),
-        (0, ac.CLUSTER_ID, ac.TARGETS_PER_ACCESS_CONTROL_ENTRY),
-        (0, gkm.CLUSTER_ID, gkm.MAX_GROUP_KEYS_PER_FABRIC_ATTR),
-        (0, gkm.CLUSTER_ID, gkm.MAX_GROUPS_PER_FABRIC_ATTR),
-        (0, oc.CLUSTER_ID, oc.CURRENT_FABRIC_INDEX),
+        (0, ac.CLUSTER.attribute(ac.ACCESS_CONTROL_ENTRIES_PER_FABRIC)),
+        (0, ac.CLUSTER.attribute(ac.SUBJECTS_PER_ACCESS_CONTROL_ENTRY)),
+        (0, ac.CLUSTER.attribute(ac.TARGETS_PER_ACCESS_CONTROL_ENTRY)),
+        (0, gkm.CLUSTER.attribute(gkm.MAX_GROUP_KEYS_PER_FABRIC_ATTR)),
+        (0, gkm.CLUSTER.attribute(gkm.MAX_GROUPS_PER_FABRIC_ATTR)),
+        (0, oc.CLUSTER.attribute(oc.CURRENT_FABRIC_INDEX)),
     )
 
     @classmethod
@@ -159,12 +199,14 @@ class Capacities:
         except IMStatusError:
             return cls()
         values = []
-        for endpoint, cluster, attribute in cls.PATHS:
+        for endpoint, attribute in cls.PATHS:
             try:
-                value = result.value(endpoint, cluster, attribute)
+                value = result.value(endpoint, attribute.cluster_id, attribute.attribute_id)
             except (IMStatusError, KeyError):
                 value = None
-            values.append(value if isinstance(value, int) else None)
+            # Any unsigned integer the peer reports is its limit, even one below the minimum our schema declares
+            # for our own server (a peer enforces what it reports).
+            values.append(value if type(value) is int else None)
         return cls(*values)
 
 

@@ -32,20 +32,24 @@ from clusters.binding import schema as binding
 from clusters.descriptor import schema as descriptor
 from clusters.group_key_management import schema as gkm
 from clusters.joint_fabric_datastore.schema import BindingTarget, DatastoreState
+from jfds_device.codec.model import AttributeRef
 from jfds_device.datastore.jfds import JfdsStore, acl_value_key
-from jfds_device.datastore.jfds_records import CapacityError, DatastoreError, Entry, EntryKind, EntryRef
-from jfds_device.im.client import IMStatusError, ReadResult
-from jfds_device.im.provider import AttributePath, Status
-from jfds_device.reconciler.items_lists import ace_from_raw, binding_key, binding_to_raw
-from jfds_device.reconciler.peer import PeerIO
+from jfds_device.datastore.jfds_records import Entry, EntryKind, EntryRef
+from jfds_device.errors import CapacityError, DatastoreError, IMStatusError
+from jfds_device.im.client_messages import ReadResult
+from jfds_device.im.provider import Status
+from jfds_device.reconciler.facets_lists import ace_from_raw, binding_key, binding_to_raw
+from jfds_device.reconciler.peer import PeerIO, decode_items
 
 __all__ = ["NodeImage", "RefreshReport", "adopt", "read_node"]
 
 log = logging.getLogger(__name__)
 
-PARTS = AttributePath(0, descriptor.CLUSTER_ID, descriptor.PARTS_LIST)
-TABLE = AttributePath(0, gkm.CLUSTER_ID, gkm.GROUP_TABLE)
-ACL = AttributePath(0, ac.CLUSTER_ID, ac.ACL)
+ROOT = 0
+PARTS = descriptor.CLUSTER.attribute(descriptor.PARTS_LIST)
+TABLE = gkm.CLUSTER.attribute(gkm.GROUP_TABLE)
+ACL = ac.CLUSTER.attribute(ac.ACL)
+BINDING = binding.CLUSTER.attribute(binding.BINDING)
 
 
 @dataclass(slots=True)
@@ -71,41 +75,45 @@ class RefreshReport:
         return not self.failures
 
 
-def _value(result: ReadResult, path: AttributePath, report: RefreshReport, stage: str) -> Any:
+def _value(result: ReadResult, attribute: AttributeRef, report: RefreshReport, stage: str) -> Any:
+    """The attribute's value on the root endpoint as the peer sent it (TLV); None (a failed stage) if the peer
+    reported a status, left it out, or sent a list attribute that is not a list."""
     try:
-        return result.value(path.endpoint, path.cluster, path.attribute)
+        value = result.value(ROOT, attribute.cluster_id, attribute.attribute_id)
     except IMStatusError as exc:
         report.failures.append((stage, exc.status))
+        return None
     except KeyError:
         report.failures.append((stage, Status.FAILURE))
-    return None
+        return None
+    if value is not None and type(value) is not list:
+        report.failures.append((stage, Status.FAILURE))
+        return None
+    return value
 
 
 async def read_node(io: PeerIO, report: RefreshReport) -> NodeImage:
     """Read stages 1-5. ``TransportError`` propagates; a refused path fails its stage only."""
-    result = await io.read([
-        (PARTS.endpoint, PARTS.cluster, PARTS.attribute),
-        (TABLE.endpoint, TABLE.cluster, TABLE.attribute),
-        (ACL.endpoint, ACL.cluster, ACL.attribute),
-        (None, binding.CLUSTER_ID, binding.BINDING),
-    ])
+    result = await io.read([(ROOT, PARTS), (ROOT, TABLE), (ROOT, ACL), (None, BINDING)])
     image = NodeImage()
     parts = _value(result, PARTS, report, "endpoints")
     if parts is not None:
-        image.endpoints = {0, *(int(p) for p in parts)}
+        image.endpoints = {ROOT, *decode_items(PARTS, parts, io.node_id)}
     table = _value(result, TABLE, report, "groups")
     if table is not None:
-        image.groups = {(int(ep), int(e[1])) for e in table if isinstance(e, dict) for ep in e.get(2) or ()}
+        groups: list[gkm.GroupInfoMapStruct] = decode_items(TABLE, table, io.node_id)
+        image.groups = {(endpoint, e.group_id) for e in groups for endpoint in e.endpoints}
     image.bindings = {
-        path.endpoint: list(value or []) for path, value in result.attributes.items()
-        if path.cluster == binding.CLUSTER_ID and path.attribute == binding.BINDING
+        path.endpoint: list(value) if type(value) is list else [] for path, value in result.attributes.items()
+        if path.cluster == BINDING.cluster_id and path.attribute == BINDING.attribute_id
     }
     acl = _value(result, ACL, report, "acl")
     if acl is not None:
         image.acl = list(acl)
     try:
-        indices = await io.invoke(0, gkm.CLUSTER_ID, gkm.KEY_SET_READ_ALL_INDICES, {})
-        image.key_sets = {int(i) for i in (indices.fields or {}).get(0) or ()} - {gkm.IPK_KEY_SET_ID}
+        indices = await io.invoke(ROOT, gkm.KeySetReadAllIndices())
+        held = set(indices.group_key_set_ids) if indices is not None else set()
+        image.key_sets = held - {gkm.IPK_KEY_SET_ID}
     except IMStatusError as exc:
         report.failures.append(("key_sets", exc.status))
     return image
@@ -164,7 +172,13 @@ def _adopt_bindings(store: JfdsStore, node_id: int, held: dict[int, list[Any]], 
             continue
         for raw in targets:
             try:
-                target = BindingTarget(node=raw.get(1), group=raw.get(2), endpoint=raw.get(3), cluster=raw.get(4))
+                held_target: binding.TargetStruct | None = BINDING.decode_item(raw)
+                if held_target is None:
+                    log.warning("node 0x%016X: binding %r on endpoint %d does not fit the Binding schema; not "
+                                "adopted", node_id, raw, endpoint)
+                    continue
+                target = BindingTarget(node=held_target.node, group=held_target.group, endpoint=held_target.endpoint,
+                                       cluster=held_target.cluster)
                 if store.find_binding(node_id, endpoint, target) is None:
                     store.add_binding(node_id, endpoint, target, committed=True)
                     report.adopted += 1

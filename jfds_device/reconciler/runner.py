@@ -36,22 +36,14 @@ from jfds_device.clock import Clock, LoopClock, TimerHandle
 from jfds_device.codec.schema import NULL
 from jfds_device.datastore.jfds import JfdsStore
 from jfds_device.datastore.jfds_records import DatastoreChange, Entry, EntryKind, EntryRef
-from jfds_device.errors import MatterError
-from jfds_device.im.client import IMStatusError
+from jfds_device.errors import IMStatusError, MatterError, TransportError
 from jfds_device.im.provider import Status
 from jfds_device.reconciler.config import PassReport, ReconcilerConfig
 from jfds_device.reconciler.config import ReconcilerStats as _Counters
 from jfds_device.reconciler.execute import Execution, execute
-from jfds_device.reconciler.items import Facet, default_facets
-from jfds_device.reconciler.peer import (
-    Capacities,
-    ListWriteHook,
-    OwnIdentity,
-    PeerClient,
-    PeerContext,
-    PeerIO,
-    TransportError,
-)
+from jfds_device.reconciler.facet_registry import default_facets
+from jfds_device.reconciler.facets import Facet
+from jfds_device.reconciler.peer import Capacities, ListWriteHook, OwnIdentity, PeerClient, PeerContext, PeerIO
 from jfds_device.reconciler.plan import (
     DriftBook,
     Mode,

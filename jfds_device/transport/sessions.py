@@ -21,7 +21,6 @@ sessions are split the same way, so a flood of handshakes from peers cannot evic
 
 from __future__ import annotations
 
-import enum
 import logging
 import math
 import random
@@ -29,6 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from jfds_device.codec.model import AuthMode
 from jfds_device.crypto.primitives import SYMMETRIC_KEY_LENGTH, check_length
 from jfds_device.errors import LocalProtocolError
 from jfds_device.transport.counters import (
@@ -73,12 +73,9 @@ DEFAULT_OUTBOUND_SESSIONS = 16
 demand (CASE resumption makes that one round trip)."""
 
 
-class SessionAuthMode(enum.IntEnum):
-    """How a secure session was authenticated. Values match the access control AuthModeEnum (Core spec
-    §9.10.5), so ``im.provider.AuthMode(int(mode))`` converts without a table."""
-
-    PASE = 1
-    CASE = 2
+SessionAuthMode = AuthMode
+"""How a secure session was authenticated: the one AuthMode (``codec.model``; PASE or CASE here). The old name
+stays for the code that spells it so."""
 
 
 @dataclass(eq=False, slots=True)

@@ -21,22 +21,15 @@ from clusters.joint_fabric_datastore.schema import (
 from clusters.joint_fabric_datastore.server import JointFabricDatastoreServer
 from jfds_device.clock import ManualClock
 from jfds_device.codec import tlv
-from jfds_device.codec.model import Privilege
+from jfds_device.codec.model import AuthMode, Privilege
 from jfds_device.codec.schema import NULL, Struct
 from jfds_device.datamodel.acl import AclEntry
 from jfds_device.datamodel.node import DeviceType, Node
 from jfds_device.datastore.jfds import JfdsStore
 from jfds_device.datastore.jfds_records import DatastoreChange
 from jfds_device.datastore.sqlite import Database
-from jfds_device.im.provider import (
-    ActionError,
-    AttributePath,
-    AuthMode,
-    CommandPath,
-    RequestContext,
-    Status,
-    SubjectDescriptor,
-)
+from jfds_device.errors import ActionError
+from jfds_device.im.provider import AttributePath, CommandPath, RequestContext, Status, SubjectDescriptor
 
 ROOT = DeviceType(device_type=0x0016, revision=3)
 JF_ADMIN = DeviceType(device_type=0x0130, revision=1)

@@ -11,21 +11,14 @@ from clusters.access_control import schema
 from clusters.access_control.schema import AccessControlEntryStruct
 from clusters.access_control.server import AccessControlServer, admin_entry
 from jfds_device.codec.message import InteractionModelOpcode as Op
-from jfds_device.codec.model import Privilege
+from jfds_device.codec.model import AuthMode, Privilege
 from jfds_device.codec.schema import NULL
 from jfds_device.datamodel.acl import AclEntry, AclTarget, cat_subject
 from jfds_device.datamodel.node import DeviceType, Node
 from jfds_device.datastore.sqlite import Database
+from jfds_device.errors import ActionError
 from jfds_device.im import messages as m
-from jfds_device.im.provider import (
-    ActionError,
-    AttributePath,
-    AuthMode,
-    ListOperation,
-    RequestContext,
-    Status,
-    SubjectDescriptor,
-)
+from jfds_device.im.provider import AttributePath, ListOperation, RequestContext, Status, SubjectDescriptor
 from jfds_device.im.server import InteractionServer
 
 ROOT = DeviceType(device_type=0x0016, revision=3)

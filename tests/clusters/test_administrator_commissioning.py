@@ -15,21 +15,14 @@ from clusters.administrator_commissioning.server import AdministratorCommissioni
 from clusters.general_commissioning.logic import FailSafe
 from jfds_device.clock import ManualClock
 from jfds_device.codec.message import InteractionModelOpcode as Op
-from jfds_device.codec.model import Privilege
+from jfds_device.codec.model import AuthMode, Privilege
 from jfds_device.crypto.spake2p import P256_ORDER, make_verifier
 from jfds_device.datamodel import acl
 from jfds_device.datamodel.commissioning_window import CloseReason, CommissioningWindow, WindowState
 from jfds_device.datamodel.node import DeviceType, Node
+from jfds_device.errors import ActionError
 from jfds_device.im import messages as m
-from jfds_device.im.provider import (
-    ActionError,
-    AttributePath,
-    AuthMode,
-    CommandPath,
-    RequestContext,
-    Status,
-    SubjectDescriptor,
-)
+from jfds_device.im.provider import AttributePath, CommandPath, RequestContext, Status, SubjectDescriptor
 from jfds_device.im.server import InteractionServer
 from jfds_device.securechannel.pase import PaseInitiator, PaseResponder
 

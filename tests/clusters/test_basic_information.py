@@ -11,11 +11,12 @@ import pytest
 from clusters.basic_information import schema
 from clusters.basic_information.schema import ColorEnum, ProductAppearanceStruct, ProductFinishEnum
 from clusters.basic_information.server import BasicInformationConfig, BasicInformationServer
-from jfds_device.codec.model import Privilege
+from jfds_device.codec.model import AuthMode, Privilege
 from jfds_device.codec.schema import ConstraintError
 from jfds_device.datamodel.node import DeviceType, Node
 from jfds_device.datastore.sqlite import Database
-from jfds_device.im.provider import ActionError, AttributePath, AuthMode, ListOperation, RequestContext, Status
+from jfds_device.errors import ActionError
+from jfds_device.im.provider import AttributePath, ListOperation, RequestContext, Status
 from jfds_device.im.provider import SubjectDescriptor as Subject
 
 ROOT = DeviceType(device_type=0x0016, revision=3)

@@ -17,17 +17,10 @@ from clusters.general_commissioning.schema import (
 )
 from clusters.general_commissioning.server import GeneralCommissioningServer
 from jfds_device.clock import ManualClock
+from jfds_device.codec.model import AuthMode
 from jfds_device.datamodel.node import DeviceType, Node
-from jfds_device.im.provider import (
-    ActionError,
-    AttributePath,
-    AuthMode,
-    CommandPath,
-    ListOperation,
-    RequestContext,
-    Status,
-    SubjectDescriptor,
-)
+from jfds_device.errors import ActionError
+from jfds_device.im.provider import AttributePath, CommandPath, ListOperation, RequestContext, Status, SubjectDescriptor
 
 Error = CommissioningErrorEnum
 ROOT = DeviceType(device_type=0x0016, revision=3)

@@ -11,13 +11,13 @@ from clusters.general_diagnostics import schema
 from clusters.general_diagnostics.schema import BootReasonEnum, InterfaceTypeEnum, NetworkInterface
 from clusters.general_diagnostics.server import GeneralDiagnosticsServer
 from jfds_device.clock import ManualClock
+from jfds_device.codec.model import AuthMode
 from jfds_device.codec.schema import NULL
 from jfds_device.datamodel.node import DeviceType, Node
 from jfds_device.datastore.sqlite import Database
+from jfds_device.errors import ActionError
 from jfds_device.im.provider import (
-    ActionError,
     AttributePath,
-    AuthMode,
     CommandPath,
     CommandResponse,
     RequestContext,

@@ -11,15 +11,13 @@ import pytest
 from clusters.group_key_management import schema
 from clusters.group_key_management.schema import GroupInfoMapStruct, GroupKeySetStruct
 from clusters.group_key_management.server import GroupKeyManagementServer
-from jfds_device.codec.model import Privilege
+from jfds_device.codec.model import AuthMode, Privilege
 from jfds_device.codec.schema import NULL
 from jfds_device.datamodel.node import DeviceType, Node
 from jfds_device.datastore.sqlite import Database
-from jfds_device.errors import LocalProtocolError
+from jfds_device.errors import ActionError, LocalProtocolError
 from jfds_device.im.provider import (
-    ActionError,
     AttributePath,
-    AuthMode,
     CommandPath,
     CommandResponse,
     ListOperation,

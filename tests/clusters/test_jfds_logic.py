@@ -436,7 +436,7 @@ def test_node_commands(jf: Jfds) -> None:
     assert jf.status(UpdateNode(node_id=OTHER, friendly_name="m")) is CONSTRAINT
     assert jf.status(RefreshNode(node_id=NODE)) is SUCCESS
     assert jf.status(RefreshNode(node_id=NODE)) is SUCCESS  # again while "refreshing": no BUSY
-    assert jf.status(RefreshNode(node_id=OTHER)) is NOT_FOUND  # reference: FAILURE
+    assert jf.status(RefreshNode(node_id=OTHER)) is CONSTRAINT  # as every command naming an unknown node
     assert jf.status(RemoveNode(node_id=OTHER)) is CONSTRAINT
     assert jf.status(RemoveNode(node_id=NODE)) is SUCCESS
     assert jf.read(s.NODE_LIST) == []

@@ -26,15 +26,16 @@ from clusters.joint_fabric_datastore.schema import (
     UpdateEndpointForNode,
 )
 from jfds_device.codec import tlv
-from jfds_device.codec.model import Privilege
+from jfds_device.codec.model import AuthMode, Privilege
 from jfds_device.codec.schema import NULL
 from jfds_device.datamodel import acl
 from jfds_device.datamodel.acl import AclEntry
 from jfds_device.datamodel.cluster import snake_case
 from jfds_device.datastore.jfds_records import EntryKind, EntryRef
+from jfds_device.errors import ActionError
 from jfds_device.im.messages import AttributePathIB, ReportData
-from jfds_device.im.provider import ActionError, AuthMode, RequestContext, Status, SubjectDescriptor
-from jfds_device.im.reports import AttributeReader, build_report
+from jfds_device.im.provider import RequestContext, Status, SubjectDescriptor
+from jfds_device.im.read import AttributeReader, build_report
 from tests.clusters.jfds_harness import ANCHOR_FABRIC, CASE, TH_NODE, VIEW, Jfds, ace, key_set
 
 NODE = 2

@@ -21,7 +21,7 @@ from clusters.joint_fabric_administrator.schema import ICACResponseStatus as Ica
 from clusters.joint_fabric_administrator.schema import StatusCode
 from clusters.joint_fabric_administrator.server import JointFabricAdministratorServer
 from jfds_device.codec.message import InteractionModelOpcode as Op
-from jfds_device.codec.model import Privilege
+from jfds_device.codec.model import AuthMode, Privilege
 from jfds_device.crypto.cert_chain import verify_chain
 from jfds_device.crypto.cert_issuer import CertificateIssuer, IssuedCertificate, check_csr, issue_certificate
 from jfds_device.crypto.certs import DNAttribute, DNTag, KeyUsage, MatterCertificate
@@ -31,18 +31,10 @@ from jfds_device.datamodel import acl
 from jfds_device.datamodel.commissioning_window import CommissioningWindow, WindowState
 from jfds_device.datamodel.node import DeviceType, Node
 from jfds_device.datastore.sqlite import Database
-from jfds_device.errors import LocalProtocolError
+from jfds_device.errors import ActionError, LocalProtocolError
 from jfds_device.fabrics import FabricTable
 from jfds_device.im import messages as m
-from jfds_device.im.provider import (
-    ActionError,
-    AttributePath,
-    AuthMode,
-    CommandPath,
-    RequestContext,
-    Status,
-    SubjectDescriptor,
-)
+from jfds_device.im.provider import AttributePath, CommandPath, RequestContext, Status, SubjectDescriptor
 from jfds_device.im.server import InteractionServer
 from tests.test_fabrics import Commissioner
 

@@ -9,19 +9,11 @@ import pytest
 
 from clusters.network_commissioning import schema
 from clusters.network_commissioning.server import EthernetNetworkCommissioningServer
-from jfds_device.codec.model import Privilege
+from jfds_device.codec.model import AuthMode, Privilege
 from jfds_device.datamodel.node import DeviceType, Node
 from jfds_device.datastore.sqlite import Database
-from jfds_device.im.provider import (
-    ActionError,
-    AttributePath,
-    AuthMode,
-    CommandPath,
-    ListOperation,
-    RequestContext,
-    Status,
-    SubjectDescriptor,
-)
+from jfds_device.errors import ActionError
+from jfds_device.im.provider import AttributePath, CommandPath, ListOperation, RequestContext, Status, SubjectDescriptor
 
 ROOT = DeviceType(device_type=0x0016, revision=3)
 CTX = RequestContext(SubjectDescriptor(AuthMode.CASE, 0x1234, 1))

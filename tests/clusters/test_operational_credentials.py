@@ -20,15 +20,14 @@ from clusters.general_commissioning import schema as gc
 from clusters.operational_credentials import schema
 from clusters.operational_credentials.schema import NodeOperationalCertStatusEnum as S
 from jfds_device.codec import tlv
-from jfds_device.codec.model import Privilege
+from jfds_device.codec.model import AuthMode, Privilege
 from jfds_device.crypto.attestation import load_attestation
 from jfds_device.crypto.cert_issuer import check_csr
 from jfds_device.crypto.primitives import P256Keypair, ecdsa_verify
 from jfds_device.datastore.sqlite import Database
+from jfds_device.errors import ActionError
 from jfds_device.im.provider import (
-    ActionError,
     AttributePath,
-    AuthMode,
     CommandPath,
     ListOperation,
     RequestContext,

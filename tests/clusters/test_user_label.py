@@ -8,17 +8,11 @@ import pytest
 
 from clusters.user_label import schema
 from clusters.user_label.server import UserLabelServer
+from jfds_device.codec.model import AuthMode
 from jfds_device.datamodel.node import DeviceType, Node
 from jfds_device.datastore.sqlite import Database
-from jfds_device.im.provider import (
-    ActionError,
-    AttributePath,
-    AuthMode,
-    ListOperation,
-    RequestContext,
-    Status,
-    SubjectDescriptor,
-)
+from jfds_device.errors import ActionError
+from jfds_device.im.provider import AttributePath, ListOperation, RequestContext, Status, SubjectDescriptor
 
 CTX = RequestContext(subject=SubjectDescriptor(AuthMode.PASE, 0, is_commissioning=True))
 PATH = AttributePath(0, schema.CLUSTER_ID, schema.LABEL_LIST)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from jfds_device.codec.model import Privilege
+from jfds_device.codec.model import AuthMode, Privilege
 from jfds_device.datamodel import acl
 from jfds_device.datamodel.acl import AclEntry, AclTarget, cat_subject
-from jfds_device.im.provider import AuthMode, SubjectDescriptor
+from jfds_device.errors import ActionError
+from jfds_device.im.provider import SubjectDescriptor
 
 V, PV, OP, M, A = Privilege.VIEW, Privilege.PROXY_VIEW, Privilege.OPERATE, Privilege.MANAGE, Privilege.ADMINISTER
 NODE = 0x0000_0000_0001_0001
@@ -164,3 +165,39 @@ def test_cluster_id_validity(cluster: int, valid: bool) -> None:
 @pytest.mark.parametrize(("device_type", "valid"), [(0x0016, True), (0xBFFF, True), (0xC000, False)])
 def test_device_type_validity(device_type: int, valid: bool) -> None:
     assert acl.is_valid_device_type_id(device_type) is valid
+
+
+# ---------------------------------------------------------------------------------------------- validate_acl_entry
+
+CAT_1_1 = cat_subject(0x0001, 0x0001)
+VALIDATION = [  # (privilege, auth mode, subjects, targets, limits, status or None)
+    (A, AuthMode.CASE, [NODE], [], {}, None),
+    (V, AuthMode.CASE, [NODE, CAT_1_1], [AclTarget(cluster=0x0006)], {}, None),
+    (OP, AuthMode.GROUP, [0x0101], [AclTarget(endpoint=1)], {}, None),
+    (V, AuthMode.PASE, [], [], {}, 0x87),  # implicit only (Core spec 6.6.2.9)
+    (A, AuthMode.GROUP, [0x0101], [], {}, 0x87),  # a group cannot administer
+    (V, AuthMode.CASE, [0], [], {}, 0x87),  # not an operational node id
+    (V, AuthMode.CASE, [cat_subject(0x0001, 0)], [], {}, 0x87),  # CAT version 0
+    (V, AuthMode.GROUP, [0], [], {}, 0x87),  # group id 0
+    (V, AuthMode.CASE, [NODE], [AclTarget()], {}, 0x87),  # a target with no field
+    (V, AuthMode.CASE, [NODE], [AclTarget(endpoint=1, device_type=0x0100)], {}, 0x87),  # exclusive fields
+    (V, AuthMode.CASE, [NODE], [AclTarget(endpoint=0xFFFF)], {}, 0x87),  # the wildcard endpoint
+    (V, AuthMode.CASE, [NODE], [AclTarget(cluster=0xFFFF_0006)], {}, 0x87),  # invalid prefix
+    (V, AuthMode.CASE, [NODE], [None], {}, 0x87),  # a target that did not decode
+    (V, AuthMode.CASE, [NODE, OTHER_NODE], [], {"max_subjects": 1}, 0x89),
+    (V, AuthMode.CASE, [NODE], [AclTarget(cluster=6), AclTarget(cluster=8)], {"max_targets": 1}, 0x89),
+    (V, AuthMode.CASE, [NODE, OTHER_NODE], [AclTarget(cluster=6)], {"max_subjects": 2, "max_targets": 1}, None),
+]
+
+
+@pytest.mark.parametrize(("privilege", "auth_mode", "subjects", "targets", "limits", "status"), VALIDATION)
+def test_validate_acl_entry(privilege: Privilege, auth_mode: AuthMode, subjects: list[int],
+                            targets: list[AclTarget | None], limits: dict[str, int], status: int | None) -> None:
+    """The one rule set AccessControl and the JFDS apply to an entry (Core spec 9.10.5)."""
+    if status is None:
+        acl.validate_acl_entry(privilege, auth_mode, subjects, targets, **limits)
+        acl.validate_acl_entry(int(privilege), int(auth_mode), subjects, targets, **limits)  # plain ints too
+        return
+    with pytest.raises(ActionError) as refused:
+        acl.validate_acl_entry(privilege, auth_mode, subjects, targets, **limits)
+    assert refused.value.status == status

@@ -7,19 +7,11 @@ from typing import Any, ClassVar
 import pytest
 
 from jfds_device.codec import tlv
-from jfds_device.codec.model import AttributeDef, ClusterDef, CommandDef
+from jfds_device.codec.model import AttributeDef, AuthMode, ClusterDef, CommandDef
 from jfds_device.codec.schema import NULL, UINT8, UINT32, List, Str, Struct, StructType, UInt, field, struct
 from jfds_device.datamodel.cluster import ClusterServer, snake_case
-from jfds_device.errors import LocalProtocolError
-from jfds_device.im.provider import (
-    ActionError,
-    AuthMode,
-    CommandResponse,
-    ListOperation,
-    RequestContext,
-    Status,
-    SubjectDescriptor,
-)
+from jfds_device.errors import ActionError, LocalProtocolError
+from jfds_device.im.provider import CommandResponse, ListOperation, RequestContext, Status, SubjectDescriptor
 
 REPLACE, APPEND, VALUE = ListOperation.REPLACE, ListOperation.APPEND, ListOperation.NOT_A_LIST
 

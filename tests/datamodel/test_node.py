@@ -10,23 +10,14 @@ import pytest
 
 from clusters.descriptor import schema as descriptor
 from clusters.descriptor.server import DescriptorServer
-from jfds_device.codec.model import AttributeDef, ClusterDef, CommandDef, Privilege
+from jfds_device.codec.model import AttributeDef, AuthMode, ClusterDef, CommandDef, Privilege
 from jfds_device.codec.schema import UINT8, Str, Struct, field, struct
 from jfds_device.datamodel.acl import AclEntry, AclTarget
 from jfds_device.datamodel.cluster import ClusterServer
 from jfds_device.datamodel.node import DeviceType, Node
 from jfds_device.datastore.sqlite import Database
-from jfds_device.errors import LocalProtocolError, StorageError
-from jfds_device.im.provider import (
-    ActionError,
-    AttributePath,
-    AuthMode,
-    CommandPath,
-    ListOperation,
-    RequestContext,
-    Status,
-    SubjectDescriptor,
-)
+from jfds_device.errors import ActionError, LocalProtocolError, StorageError
+from jfds_device.im.provider import AttributePath, CommandPath, ListOperation, RequestContext, Status, SubjectDescriptor
 
 ROOT = DeviceType(device_type=0x0016, revision=3)
 LIGHT = DeviceType(device_type=0x0100, revision=3)

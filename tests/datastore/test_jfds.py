@@ -42,7 +42,9 @@ from jfds_device.datastore.jfds_records import (
 )
 from jfds_device.datastore.jfds_tables import to_sql_u64
 from jfds_device.datastore.sqlite import Database
-from jfds_device.errors import LocalProtocolError
+from jfds_device.errors import (
+    LocalProtocolError,
+)
 
 PENDING, COMMITTED = DatastoreState.PENDING, DatastoreState.COMMITTED
 DELETE_PENDING, COMMIT_FAILED = DatastoreState.DELETE_PENDING, DatastoreState.COMMIT_FAILED

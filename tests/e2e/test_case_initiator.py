@@ -4,7 +4,8 @@ The CHIP SDK controller (controller namespace) commissions a matter.js light (de
 entry granting our client's node id Administer. Our client then runs as a child process in the controller
 namespace (this module run with ``python -m``): it makes a P-256 key and CSR, gets a NOC chain from the CHIP
 controller's fabric CA (relayed by the test over stdin/stdout), resolves the light over operational DNS-SD, opens
-CASE, reads BasicInformation and the ACL, writes, invokes and subscribes, and prints the results as JSON. A
+CASE, reads BasicInformation and the ACL, writes, invokes and subscribes (by ids, and typed from our cluster
+schemas), and prints the results as JSON. A
 second run of the child reuses the stored credentials and resumes the CASE session.
 """
 
@@ -148,6 +149,14 @@ def test_case_initiator_reads_a_matterjs_device_commissioned_on_the_chip_fabric(
             (ADMINISTER, CASE, [CLIENT_NODE_ID], None),
         ]
         assert {e["fabric_index"] for e in acl} == {1}
+    # The typed client: the ACL decoded by our AccessControl schema, KeySetReadAllIndices answered with its typed
+    # response (the IPK, key set 0, is always there: Core spec 11.2.7.5), a typed write conditioned on a stale
+    # DataVersion refused DATA_VERSION_MISMATCH and on the one read applied (Core spec 8.7.3.2).
+    for number, run in enumerate((first, second), 1):
+        assert run["typed_acl"] == [[ADMINISTER, CASE, [CONTROLLER_NODE_ID], True, 1],
+                                    [ADMINISTER, CASE, [CLIENT_NODE_ID], True, 1]]
+        assert run["typed_indices"] is not None and 0 in run["typed_indices"], run["typed_indices"]
+        assert run["stale_status"] == 0x92 and run["typed_label"] == f"typed {number}"
     # Write, invoke and subscription reports work against the matter.js peer too.
     assert first["node_label"] == "jfds run 1" and second["node_label"] == "jfds run 2"
     assert first["on_off"] != second["on_off"]  # each run toggles the light once
@@ -171,20 +180,19 @@ async def client_main(state: Path, device_node_id: int, interface: str) -> dict[
     """Our code only: credentials (once), DNS-SD, CASE, IM. Prints ``CSR <hex>``, reads the chain from stdin."""
     from cryptography.hazmat.primitives.asymmetric import ec
 
+    from clusters.access_control import schema as access_control
+    from clusters.basic_information import schema as basic_information
+    from clusters.group_key_management import schema as group_keys
+    from jfds_device.codec.schema import NULL
     from jfds_device.crypto.attestation import nocsr_elements
     from jfds_device.crypto.case_keys import compressed_fabric_id
     from jfds_device.crypto.cert_issuer import build_csr
     from jfds_device.crypto.primitives import P256Keypair
     from jfds_device.datastore.sqlite import Database
+    from jfds_device.errors import IMStatusError, ReportTooLargeError
     from jfds_device.fabrics import SqliteResumptionStore
-    from jfds_device.im.client import (
-        AttributeWrite,
-        IMStatusError,
-        InteractionClient,
-        ReadResult,
-        ReportTooLargeError,
-        build_write_requests,
-    )
+    from jfds_device.im.client import InteractionClient
+    from jfds_device.im.client_messages import AttributeWrite, ReadResult, build_write_requests
     from jfds_device.node.dnssd import Resolver
     from jfds_device.node.links import udp_link
     from jfds_device.node.stack import Stack
@@ -218,6 +226,19 @@ async def client_main(state: Path, device_node_id: int, interface: str) -> dict[
         connected = time.monotonic() - started
         basic = await client.read(session, [(0, BASIC, VENDOR_NAME), (0, BASIC, PRODUCT_NAME), (0, BASIC, VENDOR_ID)])
         acl = (await client.read(session, [(0, ACCESS_CONTROL, 0)])).value(0, ACCESS_CONTROL, 0)
+
+        # The typed client (values, commands and responses named by our cluster schemas) against matter.js.
+        typed_acl = await client.read_value(session, 0, access_control.CLUSTER.attribute(access_control.ACL))
+        indices = await client.send_command(session, 0, group_keys.KeySetReadAllIndices())
+        label = basic_information.CLUSTER.attribute(basic_information.NODE_LABEL)
+        version = (await client.read(session, [(0, BASIC, NODE_LABEL)])).data_versions[(0, BASIC)]
+        try:
+            await client.write_value(session, 0, label, "stale", data_version=(version + 1) & 0xFFFF_FFFF)
+            stale_status = 0
+        except IMStatusError as exc:
+            stale_status = exc.status
+        await client.write_value(session, 0, label, f"typed {run}", data_version=version)
+        typed_label = await client.read_value(session, 0, label)
 
         await client.write_attribute(session, 0, BASIC, NODE_LABEL, f"jfds run {run}")
         node_label = await client.read_attribute(session, 0, BASIC, NODE_LABEL)
@@ -270,6 +291,11 @@ async def client_main(state: Path, device_node_id: int, interface: str) -> dict[
             "acl": [{"privilege": e[1], "auth_mode": e[2], "subjects": e[3], "targets": e[4],
                      "fabric_index": e.get(0xFE)} for e in acl],
             "node_label": node_label,
+            "typed_acl": [[int(e.privilege), int(e.auth_mode), e.subjects, e.targets is NULL, e.fabric_index]
+                          for e in typed_acl],
+            "typed_indices": None if indices is None else list(indices.group_key_set_ids),
+            "stale_status": stale_status,
+            "typed_label": typed_label,
             "binding_messages": messages,
             "binding_status": binding_status.status,
             "binding": [{"node": e.get(1), "endpoint": e.get(3), "cluster": e.get(4), "fabric_index": e.get(0xFE)}

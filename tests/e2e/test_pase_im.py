@@ -171,7 +171,7 @@ def test_write_errors_carry_the_im_status(ctrl: ChipController) -> None:
     [too_long] = ctrl.call("WriteAttribute", NODE_ID, [(0, BI.Attributes.NodeLabel("x" * 33))])
     assert int(too_long.Status) == 0x87  # CONSTRAINT_ERROR
     [wrong_type] = ctrl.call("WriteAttribute", NODE_ID, [(0, NodeLabelAsUnsignedInt(12))])
-    assert int(wrong_type.Status) == 0x87  # CONSTRAINT_ERROR for a wrong TLV type (see im/reports.py)
+    assert int(wrong_type.Status) == 0x87  # CONSTRAINT_ERROR for a wrong TLV type (see errors.schema_error_status)
     label = value(read(ctrl, (0, BI.Attributes.NodeLabel)), 0, BI, BI.Attributes.NodeLabel)
     assert isinstance(label, str)
 

@@ -19,13 +19,12 @@ from typing import Any
 
 from jfds_device.codec import schema
 from jfds_device.codec.message import InteractionModelOpcode as Op
-from jfds_device.codec.model import AttributeDef, ClusterDef, CommandDef, Privilege
+from jfds_device.codec.model import AttributeDef, AuthMode, ClusterDef, CommandDef, Privilege
 from jfds_device.codec.schema import NULL, Struct, field, struct
+from jfds_device.errors import ActionError
 from jfds_device.im.messages import AttributePathIB, ReportData, StatusResponse
 from jfds_device.im.provider import (
-    ActionError,
     AttributePath,
-    AuthMode,
     ChangeListener,
     CommandPath,
     CommandResponse,

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import AsyncIterator, Callable, Hashable
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -24,15 +25,17 @@ from hypothesis import strategies as st
 
 from clusters.basic_information import schema as bi
 from clusters.basic_information.server import BasicInformationServer
+from jfds_device import errors
 from jfds_device.codec.message import InteractionModelOpcode as Op
 from jfds_device.codec.message import ProtocolId
-from jfds_device.codec.model import Privilege
+from jfds_device.codec.model import AuthMode, Privilege
+from jfds_device.codec.model import AuthMode as SessionAuthMode  # the one AuthMode
 from jfds_device.datamodel.acl import AclEntry
 from jfds_device.datamodel.node import DeviceType, Node
 from jfds_device.errors import DecodeError, LocalProtocolError, RemoteProtocolError
-from jfds_device.im import client as c
+from jfds_device.im import client, client_messages, interactions
 from jfds_device.im import messages as m
-from jfds_device.im.provider import AttributePath, AuthMode, RequestContext, Status
+from jfds_device.im.provider import AttributePath, RequestContext, Status
 from jfds_device.im.server import InteractionServer, LocalExchange
 from jfds_device.node.client_dispatch import ExchangeDispatcher
 from jfds_device.node.links import VirtualLink
@@ -54,7 +57,7 @@ from jfds_device.transport.exchange import (
     SessionClosed,
 )
 from jfds_device.transport.mrp import MrpParameters
-from jfds_device.transport.sessions import SecureSession, SessionAuthMode, SessionTable, UnsecuredSession
+from jfds_device.transport.sessions import SecureSession, SessionTable, UnsecuredSession
 from tests.im.fakes import (
     BASIC,
     BIG_CMD,
@@ -76,6 +79,13 @@ from tests.im.fakes import (
 )
 from tests.node.fabric_support import identity
 from tests.transport.pair import KEYS
+
+# The IM client's API as one namespace: the asyncio client, its messages and results, its sans-IO interactions
+# and the errors it raises.
+c = SimpleNamespace(**{name: getattr(module, name) for module in (client, client_messages, interactions)
+                       for name in module.__all__},
+                    IMStatusError=errors.IMStatusError, InteractionError=errors.InteractionError,
+                    ReportTooLargeError=errors.ReportTooLargeError)
 
 BIG = AttributePath(1, TEST, BIG_LIST)
 
@@ -382,7 +392,7 @@ def test_a_chunked_report_is_bounded_at_exactly_its_limit(caplog: pytest.LogCapt
     exact, _ = _big_list_read(provider, size)  # the bound counts every chunk's IM payload, inclusive
     assert exact.done and exact.result.value(1, TEST, BIG_LIST) == provider.values[BIG]
 
-    caplog.set_level("WARNING", logger="jfds_device.im.client")
+    caplog.set_level("WARNING", logger="jfds_device.im.client_messages")
     over, answered = _big_list_read(provider, size - 1)
     # The last chunk passed the bound: no result, the error says so, the peer got RESOURCE_EXHAUSTED (converse
     # checked that our StatusResponse ended the server's side: it answered nothing more), and one warning.

@@ -11,9 +11,10 @@ from typing import Any
 import pytest
 
 from jfds_device.codec.message import InteractionModelOpcode as Op
+from jfds_device.codec.model import AuthMode
 from jfds_device.im import messages as m
 from jfds_device.im.admission import InteractionLimits
-from jfds_device.im.provider import AuthMode, Status
+from jfds_device.im.provider import Status
 from jfds_device.im.server import InteractionServer, LocalExchange
 from tests.im.fakes import BASIC, ECHO, LABEL, SUCCESS, TEST, TOGGLE, FakeProvider, apath, make_ctx, status_of
 

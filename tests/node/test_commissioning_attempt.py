@@ -16,8 +16,10 @@ from clusters.administrator_commissioning import schema as ac
 from clusters.general_commissioning import schema as gc
 from clusters.general_commissioning.schema import CommissioningErrorEnum as Error
 from clusters.operational_credentials.schema import NodeOperationalCertStatusEnum as NocStatus
+from jfds_device.codec.model import AuthMode
 from jfds_device.datamodel.commissioning_window import CloseReason, CommissioningMode
-from jfds_device.im.provider import ActionError, AttributePath, AuthMode, RequestContext, Status, SubjectDescriptor
+from jfds_device.errors import ActionError
+from jfds_device.im.provider import AttributePath, RequestContext, Status, SubjectDescriptor
 from jfds_device.node.commissioning_attempt import NO_FABRIC, CommissioningAttempt
 from jfds_device.securechannel.pase import PaseAttemptLimiter
 from tests.clusters.test_operational_credentials import ADD_NOC, ADD_ROOT, ARM, COMPLETE, GC, Harness

@@ -10,11 +10,10 @@ from clusters.basic_information import schema as basic_information
 from clusters.descriptor import schema as descriptor
 from clusters.general_commissioning import schema as general_commissioning
 from clusters.general_diagnostics import schema as general_diagnostics
-from jfds_device.codec.model import Privilege
+from jfds_device.codec.model import AuthMode, Privilege
 from jfds_device.datastore.sqlite import Database
 from jfds_device.im.provider import (
     AttributePath,
-    AuthMode,
     CommandPath,
     ListOperation,
     RequestContext,

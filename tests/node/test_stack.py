@@ -25,8 +25,7 @@ from jfds_device.clock import ManualClock
 from jfds_device.codec.message import InteractionModelOpcode, ProtocolId, SecureChannelOpcode
 from jfds_device.datamodel.commissioning_window import CommissioningWindow
 from jfds_device.datamodel.node import DeviceType, Node
-from jfds_device.errors import MatterError
-from jfds_device.im import client as c
+from jfds_device.errors import IMStatusError, MatterError
 from jfds_device.im import messages as m
 from jfds_device.im.provider import Status
 from jfds_device.node.links import VirtualLink, udp_link
@@ -172,7 +171,7 @@ async def test_case_and_a_client_only_stack_that_refuses_requests(pair: Pair) ->
     [inbound] = pair.server.sessions.secure_sessions()
     assert (inbound.auth_mode, inbound.peer_node_id) == (SessionAuthMode.CASE, CLIENT)
     # The serving side reads the client over the same session: a client-only stack serves nothing.
-    with pytest.raises(c.IMStatusError) as err:
+    with pytest.raises(IMStatusError) as err:
         await pair.server.client.read(inbound, [(0, BI, bi.VENDOR_ID)])
     assert err.value.status == Status.INVALID_ACTION
     # A report for a subscription it does not hold: INVALID_SUBSCRIPTION (and the exchange ends).
@@ -187,7 +186,7 @@ async def test_case_and_a_client_only_stack_that_refuses_requests(pair: Pair) ->
     pair.server.dispatcher.unwatch(exchange)
     # The server judges the client's requests by its CASE subject: no ACL entry grants it anything (a PASE
     # commissioner's implicit Administer is not a CASE session's).
-    with pytest.raises(c.IMStatusError) as err:
+    with pytest.raises(IMStatusError) as err:
         await pair.client.client.read_attribute(session, 0, BI, bi.PRODUCT_NAME)
     assert err.value.status == Status.UNSUPPORTED_ACCESS
 
@@ -316,7 +315,7 @@ async def test_the_same_stacks_over_udp_on_loopback() -> None:
     try:
         session = await client.peers.connect(PeerId(1, SERVER))
         assert client.peers.state(PeerId(1, SERVER)) is PeerState.REACHABLE
-        with pytest.raises(c.IMStatusError) as err:  # served (and refused: no ACL entry for a CASE subject)
+        with pytest.raises(IMStatusError) as err:  # served (and refused: no ACL entry for a CASE subject)
             await client.client.read_attribute(session, 0, BI, bi.VENDOR_ID)
         assert err.value.status == Status.UNSUPPORTED_ACCESS
         with pytest.raises(UdpBindError) as busy:

@@ -42,7 +42,8 @@ from clusters.operational_credentials import schema as oc
 from jfds_device.codec.schema import NULL
 from jfds_device.datastore.jfds import JfdsStore
 from jfds_device.datastore.sqlite import Database
-from jfds_device.im.client import IMStatusError, InvokeResult, ReadResult
+from jfds_device.errors import IMStatusError
+from jfds_device.im.client_messages import InvokeResult, ReadResult
 from jfds_device.im.provider import AttributePath, CommandPath, Status
 from jfds_device.reconciler.ports import PeerId, PeerListener, PeerState, PeerUnreachableError
 
@@ -174,7 +175,7 @@ class FakePeer:
                     result.data_versions[(ep, cluster)] = self.version(ep, cluster)
                 except IMStatusError as exc:
                     if endpoint is not None:  # a wildcard leaves out what does not exist (Core spec 8.9.2.3)
-                        from jfds_device.im.client import AttributeStatus
+                        from jfds_device.im.client_messages import AttributeStatus
 
                         result.statuses[path] = AttributeStatus(path, exc.status)
         return result

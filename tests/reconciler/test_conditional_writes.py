@@ -23,11 +23,11 @@ from clusters.joint_fabric_datastore.schema import BindingTarget, DatastoreState
 from jfds_device.clock import ManualClock
 from jfds_device.datastore.jfds import JfdsStore
 from jfds_device.datastore.jfds_records import EntryRef
-from jfds_device.im.client import ReadResult
+from jfds_device.im.client_messages import ReadResult
 from jfds_device.im.provider import Status
 from jfds_device.reconciler import OwnIdentity, Reconciler, ReconcilerConfig, RetryPolicy
 from jfds_device.reconciler.execute import execute
-from jfds_device.reconciler.items import default_facets
+from jfds_device.reconciler.facet_registry import default_facets
 from jfds_device.reconciler.lists import ListOp, ListPath, write_merged
 from jfds_device.reconciler.peer import Capacities, PeerContext, PeerIO
 from jfds_device.reconciler.plan import RetryClass, plan_node, retry_class
@@ -205,7 +205,7 @@ async def test_write_merged_bound_is_at_least_one_write(store: JfdsStore) -> Non
         peer.acl = [*peer.acl, OTHER_ADMIN]
 
     peer.hooks["write:acl"] = other_admin_writes
-    codes, held = await write_merged(io, ListPath(0, ac.CLUSTER_ID, ac.ACL), [op], lambda e: None, attempts=0)
+    codes, held = await write_merged(io, ListPath(0, ac.CLUSTER.attribute(ac.ACL)), [op], lambda e: None, attempts=0)
     assert codes == {op.ref: MISMATCH} and held == [*admin_entries()] and len(writes(peer, "write:acl")) == 1
 
 
@@ -242,7 +242,8 @@ async def test_interleaved_foreign_writes_never_lose_theirs(edits: list[list[int
     io = PeerIO(peer, peer.session)
     applied = edits[:attempts]  # they write before each of our writes, and we make at most ``attempts``
     theirs = [ace(VIEW, [s]) for s in applied[-1]] if applied else []
-    codes, held = await write_merged(io, ListPath(0, ac.CLUSTER_ID, ac.ACL), [op], subject_key, attempts=attempts)
+    acl = ListPath(0, ac.CLUSTER.attribute(ac.ACL))
+    codes, held = await write_merged(io, acl, [op], subject_key, attempts=attempts)
     if len(edits) < attempts:
         assert codes == {ref: Status.SUCCESS}
         assert peer.acl == [*admin_entries(), *theirs, *([] if removing else [ours])] == held
@@ -295,9 +296,9 @@ async def test_a_peer_without_data_versions_gets_plain_writes(store: JfdsStore) 
 async def test_read_list_gives_the_clusters_version(store: JfdsStore) -> None:
     peer = FakePeer()
     io = PeerIO(peer, peer.session)
-    value, version = await io.read_list(0, gkm.CLUSTER_ID, gkm.GROUP_KEY_MAP)
+    value, version = await io.read_list(0, gkm.CLUSTER.attribute(gkm.GROUP_KEY_MAP))
     assert (value, version) == ([], peer.version(0, gkm.CLUSTER_ID))
-    value, version = await io.read_list(1, binding.CLUSTER_ID, binding.BINDING)
+    value, version = await io.read_list(1, binding.CLUSTER.attribute(binding.BINDING))
     assert (value, version) == ([], peer.version(1, binding.CLUSTER_ID))
 
 

@@ -20,7 +20,7 @@ from clusters.joint_fabric_datastore.schema import BindingTarget, DatastoreState
 from jfds_device.clock import ManualClock
 from jfds_device.datastore.jfds import JfdsStore
 from jfds_device.datastore.jfds_records import EntryKind, EntryRef
-from jfds_device.im.client import IMStatusError
+from jfds_device.errors import IMStatusError
 from jfds_device.im.provider import Status
 from jfds_device.reconciler import OwnIdentity, Reconciler, ReconcilerConfig, RetryPolicy
 from jfds_device.reconciler.ports import PeerId
@@ -167,7 +167,7 @@ async def test_busy_is_retried_and_constraint_error_left_for_the_operator(rig: R
 
 
 async def test_session_is_dropped_after_a_timeout(rig: Rig) -> None:
-    from jfds_device.im.client import InteractionError
+    from jfds_device.errors import InteractionError
 
     rig.peer.fail("write:acl", InteractionError("timeout"))
     ref = rig.store.add_acl(NODE, jace(VIEW, [0x55]))

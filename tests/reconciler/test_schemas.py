@@ -13,7 +13,7 @@ from clusters.group_key_management import schema as gkm
 from clusters.groups import schema as groups
 from clusters.joint_fabric_datastore.schema import GroupKeyMulticastPolicy
 from jfds_device.codec import tlv
-from jfds_device.reconciler.items_groups import group_name, key_set_write_fields
+from jfds_device.reconciler.facets_groups import group_name, key_set_write_request
 from tests.reconciler.fakes import key_set
 
 Objects = pytest.importorskip("chip.clusters.Objects", reason="home-assistant-chip-clusters is not installed")
@@ -66,7 +66,7 @@ def test_our_encodings_decode_in_the_sdk() -> None:
     assert (add.groupID, add.groupName) == (0x101, "Kitchen")
 
     # KeySetWrite as the reconciler sends it (tag 8 only for AllNodes).
-    fields = key_set_write_fields(key_set(0x42))
+    fields = key_set_write_request(key_set(0x42)).to_tlv()
     sdk = bytes(Objects.GroupKeyManagement.Commands.KeySetWrite(
         groupKeySet=Objects.GroupKeyManagement.Structs.GroupKeySetStruct(
             groupKeySetID=0x42, groupKeySecurityPolicy=0, epochKey0=b"\xa0" * 16, epochStartTime0=2220000,
@@ -75,7 +75,7 @@ def test_our_encodings_decode_in_the_sdk() -> None:
     all_nodes = key_set(0x43)
     all_nodes = type(all_nodes)(**{**{f.name: getattr(all_nodes, f.name) for f in all_nodes.FIELDS},
                                    "group_key_multicast_policy": GroupKeyMulticastPolicy.ALL_NODES})
-    assert key_set_write_fields(all_nodes)[0][8] == 1
+    assert key_set_write_request(all_nodes).to_tlv()[0][8] == 1
     assert Objects.GroupKeyManagement.Commands.KeySetWrite.command_id == gkm.KEY_SET_WRITE
 
 

@@ -12,10 +12,10 @@ import pytest
 from clusters.joint_fabric_datastore.schema import BindingTarget, DatastoreState
 from jfds_device.datastore.jfds import JfdsStore
 from jfds_device.datastore.jfds_records import EntryRef
-from jfds_device.im.client import InteractionError
+from jfds_device.errors import InteractionError
 from jfds_device.im.provider import Status
 from jfds_device.reconciler.execute import Execution, execute
-from jfds_device.reconciler.items import default_facets
+from jfds_device.reconciler.facet_registry import default_facets
 from jfds_device.reconciler.lists import ListOp, merge_list
 from jfds_device.reconciler.peer import Capacities, OwnIdentity, PeerContext, PeerIO
 from jfds_device.reconciler.plan import Mode, Op, Plan, plan_node
@@ -155,6 +155,35 @@ async def test_acl_capacity_is_resource_exhausted_without_a_refused_write(store:
     assert (state(store, first), state(store, second), state(store, wide)) == ((C, 0), (F, EXHAUSTED), (F, EXHAUSTED))
     assert [len(w[2]) for w in peer.ops("write:acl")] == [4]  # one write, within the limit
     assert peer.acl_subjects() == [[COMMISSIONER], [US], [0x1122], [0x55]]
+
+
+async def test_foreign_entries_our_schema_cannot_read_go_back_exactly_as_read(store: JfdsStore) -> None:
+    """Read-merge-write keeps the peer's elements in their TLV form: an ACL entry with a privilege our schema does
+    not know (a newer spec's, say) and one with an unknown extra field are written back byte for byte, never
+    matched to an entry of ours, and never removed by a removal of ours."""
+    unknown_privilege = {1: 9, 2: 2, 3: [0x1122], 4: None, 0xFE: 1}
+    extra_field = {1: OPERATE, 2: 2, 3: [0x3344], 4: None, 7: b"vendor", 0xFE: 1}
+    peer = FakePeer(acl=[*admin_entries(), unknown_privilege, extra_field], acl_limit=8)
+    ref = store.add_acl(NODE, jace(VIEW, [0x55]))
+    await run(store, peer)
+    assert state(store, ref) == (C, 0)
+    [write] = peer.ops("write:acl")
+    assert write[2][2:4] == [unknown_privilege, extra_field]  # as read, the unknown tag 7 included
+    assert peer.acl[2:4] == [unknown_privilege, extra_field] and peer.acl_subjects()[4] == [0x55]
+    store.request_removal(ref)
+    await run(store, peer)
+    assert peer.acl[2:] == [unknown_privilege, extra_field]  # our removal took ours only
+
+
+async def test_a_peer_limit_below_the_spec_minimum_is_still_its_limit(store: JfdsStore) -> None:
+    """SubjectsPerAccessControlEntry 2 is below the spec's minimum of 4 (our own schema would not accept it for our
+    server), yet it is what the peer enforces: an entry with 3 subjects is RESOURCE_EXHAUSTED without a write."""
+    peer = FakePeer(subjects_limit=2)
+    wide = store.add_acl(NODE, jace(VIEW, [1, 2, 3]))
+    narrow = store.add_acl(NODE, jace(VIEW, [0x55, 0x56]))
+    await run(store, peer)
+    assert (state(store, wide), state(store, narrow)) == ((F, EXHAUSTED), (C, 0))
+    assert [len(w[2]) for w in peer.ops("write:acl")] == [3]  # the admin entries and the narrow one, in one write
 
 
 async def test_acl_removal_frees_room_for_an_add_in_the_same_write(store: JfdsStore) -> None:
@@ -370,7 +399,7 @@ async def test_verify_observes_what_the_node_holds(store: JfdsStore) -> None:
 
 
 async def test_a_refused_read_fails_the_batch_with_the_nodes_status(store: JfdsStore) -> None:
-    from jfds_device.im.client import IMStatusError
+    from jfds_device.errors import IMStatusError
 
     peer = FakePeer()
     acl = store.add_acl(NODE, jace(VIEW, [0x55]))

@@ -1,5 +1,5 @@
-"""The provider-facing half of the IM engine: per-path reads, writes and invokes, and the encoding and chunking
-of what they answer (Core spec 8.4.3, 8.7.3, 8.8.3, 8.9, 10.7). ``server.py`` is the exchange-facing half.
+"""Reads (Core spec 8.4.3, 8.9, 10.7): per-path reads and the encoding and chunking of what they answer.
+``server.py`` is the exchange-facing half of the IM engine; ``write.py`` and ``invoke.py`` the other actions.
 
 ``AttributeReader`` turns request paths into report items: it expands wildcards, checks existence and access
 in the order the spec and the CHIP SDK use, applies DataVersionFilters and reads values from the provider.
@@ -7,77 +7,43 @@ in the order the spec and the CHIP SDK use, applies DataVersionFilters and reads
 ReportData payloads that each fit ``max_payload``. A list too large for one message is split the way the
 CHIP SDK splits it: the attribute with as many leading items as fit, then one AttributeReportIB per further
 item with ListIndex null (append), in as many messages as it takes (Core spec 8.4.3.3: chunked lists).
-
-Status choices for values that do not decode (the data model's schema conversion raises ``SchemaError``
-subclasses, which the engine maps):
-
-* Writes answer CONSTRAINT_ERROR for every decode failure (wrong TLV type, missing struct field, out of
-  range). The spec never names INVALID_DATA_TYPE as a write answer, and the CHIP SDK's maintainers call it an
-  internal-programming-error code a client should never see (connectedhomeip #31020). The SDK answers
-  CONSTRAINT_ERROR for range failures (``EmberAttributeDataBuffer::DecodeUnsignedInteger``) and, for wrong TLV
-  types, what ``StatusIB(CHIP_ERROR_WRONG_TLV_TYPE)`` maps to, i.e. FAILURE; matter.js answers CONSTRAINT_ERROR
-  for both. CONSTRAINT_ERROR is the one that tells the client "this value is not acceptable".
-* Invokes answer INVALID_COMMAND for wrong types and missing fields, as the SDK's generated dispatch does for
-  any field decode failure, and CONSTRAINT_ERROR for a value out of range (Core spec 8.8.3.3, 7.10.9).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Final
 
 from jfds_device.codec import tlv
 from jfds_device.codec.model import ClusterDef, Privilege
-from jfds_device.codec.schema import ConstraintError, MissingFieldError, WrongTypeError
-from jfds_device.errors import LocalProtocolError, MatterError, SchemaError
+from jfds_device.errors import ActionError, LocalProtocolError, RequestError, SchemaError
 from jfds_device.im.messages import (
     NULL,
     AttributeDataIB,
     AttributePathIB,
     AttributeReportIB,
     AttributeStatusIB,
-    CommandDataIB,
-    CommandPathIB,
-    CommandStatusIB,
     DataVersionFilterIB,
     EventPathIB,
     EventReportIB,
     EventStatusIB,
-    InvokeResponse,
-    InvokeResponseIB,
     ReportData,
     StatusIB,
 )
-from jfds_device.im.provider import (
-    ActionError,
-    AttributePath,
-    CommandPath,
-    DataModelProvider,
-    ListOperation,
-    RequestContext,
-    Status,
-)
+from jfds_device.im.provider import AttributePath, DataModelProvider, RequestContext, Status
 
 __all__ = [
-    "SUCCESS",
     "AttributeItem",
     "AttributeReader",
-    "Outcome",
     "Packer",
     "ReportBuilder",
-    "RequestError",
-    "WriteSession",
     "build_report",
-    "command_status_ib",
     "data_version_filters",
     "event_statuses",
-    "invoke_command",
-    "invoke_response_payloads",
     "is_global_attribute",
     "validate_attribute_paths",
-    "validate_invoke_batch",
 ]
 
 log = logging.getLogger(__name__)
@@ -98,14 +64,6 @@ _SKIPPED_IN_WILDCARD: Final = frozenset(
 # Global attributes (Core spec 7.13): the only ones a path may name with a wildcard cluster (Core spec 8.9.2.2).
 _GLOBAL_FIRST: Final = 0xF000
 _GLOBAL_LAST: Final = 0xFFFE
-
-
-class RequestError(MatterError):
-    """The whole request is refused with one StatusResponse carrying ``status``."""
-
-    def __init__(self, status: Status, message: str = "") -> None:
-        super().__init__(message or status.name)
-        self.status = status
 
 
 def is_global_attribute(attribute_id: int) -> bool:
@@ -428,39 +386,6 @@ class ReportBuilder:
         return out
 
 
-def command_status_ib(request: CommandDataIB, status: Status, cluster_status: int | None = None) -> tlv.Raw:
-    """An InvokeResponseIB carrying a status for ``request`` (Core spec 10.6.14), echoing its CommandRef."""
-    ib = CommandStatusIB(
-        path=request.path,
-        status=StatusIB(status=status, cluster_status=cluster_status),
-        command_ref=request.command_ref,
-    )
-    return tlv.Raw(InvokeResponseIB(status=ib).encode())
-
-
-def invoke_response_payloads(
-    responses: Sequence[tlv.Raw], requests: Sequence[CommandDataIB], max_payload: int
-) -> list[bytes]:
-    """InvokeResponse messages carrying ``responses``, chunked to ``max_payload`` (Core spec 8.8.3.4: every
-    chunk but the last sets MoreChunkedMessages; the client acknowledges each with a StatusResponse). A response
-    too big for any message is replaced by a RESOURCE_EXHAUSTED status for its command."""
-    frame = InvokeResponse(suppress_response=False, invoke_responses=[], more_chunked_messages=True)
-    packer = Packer(max_payload - len(frame.encode()))
-    for raw, request in zip(responses, requests, strict=True):
-        if not packer.add(raw):
-            log.error("the response to %s does not fit in a message", request.path)
-            packer.add(command_status_ib(request, Status.RESOURCE_EXHAUSTED))
-    chunks = packer.chunks
-    return [
-        InvokeResponse(
-            suppress_response=False,
-            invoke_responses=lanes[0],
-            more_chunked_messages=True if i < len(chunks) - 1 else None,
-        ).encode()
-        for i, lanes in enumerate(chunks)
-    ]
-
-
 def build_report(
     reader: AttributeReader,
     attribute_paths: Iterable[AttributePathIB],
@@ -479,148 +404,3 @@ def build_report(
         for item in reader.expand(request):
             builder.add(item)
     return builder.payloads(suppress_last=suppress_last)
-
-
-# ---------------------------------------------------------------------------------------------------- write, invoke
-
-
-_DECODE_STATUS: Final[dict[str, dict[type[SchemaError], Status]]] = {  # see the module docstring
-    "write": {WrongTypeError: Status.CONSTRAINT_ERROR, MissingFieldError: Status.CONSTRAINT_ERROR},
-    "invoke": {WrongTypeError: Status.INVALID_COMMAND, MissingFieldError: Status.INVALID_COMMAND},
-}
-Outcome = tuple[Status, int | None]
-SUCCESS: Final[Outcome] = (Status.SUCCESS, None)
-
-
-def _decode_status(action: str, exc: SchemaError) -> Status:
-    if isinstance(exc, ConstraintError):
-        return Status.CONSTRAINT_ERROR
-    return next((s for cls, s in _DECODE_STATUS[action].items() if isinstance(exc, cls)), Status.CONSTRAINT_ERROR)
-
-
-@dataclass(slots=True, eq=False)
-class WriteSession:
-    """One write interaction, possibly chunked over several WriteRequests (Core spec 8.7.3).
-
-    ``take`` runs one AttributeDataIB through the checks and the provider; the server groups the IBs of a
-    message into one data-model transaction."""
-
-    session_id: int
-    timed: bool
-    # The attribute of the last IB taken up: appends must continue it (the CHIP SDK's WriteHandler answers
-    # BUSY to an append whose list was not begun in this interaction; Core spec 8.7.3.3 chunked lists).
-    processing: AttributePath | None = None
-    # Lists replaced earlier in this interaction: their appends skip the DataVersion check, since the
-    # replace itself bumped the version the client read (the SDK client's chunked list writes rely on it).
-    replaced: set[AttributePath] = field(default_factory=set)
-    # Access granted earlier in this interaction, per attribute and privilege. The decision is taken once per
-    # attribute per write interaction, as the CHIP SDK's WriteHandler caches it (mACLCheckCache): a chunked list
-    # write of the ACL (replace-all with [], then appends) must not lock its own writer out half-way.
-    granted: set[tuple[AttributePath, Privilege]] = field(default_factory=set)
-
-    def take(self, node: AttributeReader, ctx: RequestContext, ib: AttributeDataIB, busy: bool) -> Outcome:
-        path = AttributePath(ib.path.endpoint, ib.path.cluster, ib.path.attribute)
-        append = ib.path.list_index is NULL
-        if busy or (append and path != self.processing):
-            return (Status.BUSY, None)
-        self.processing = path
-        if ib.path.list_index is not None and not append:
-            return (Status.INVALID_ACTION, None)  # a numeric ListIndex is reserved (Core spec 10.6.2)
-        cluster = node.find_cluster(path.endpoint, path.cluster)
-        if isinstance(cluster, Status):
-            return (cluster, None)
-        if path.attribute not in node.attribute_ids(path.endpoint, path.cluster):
-            return (Status.UNSUPPORTED_ATTRIBUTE, None)
-        attribute = cluster.attribute_by_id.get(path.attribute)
-        # The CHIP SDK's WriteHandler::CheckWriteAllowed order: writability before access (its TC_AccessChecker
-        # expects UNSUPPORTED_WRITE for a read-only attribute), then timed. Globals are read-only.
-        if attribute is None or not attribute.writable:
-            return (Status.UNSUPPORTED_WRITE, None)
-        provider, subject = node.provider, ctx.subject
-        grant = (path, attribute.write_privilege)
-        if grant not in self.granted:
-            if not provider.allowed(subject, path.endpoint, path.cluster, attribute.write_privilege):
-                return (Status.UNSUPPORTED_ACCESS, None)
-            self.granted.add(grant)
-        if attribute.timed_write and not ctx.timed:
-            return (Status.NEEDS_TIMED_INTERACTION, None)
-        if attribute.fabric_scoped and subject.fabric_index == 0:
-            return (Status.UNSUPPORTED_ACCESS, None)  # no accessing fabric (Core spec 8.7.3.2)
-        if append and not attribute.is_list:
-            return (Status.INVALID_ACTION, None)
-        checks_version = ib.data_version is not None and not (append and path in self.replaced)
-        if checks_version and ib.data_version != provider.data_version(path.endpoint, path.cluster):
-            return (Status.DATA_VERSION_MISMATCH, None)
-        if append:
-            op = ListOperation.APPEND
-        else:
-            op = ListOperation.REPLACE if attribute.is_list else ListOperation.NOT_A_LIST
-        try:
-            provider.write_attribute(ctx, path, None if ib.data is NULL else ib.data, op)
-        except ActionError as exc:
-            return (exc.status, exc.cluster_status)
-        except SchemaError as exc:
-            return (_decode_status("write", exc), None)
-        except Exception:
-            log.exception("write_attribute %s failed", path)
-            return (Status.FAILURE, None)
-        if op is ListOperation.REPLACE:
-            self.replaced.add(path)
-        return SUCCESS
-
-
-def validate_invoke_batch(requests: Sequence[CommandDataIB], max_paths: int) -> None:
-    """Core spec 8.8.2: unicast invokes name an endpoint; a batch needs distinct CommandRefs and distinct
-    paths; more commands than MaxPathsPerInvoke are refused."""
-    if not requests or len(requests) > max_paths:
-        raise RequestError(Status.INVALID_ACTION, f"{len(requests)} commands in one invoke")
-    if any(r.path.endpoint is None for r in requests):
-        raise RequestError(Status.INVALID_ACTION, "wildcard endpoint in a unicast invoke")
-    if len(requests) > 1:
-        refs = [r.command_ref for r in requests]
-        if None in refs or len(set(refs)) != len(refs):
-            raise RequestError(Status.INVALID_ACTION, "batch commands need distinct CommandRefs")
-        if len({(r.path.endpoint, r.path.cluster, r.path.command) for r in requests}) != len(requests):
-            raise RequestError(Status.INVALID_ACTION, "the same command path twice in a batch")
-
-
-def invoke_command(node: AttributeReader, ctx: RequestContext, request: CommandDataIB) -> tlv.Raw:
-    """One command: checks in the CHIP SDK's ValidateCommandCanBeDispatched order (existence, access, timed,
-    accessing fabric; Core spec 8.8.3.3), then the provider. Returns an encoded InvokeResponseIB."""
-    p, provider = request.path, node.provider
-    path = CommandPath(p.endpoint, p.cluster, p.command)  # type: ignore[arg-type]  # validated: not None
-    cluster = node.find_cluster(path.endpoint, path.cluster)
-    if isinstance(cluster, Status):
-        return command_status_ib(request, cluster)
-    command = cluster.command_by_id.get(path.command)
-    if command is None:
-        return command_status_ib(request, Status.UNSUPPORTED_COMMAND)
-    if not node.allowed(path.endpoint, path.cluster, command.privilege):
-        return command_status_ib(request, Status.UNSUPPORTED_ACCESS)
-    if command.timed and not ctx.timed:
-        return command_status_ib(request, Status.NEEDS_TIMED_INTERACTION)
-    if command.fabric_scoped and ctx.subject.fabric_index == 0:
-        return command_status_ib(request, Status.UNSUPPORTED_ACCESS)
-    # Absent CommandFields means an empty structure; a null one reaches the schema and fails there.
-    fields = {} if request.fields is None else (None if request.fields is NULL else request.fields)
-    try:
-        response = provider.invoke(ctx, path, fields)
-    except ActionError as exc:
-        return command_status_ib(request, exc.status, exc.cluster_status)
-    except SchemaError as exc:
-        return command_status_ib(request, _decode_status("invoke", exc))
-    except Exception:
-        log.exception("invoke %s failed", path)
-        return command_status_ib(request, Status.FAILURE)
-    if response is None:
-        return command_status_ib(request, Status.SUCCESS)
-    data = CommandDataIB(
-        path=CommandPathIB(endpoint=path.endpoint, cluster=path.cluster, command=response.command),
-        fields=response.fields,
-        command_ref=request.command_ref,
-    )
-    try:
-        return tlv.Raw(InvokeResponseIB(command=data).encode())
-    except (LocalProtocolError, SchemaError):
-        log.exception("invoke %s returned fields that do not encode", path)
-        return command_status_ib(request, Status.FAILURE)

@@ -1,4 +1,4 @@
-"""Whole-list item kinds: the ACL (band 40) and bindings (band 45), both read-merge-write matched by value.
+"""Whole-list facets: the ACL (band 40) and bindings (band 45), both read-merge-write matched by value.
 
 Node entries carry no ListID, so they are matched by value: an ACL entry by privilege, auth mode and its
 subjects and targets as multisets (``acl_value_key``, the reference's ApplyAclEdit rule; issue #74377), a
@@ -19,25 +19,24 @@ from clusters.access_control import schema as ac
 from clusters.binding import schema as binding
 from clusters.joint_fabric_datastore.schema import (
     AccessControlEntry,
-    AccessControlEntryAuthMode,
-    AccessControlEntryPrivilege,
     AccessControlTarget,
     BindingTarget,
 )
+from jfds_device.codec.model import AuthMode, Privilege
 from jfds_device.codec.schema import NULL
 from jfds_device.datastore.jfds import acl_value_key
 from jfds_device.datastore.jfds_records import Entry, EntryKind, EntryRef
-from jfds_device.errors import MatterError
-from jfds_device.im.client import IMStatusError
-from jfds_device.im.provider import AuthMode, Status
-from jfds_device.reconciler.items import ABSENT, Facet
+from jfds_device.errors import IMStatusError, MatterError
+from jfds_device.im.provider import Status
+from jfds_device.reconciler.facets import ABSENT, Facet
 from jfds_device.reconciler.lists import ListOp, ListPath, write_merged
 from jfds_device.reconciler.peer import OwnIdentity, PeerContext
 from jfds_device.reconciler.plan import BAND_ACL, BAND_BINDING
 
 __all__ = ["AclFacet", "BindingFacet", "ace_from_raw", "ace_to_raw", "binding_key", "binding_to_raw"]
 
-ACL = ListPath(0, ac.CLUSTER_ID, ac.ACL)
+ACL = ListPath(0, ac.CLUSTER.attribute(ac.ACL))
+BINDING = binding.CLUSTER.attribute(binding.BINDING)
 _ACL, _BINDINGS = "acl", "bindings"
 
 
@@ -45,36 +44,31 @@ _ACL, _BINDINGS = "acl", "bindings"
 
 
 def ace_from_raw(raw: Any) -> AccessControlEntry | None:
-    """A peer's AccessControlEntryStruct (TLV) as the datastore's value; None if it is not one we can read
-    (such an entry is foreign to us and only ever kept)."""
-    if not isinstance(raw, dict):
+    """A peer's AccessControlEntryStruct (TLV, decoded by the AccessControl schema) as the datastore's value;
+    None if it is not one we can read (such an entry is foreign to us and only ever kept)."""
+    struct: ac.AccessControlEntryStruct | None = ACL.attribute.decode_item(raw)
+    if struct is None:
         return None
     try:
-        targets = raw.get(4)
         return AccessControlEntry(
-            privilege=AccessControlEntryPrivilege(raw[1]),
-            auth_mode=AccessControlEntryAuthMode(raw[2]),
-            subjects=NULL if raw.get(3) is None else [int(s) for s in raw[3]],
-            targets=NULL if targets is None else [
-                AccessControlTarget(cluster=_nullable(t.get(0)), endpoint=_nullable(t.get(1)),
-                                    device_type=_nullable(t.get(2)))
-                for t in targets
+            privilege=struct.privilege,
+            auth_mode=struct.auth_mode,
+            subjects=struct.subjects if struct.subjects is NULL else list(struct.subjects),  # type: ignore[call-overload]
+            targets=struct.targets if struct.targets is NULL else [
+                AccessControlTarget(cluster=t.cluster, endpoint=t.endpoint, device_type=t.device_type)
+                for t in struct.targets  # type: ignore[attr-defined]
             ],
         )
-    except (KeyError, ValueError, TypeError, AttributeError, MatterError):
+    except MatterError:
         return None
-
-
-def _nullable(value: Any) -> Any:
-    return NULL if value is None else value
 
 
 def ace_to_raw(ace: AccessControlEntry, fabric_index: int | None) -> dict[int, Any]:
     """The datastore's value as the peer's AccessControlEntryStruct (TLV); FabricIndex as the peer numbers our
     fabric when known (the server stamps it anyway, Core spec 7.13.6)."""
     struct = ac.AccessControlEntryStruct(
-        privilege=ac.AccessControlEntryPrivilegeEnum(int(ace.privilege)),
-        auth_mode=ac.AccessControlEntryAuthModeEnum(int(ace.auth_mode)),
+        privilege=ace.privilege,
+        auth_mode=ace.auth_mode,
         subjects=ace.subjects if ace.subjects is NULL else list(ace.subjects),  # type: ignore[call-overload]
         targets=ace.targets if ace.targets is NULL else [
             ac.AccessControlTargetStruct(cluster=t.cluster, endpoint=t.endpoint, device_type=t.device_type)
@@ -91,12 +85,14 @@ def _acl_key(raw: Any) -> Hashable | None:
 
 
 def grants_us(own: OwnIdentity | None, raw: Any) -> bool:
-    """Whether a peer ACL entry grants us Administer over CASE (what lets us manage the node)."""
-    if own is None or not isinstance(raw, dict):
+    """Whether a peer ACL entry grants us Administer over CASE on the whole node (what lets us manage it)."""
+    if own is None:
         return False
-    if raw.get(1) != AccessControlEntryPrivilege.ADMINISTER or raw.get(2) != AuthMode.CASE:
+    entry: ac.AccessControlEntryStruct | None = ACL.attribute.decode_item(raw)
+    if entry is None or entry.privilege != Privilege.ADMINISTER or entry.auth_mode != AuthMode.CASE:
         return False
-    return raw.get(4) is None and any(own.matches(int(s)) for s in raw.get(3) or ())
+    subjects = () if entry.subjects is NULL else entry.subjects
+    return entry.targets is NULL and any(own.matches(int(s)) for s in subjects)  # type: ignore[attr-defined]
 
 
 def _count(value: Any) -> int:
@@ -151,7 +147,7 @@ class AclFacet(Facet):
         return await self.apply_and_remove(ctx, (), entries)
 
     async def observe(self, ctx: PeerContext) -> None:
-        ctx.cache[_ACL] = list(await ctx.io.read_value(ACL.endpoint, ACL.cluster, ACL.attribute) or [])
+        ctx.cache[_ACL] = await ctx.io.read_list_value(ACL.endpoint, ACL.attribute)
 
     def present(self, ctx: PeerContext, entry: Entry) -> bool | None:
         held = ctx.cache.get(_ACL)
@@ -164,10 +160,10 @@ class AclFacet(Facet):
 
 
 def binding_key(raw: Any) -> Hashable | None:
-    """A binding target's identity: (node, group, endpoint, cluster), absent fields None."""
-    if not isinstance(raw, dict):
-        return None
-    return (raw.get(1), raw.get(2), raw.get(3), raw.get(4))
+    """A binding target's identity: (node, group, endpoint, cluster), absent fields None; None for an element
+    the Binding schema cannot read."""
+    target: binding.TargetStruct | None = BINDING.decode_item(raw)
+    return None if target is None else (target.node, target.group, target.endpoint, target.cluster)
 
 
 def binding_to_raw(target: BindingTarget, fabric_index: int | None) -> dict[int, Any]:
@@ -176,7 +172,7 @@ def binding_to_raw(target: BindingTarget, fabric_index: int | None) -> dict[int,
 
 
 def _path(endpoint: int) -> ListPath:
-    return ListPath(endpoint, binding.CLUSTER_ID, binding.BINDING)
+    return ListPath(endpoint, BINDING)
 
 
 class BindingFacet(Facet):
@@ -221,7 +217,7 @@ class BindingFacet(Facet):
         held: dict[int, list[Any]] = {}
         for endpoint in endpoints:
             try:
-                held[endpoint] = list(await ctx.io.read_value(endpoint, binding.CLUSTER_ID, binding.BINDING) or [])  # type: ignore[arg-type]
+                held[endpoint] = await ctx.io.read_list_value(endpoint, BINDING)  # type: ignore[arg-type]
             except IMStatusError:
                 continue
         ctx.cache[_BINDINGS] = held

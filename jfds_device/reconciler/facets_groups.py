@@ -1,4 +1,4 @@
-"""Group item kinds: key sets (band 10), the GroupKeyMap (band 20) and Groups membership (band 30).
+"""Group facets: key sets (band 10), the GroupKeyMap (band 20) and Groups membership (band 30).
 
 Order on the peer: KeySetWrite → GroupKeyMap → Groups.AddGroup (AddGroup needs the group's GroupKeyMap entry:
 Application Cluster spec 1.3.7.1, matter.js packages/node/src/behaviors/groups/GroupsServer.ts), removal in
@@ -16,37 +16,40 @@ from clusters.groups import schema as groups
 from clusters.joint_fabric_datastore.schema import GroupKeyMulticastPolicy, GroupKeySet
 from jfds_device.codec.schema import NULL
 from jfds_device.datastore.jfds_records import Entry, EntryKind, EntryRef
-from jfds_device.im.client import IMStatusError
+from jfds_device.errors import IMStatusError
 from jfds_device.im.provider import Status
-from jfds_device.reconciler.items import ABSENT, Facet, ok_all
+from jfds_device.reconciler.facets import ABSENT, Facet, ok_all
 from jfds_device.reconciler.lists import ListOp, ListPath, write_merged
 from jfds_device.reconciler.peer import PeerContext
 from jfds_device.reconciler.plan import BAND_GROUP_KEY_MAP, BAND_KEY_SET, BAND_MEMBERSHIP
 
-__all__ = ["GroupKeyMapFacet", "KeySetFacet", "MembershipFacet", "group_name", "key_set_write_fields"]
+__all__ = ["GroupKeyMapFacet", "KeySetFacet", "MembershipFacet", "group_name", "key_set_write_request"]
 
 ROOT = 0
-GROUP_KEY_MAP = ListPath(ROOT, gkm.CLUSTER_ID, gkm.GROUP_KEY_MAP)
+GROUP_KEY_MAP = ListPath(ROOT, gkm.CLUSTER.attribute(gkm.GROUP_KEY_MAP))
+GROUP_TABLE = gkm.CLUSTER.attribute(gkm.GROUP_TABLE)
 IPK = gkm.IPK_KEY_SET_ID
 _INDICES, _MAP, _TABLE = "key_set_indices", "group_key_map", "group_table"
 
 
-def key_set_write_fields(key_set: GroupKeySet) -> dict[int, Any]:
+def key_set_write_request(key_set: GroupKeySet) -> gkm.KeySetWrite:
     """KeySetWrite's request (11.2.7.1) from a GroupKeySetList entry. The provisional GroupKeyMulticastPolicy
     (tag 8) goes only when it is not the default PerGroupID: peers that predate it ignore or default it."""
-    struct = gkm.GroupKeySetStruct(
-        group_key_set_id=key_set.group_key_set_id,
-        group_key_security_policy=gkm.GroupKeySecurityPolicyEnum(int(key_set.group_key_security_policy)),
-        epoch_key0=key_set.epoch_key0,
-        epoch_start_time0=key_set.epoch_start_time0,
-        epoch_key1=key_set.epoch_key1,
-        epoch_start_time1=key_set.epoch_start_time1,
-        epoch_key2=key_set.epoch_key2,
-        epoch_start_time2=key_set.epoch_start_time2,
-    ).to_tlv()
-    if key_set.group_key_multicast_policy != GroupKeyMulticastPolicy.PER_GROUP_ID:
-        struct[8] = int(key_set.group_key_multicast_policy)
-    return {0: struct}
+    fields = {
+        "group_key_set_id": key_set.group_key_set_id,
+        "group_key_security_policy": gkm.GroupKeySecurityPolicyEnum(int(key_set.group_key_security_policy)),
+        "epoch_key0": key_set.epoch_key0,
+        "epoch_start_time0": key_set.epoch_start_time0,
+        "epoch_key1": key_set.epoch_key1,
+        "epoch_start_time1": key_set.epoch_start_time1,
+        "epoch_key2": key_set.epoch_key2,
+        "epoch_start_time2": key_set.epoch_start_time2,
+    }
+    if key_set.group_key_multicast_policy == GroupKeyMulticastPolicy.PER_GROUP_ID:
+        return gkm.KeySetWrite(group_key_set=gkm.GroupKeySetStruct(**fields))
+    policy = gkm.GroupKeyMulticastPolicyEnum(int(key_set.group_key_multicast_policy))
+    extended = gkm.GroupKeySetWithMulticastPolicy(**fields, group_key_multicast_policy=policy)
+    return gkm.KeySetWrite(group_key_set=extended)
 
 
 def group_name(name: str) -> str:
@@ -57,8 +60,8 @@ def group_name(name: str) -> str:
 
 async def _indices(ctx: PeerContext) -> set[int]:
     if _INDICES not in ctx.cache:
-        result = await ctx.io.invoke(ROOT, gkm.CLUSTER_ID, gkm.KEY_SET_READ_ALL_INDICES, {})
-        ctx.cache[_INDICES] = set((result.fields or {}).get(0) or ())
+        response = await ctx.io.invoke(ROOT, gkm.KeySetReadAllIndices())
+        ctx.cache[_INDICES] = set(response.group_key_set_ids if response is not None else ())
     indices: set[int] = ctx.cache[_INDICES]
     return indices
 
@@ -86,7 +89,7 @@ class KeySetFacet(Facet):
         if key_set_id not in indices and limit is not None and len(indices | {IPK}) >= limit:
             return Status.RESOURCE_EXHAUSTED  # MaxGroupKeysPerFabric counts the IPK (11.2.6.4)
         try:
-            await ctx.io.invoke(ROOT, gkm.CLUSTER_ID, gkm.KEY_SET_WRITE, key_set_write_fields(key_set))
+            await ctx.io.invoke(ROOT, key_set_write_request(key_set))
         except IMStatusError as exc:
             return exc.status
         indices.add(key_set_id)
@@ -100,7 +103,7 @@ class KeySetFacet(Facet):
                 codes[entry.ref] = Status.CONSTRAINT_ERROR
                 continue
             try:
-                await ctx.io.invoke(ROOT, gkm.CLUSTER_ID, gkm.KEY_SET_REMOVE, {0: key_set_id})
+                await ctx.io.invoke(ROOT, gkm.KeySetRemove(group_key_set_id=key_set_id))
                 codes[entry.ref] = Status.SUCCESS
             except IMStatusError as exc:  # NOT_FOUND: the node does not hold it, which is what we want
                 codes[entry.ref] = Status.SUCCESS if exc.status == Status.NOT_FOUND else exc.status
@@ -117,8 +120,15 @@ class KeySetFacet(Facet):
         return None if indices is None else entry.ref.key in indices
 
 
+def _map_entry(element: Any) -> gkm.GroupKeyMapStruct | None:
+    entry: gkm.GroupKeyMapStruct | None = GROUP_KEY_MAP.attribute.decode_item(element)
+    return entry
+
+
 def _map_key(element: Any) -> Hashable | None:
-    return element.get(1) if isinstance(element, dict) else None
+    """A GroupKeyMap element's identity: its group id (None for an element the schema cannot read)."""
+    entry = _map_entry(element)
+    return None if entry is None else entry.group_id
 
 
 def _desired_key_set(ctx: PeerContext, group_id: int) -> int | None:
@@ -136,11 +146,10 @@ class GroupKeyMapFacet(Facet):
     kind = EntryKind.ENDPOINT_GROUP
     name = "group_key_map"
 
-    def _raw(self, ctx: PeerContext, group_id: int, key_set_id: int) -> dict[int, Any]:
-        raw: dict[int, Any] = {1: group_id, 2: key_set_id}
-        if ctx.capacities.fabric_index is not None:
-            raw[0xFE] = ctx.capacities.fabric_index
-        return raw
+    def _element(self, ctx: PeerContext, group_id: int, key_set_id: int) -> dict[int, Any]:
+        """Our map entry in the list's TLV form; FabricIndex as the peer numbers our fabric when known."""
+        return gkm.GroupKeyMapStruct(group_id=group_id, group_key_set_id=key_set_id,
+                                     fabric_index=ctx.capacities.fabric_index).to_tlv()
 
     async def apply(self, ctx: PeerContext, entries: Sequence[Entry]) -> dict[EntryRef, int]:
         codes: dict[EntryRef, int] = {}
@@ -152,7 +161,7 @@ class GroupKeyMapFacet(Facet):
                 # The group is not in GroupList or has no key set: mapping it would fail on every node.
                 codes[entry.ref] = Status.CONSTRAINT_ERROR
                 continue
-            ops.append(ListOp(entry.ref, key=group_id, raw=self._raw(ctx, group_id, key_set)))
+            ops.append(ListOp(entry.ref, key=group_id, raw=self._element(ctx, group_id, key_set)))
         if ops:
             written, ctx.cache[_MAP] = await write_merged(ctx.io, GROUP_KEY_MAP, ops, _map_key,
                                                           limit=ctx.capacities.max_groups,
@@ -175,13 +184,13 @@ class GroupKeyMapFacet(Facet):
         return codes
 
     async def observe(self, ctx: PeerContext) -> None:
-        ctx.cache[_MAP] = list(await ctx.io.read_value(ROOT, gkm.CLUSTER_ID, gkm.GROUP_KEY_MAP) or [])
+        ctx.cache[_MAP] = await ctx.io.read_list_value(ROOT, GROUP_KEY_MAP.attribute)
 
     def present(self, ctx: PeerContext, entry: Entry) -> bool | None:
         mapped = ctx.cache.get(_MAP)
         if mapped is None:
             return None
-        found = {_map_key(e): e.get(2) for e in mapped if isinstance(e, dict)}
+        found = {e.group_id: e.group_key_set_id for e in map(_map_entry, mapped) if e is not None}
         if entry.ref.key not in found:
             return False
         desired = _desired_key_set(ctx, entry.ref.key)  # type: ignore[arg-type]
@@ -195,34 +204,34 @@ class MembershipFacet(Facet):
     kind = EntryKind.ENDPOINT_GROUP
     name = "membership"
 
-    async def _command(self, ctx: PeerContext, entry: Entry, command: int, fields: dict[int, Any]) -> int:
+    async def _command(self, ctx: PeerContext, entry: Entry, request: groups.AddGroup | groups.RemoveGroup) -> int:
         try:
-            result = await ctx.io.invoke(entry.ref.endpoint_id, groups.CLUSTER_ID, command, fields)  # type: ignore[arg-type]
+            response = await ctx.io.invoke(entry.ref.endpoint_id, request)  # type: ignore[arg-type]
         except IMStatusError as exc:  # e.g. UNSUPPORTED_CLUSTER: the endpoint has no Groups server
             return exc.status
-        status = (result.fields or {}).get(0, Status.SUCCESS) if isinstance(result.fields, dict) else Status.SUCCESS
-        return int(status)
+        return Status.SUCCESS if response is None else int(response.status)
 
     async def apply(self, ctx: PeerContext, entries: Sequence[Entry]) -> dict[EntryRef, int]:
         codes: dict[EntryRef, int] = {}
         for entry in entries:
             group = ctx.store.group(entry.ref.key)  # type: ignore[arg-type]
             name = group_name(group.friendly_name) if group is not None else ""
-            codes[entry.ref] = await self._command(ctx, entry, groups.ADD_GROUP, {0: entry.ref.key, 1: name})
+            request = groups.AddGroup(group_id=entry.ref.key, group_name=name)  # type: ignore[arg-type]
+            codes[entry.ref] = await self._command(ctx, entry, request)
         ctx.cache.pop(_TABLE, None)
         return codes
 
     async def remove(self, ctx: PeerContext, entries: Sequence[Entry]) -> dict[EntryRef, int]:
         codes: dict[EntryRef, int] = {}
         for entry in entries:
-            status = await self._command(ctx, entry, groups.REMOVE_GROUP, {0: entry.ref.key})
+            status = await self._command(ctx, entry, groups.RemoveGroup(group_id=entry.ref.key))  # type: ignore[arg-type]
             codes[entry.ref] = Status.SUCCESS if status in ABSENT else status  # gone is what we want
         ctx.cache.pop(_TABLE, None)
         return codes
 
     async def observe(self, ctx: PeerContext) -> None:
-        table = await ctx.io.read_value(ROOT, gkm.CLUSTER_ID, gkm.GROUP_TABLE) or []
-        ctx.cache[_TABLE] = {e.get(1): set(e.get(2) or ()) for e in table if isinstance(e, dict)}
+        table: list[gkm.GroupInfoMapStruct] = await ctx.io.read_items(ROOT, GROUP_TABLE)
+        ctx.cache[_TABLE] = {e.group_id: set(e.endpoints) for e in table}
 
     def present(self, ctx: PeerContext, entry: Entry) -> bool | None:
         table = ctx.cache.get(_TABLE)

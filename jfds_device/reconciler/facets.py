@@ -1,4 +1,4 @@
-"""Item kinds: how one band of datastore entries reaches a peer.
+"""Facets: how one band of datastore entries reaches a peer.
 
 Modelled on the matter.js Node Manager's ItemKind registry (PR #3948 @ ba153603d0f6,
 packages/node/src/behavior/system/desired-state/ItemKind.ts).
@@ -21,7 +21,12 @@ Every facet works on a batch (the pass's entries of its band) and returns an IM 
 ``TransportError`` propagates: the pass stops and the executor records TIMEOUT. ``combined`` facets (the two
 whole-list kinds at the top of the order) do a band's adds and removals in one read-merge-write, so a removal
 frees room for an add on a full list. ``observe`` reads what the peer holds (for a verify pass) and ``present``
-tells whether one Committed entry is still there.
+tells whether one Committed entry is still there. ``facet_registry.default_facets`` lists them by band.
+
+Every facet talks to the peer through ``PeerIO``, typed from the cluster schemas: commands are their request
+structs, values are decoded by the attribute's schema. A read-merge-write keeps the list elements in the TLV form
+the peer sent (``lists``), so an element the facet does not change goes back exactly as read; the facet reads
+each element's identity through the schema (``AttributeRef.decode_item``).
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ from jfds_device.datastore.jfds_records import Entry, EntryKind, EntryRef
 from jfds_device.im.provider import Status
 from jfds_device.reconciler.peer import PeerContext
 
-__all__ = ["ABSENT", "Facet", "default_facets"]
+__all__ = ["ABSENT", "Facet", "fail_all", "ok_all"]
 
 
 class Facet:
@@ -80,12 +85,3 @@ def fail_all(entries: Sequence[Entry], status: int) -> dict[EntryRef, int]:
 
 def ok_all(entries: Sequence[Entry]) -> dict[EntryRef, int]:
     return fail_all(entries, Status.SUCCESS)
-
-
-def default_facets() -> dict[int, Facet]:
-    """The facets by band."""
-    from jfds_device.reconciler.items_groups import GroupKeyMapFacet, KeySetFacet, MembershipFacet
-    from jfds_device.reconciler.items_lists import AclFacet, BindingFacet
-
-    facets: list[Facet] = [KeySetFacet(), GroupKeyMapFacet(), MembershipFacet(), AclFacet(), BindingFacet()]
-    return {f.band: f for f in facets}
