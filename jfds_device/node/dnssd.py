@@ -7,6 +7,8 @@ Built on python-zeroconf 0.154 (asyncio API). Two choices worth knowing:
   deprecated and DAD-failed addresses are skipped) and the ``SIOCGIFADDR`` ioctl (the primary IPv4 address).
   No subprocess, no extra dependency. zeroconf is then bound with explicit ``interfaces=`` (the IPv6 interface
   index and the IPv4 address), never ``InterfaceChoice.All``. The address set is read once, at ``start()``.
+- **Sibling records.** An SRV or TXT question about one of our instances is answered with SRV, TXT, A and AAAA
+  together, as Matter nodes do (``dnssd_siblings.py``, the one adapter over zeroconf's responder).
 - **Subtypes.** zeroconf has no subtype support; ``_registry_set_subtypes`` is the single place where we touch
   its internals to get it (why and how in its docstring). Subtype PTRs are announced and withdrawn once each
   (zeroconf repeats its own records 3 times); they also show up in ``_services._dns-sd._udp`` enumeration.
@@ -32,6 +34,7 @@ from zeroconf import DNSOutgoing, ServiceInfo, ServiceRegistry, ServiceStateChan
 from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo, AsyncZeroconf
 
 from jfds_device.errors import LocalProtocolError
+from jfds_device.node.dnssd_siblings import SiblingZeroconf
 from jfds_device.securechannel.session_params import (
     MAX_SESSION_INTERVAL_MS,
     SESSION_ACTIVE_INTERVAL_DEFAULT_MS,
@@ -250,7 +253,9 @@ def open_zeroconf(interfaces: list[NetInterface]) -> AsyncZeroconf:
     """zeroconf bound to exactly these interfaces; IPv6 by index (IPV6_JOIN_GROUP needs it), IPv4 by address."""
     choice: list[str | int] = [i.index for i in interfaces if i.ipv6]
     choice += [str(i.ipv4) for i in interfaces if i.ipv4]
-    return AsyncZeroconf(interfaces=choice)  # type: ignore[arg-type]  # zeroconf accepts ints for IPv6
+    # SRV and TXT answers about our instances carry SRV, TXT, A and AAAA together, as Matter nodes answer.
+    zc = SiblingZeroconf(interfaces=choice, sibling_types=frozenset({COMMISSIONABLE_TYPE, OPERATIONAL_TYPE}))
+    return AsyncZeroconf(zc=zc)
 
 
 def address_score(address: str, local_networks: Iterable[ipaddress.IPv6Network] = ()) -> int:

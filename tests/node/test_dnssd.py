@@ -381,6 +381,27 @@ def test_withdraw_and_stop_send_goodbyes(net: Any, scratch: Path, resolver: NsCh
         child.close()
 
 
+@pytest.mark.netns
+@pytest.mark.parametrize("kind", ["operational", "commissionable"])
+def test_srv_and_txt_questions_get_srv_txt_a_and_aaaa(device: NsChild, resolver: NsChild, kind: str) -> None:
+    """An SRV or a TXT question about our instance gets all four records, as Matter nodes answer (TC_SC_4_3 step
+    7 asks for the TXT alone, and python-zeroconf's ServiceInfo completes only with SRV, TXT and an address)."""
+    if kind == "operational":
+        device("add_operational", cfid=CFID.hex().upper(), node=NODE_ID)
+        name = f"{operational_instance_name(CFID, NODE_ID)}._matter._tcp.local."
+    else:
+        name = f"{device('instance')}._matterc._udp.local."
+    try:
+        for asked, others in (("TXT", {"SRV", "A", "AAAA"}), ("SRV", {"TXT", "A", "AAAA"})):
+            reply = resolver("query", name=name, type=asked, ifname="veth-ctl")
+            assert reply["answers"] == [[asked, name.lower()]], reply
+            assert others <= {type_ for type_, _ in reply["additionals"]}, reply
+            assert [asked, name.lower()] not in reply["additionals"], reply
+    finally:
+        if kind == "operational":
+            device("remove_operational", cfid=CFID.hex().upper(), node=NODE_ID)
+
+
 def wait_for(predicate: Any, timeout: float = 4.0) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -431,6 +452,8 @@ async def _child(role: str, interface: str | None) -> None:
             return events
         if cmd == "ifindex":
             return __import__("socket").if_nametoindex(args["name"])
+        if cmd == "query":
+            return await _legacy_unicast_query(args["name"], args["type"], args["ifname"])
         raise ValueError(cmd)
 
     service = advertiser or resolver
@@ -452,6 +475,34 @@ async def _child(role: str, interface: str | None) -> None:
             await browser.async_cancel()
         await service.stop()
         print(json.dumps({"result": "stopped"}), flush=True)
+
+
+async def _legacy_unicast_query(name: str, type_name: str, ifname: str) -> dict[str, list[list[str]]]:
+    """One question from an ephemeral port (RFC 6762 §6.7), so the whole answer comes back to us in one packet;
+    python-zeroconf's codec builds the query and parses the response. Records as [type, lower-cased name]."""
+    import socket
+
+    from zeroconf import DNSIncoming, DNSOutgoing, DNSQuestion
+    from zeroconf.const import _CLASS_IN, _FLAGS_QR_QUERY, _TYPES
+
+    type_ = {"SRV": 33, "TXT": 16}[type_name]
+    out = DNSOutgoing(_FLAGS_QR_QUERY)
+    out.add_question(DNSQuestion(name, type_, _CLASS_IN))
+    loop = asyncio.get_running_loop()
+    with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as sock:
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF, socket.if_nametoindex(ifname))
+        sock.setblocking(False)
+        sock.bind(("::", 0))
+        await loop.sock_sendto(sock, out.packets()[0], ("ff02::fb", 5353, 0, socket.if_nametoindex(ifname)))
+        async with asyncio.timeout(3):
+            while True:
+                data = await loop.sock_recv(sock, 9000)
+                incoming = DNSIncoming(data)
+                if incoming.is_response() and any(r.name.lower() == name.lower() for r in incoming.answers()):
+                    break
+    # DNSIncoming.answers() holds answer and additional records alike; the answer count tells them apart.
+    records = [[_TYPES.get(r.type, str(r.type)).upper(), r.name.lower()] for r in incoming.answers()]
+    return {"answers": records[:incoming.num_answers], "additionals": records[incoming.num_answers:]}
 
 
 def _describe(found: DiscoveredCommissionable) -> dict[str, Any]:
