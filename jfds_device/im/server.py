@@ -58,6 +58,7 @@ from jfds_device.im.messages import (
 )
 from jfds_device.im.provider import AttributePath, AuthMode, DataModelProvider, RequestContext, Status
 from jfds_device.im.reports import AttributeReader, RequestError
+from jfds_device.im.subscribe_access import has_accessible_path
 from jfds_device.im.subscriptions import (
     Subscription,
     SubscriptionState,
@@ -428,9 +429,13 @@ class InteractionServer:
         if not request.keep_subscriptions:
             for old in self._subscriptions.for_peer(subscription.peer):
                 self._drop_subscription(old)
-        self._make_room_for(subscription)
         filters = reports.data_version_filters(request.data_version_filters, MAX_DATA_VERSION_FILTERS)
         reader = AttributeReader(self._provider, sub_ctx, filters)
+        # Core spec 8.5.3.2: nothing the subject may read, no subscription. Checked after KeepSubscriptions=false
+        # has ended the peer's old ones, as the CHIP SDK's InteractionModelEngine::OnReadInitialRequest does.
+        if not has_accessible_path(reader, attributes, events):
+            raise RequestError(Status.INVALID_ACTION, "every path is denied by access control")
+        self._make_room_for(subscription)
         payloads = reports.build_report(
             reader, attributes, events, self._max_payload, subscription.subscription_id, suppress_last=False
         )
