@@ -1,4 +1,5 @@
-"""SRV and TXT answers that carry their sibling records: the one adapter over python-zeroconf's responder.
+"""The one adapter over python-zeroconf's responder: SRV and TXT answers that carry their sibling records, and
+withdrawn records taken out of the answers it has queued.
 
 What: a question for the SRV or the TXT record of a service instance this node publishes (``_matter._tcp`` or
 ``_matterc._udp``) is answered with SRV, TXT, A and AAAA together: the asked record as the answer, the others as
@@ -14,8 +15,16 @@ method) builds every answer set; a Python subclass overrides it, adds the siblin
 (known-answer suppression, unicast/multicast split, RFC 6762 §14 rate limits) to zeroconf. The handler is
 installed by ``SiblingZeroconf.start``: ``Zeroconf.__init__`` creates its QueryHandler, then calls ``start()``,
 which sets up the sockets whose listeners take ``zc.query_handler`` when they are made, so replacing it first
-is what they use. Verified with ``ZEROCONF_VERIFIED``; ``tests/node/test_dnssd_siblings.py`` pins both the
-override and the installation.
+is what they use.
+
+Withdrawn records: zeroconf queues multicast answers before it sends them (aggregated ones 20-120 ms, a record
+multicast within the last second one more second, RFC 6762 §6 and §14) and sends them even if the record has
+left its registry meanwhile. ``drop_queued_answers`` takes a withdrawn record out of those queues
+(``MulticastOutgoingQueue.queue``, a public field of AnswerGroups), so a removed fabric's record does not come
+back as a live answer after its goodbye.
+
+Verified with ``ZEROCONF_VERIFIED``; ``tests/node/test_dnssd_siblings.py`` pins the override, the installation
+and the queues.
 """
 
 from __future__ import annotations
@@ -27,7 +36,7 @@ import zeroconf
 from zeroconf import DNSRecord, ServiceInfo, ServiceRegistry, Zeroconf
 from zeroconf._handlers.answers import QuestionAnswers
 from zeroconf._handlers.query_handler import QueryHandler
-from zeroconf.const import _TYPE_SRV, _TYPE_TXT
+from zeroconf.const import _TYPE_PTR, _TYPE_SRV, _TYPE_TXT
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +66,29 @@ def add_siblings(answers: QuestionAnswers, registry: ServiceRegistry, service_ty
                 continue
             # A new set: zeroconf caches the one it built for an SRV answer on the ServiceInfo.
             answer_set[record] = (answer_set[record] | sibling_records(info)) - {record}
+
+
+def drop_queued_answers(zc: Zeroconf, instance: str, host: str | None = None) -> int:
+    """Take ``instance``'s records (its SRV, TXT and the PTRs naming it) and, with ``host``, that host's address
+    records out of the multicast answers zeroconf has queued and not sent yet. Returns how many answers went."""
+    instance, host = instance.lower(), host.lower() if host else None
+
+    def withdrawn(record: DNSRecord) -> bool:
+        name = record.name.lower()
+        if record.type == _TYPE_PTR:
+            return str(getattr(record, "alias", "")).lower() == instance
+        return name == instance or (host is not None and name == host)
+
+    dropped = 0
+    for queue in (zc.out_queue, zc.out_delay_queue):
+        for group in queue.queue:
+            for record in [r for r in group.answers if withdrawn(r)]:
+                del group.answers[record]
+                dropped += 1
+            for record, additionals in group.answers.items():  # same keys: assigning while iterating is safe
+                if any(withdrawn(a) for a in additionals):
+                    group.answers[record] = {a for a in additionals if not withdrawn(a)}
+    return dropped
 
 
 class SiblingQueryHandler(QueryHandler):
