@@ -409,7 +409,9 @@ class Advertiser:
 
     async def _withdraw(self, key: str) -> None:
         assert self._zc is not None
-        base, subs = self._live.pop(key)
+        if (records := self._live.pop(key, None)) is None:
+            return  # withdrawn meanwhile by withdraw_operational_now
+        base, subs = records
         _send_subtype_pointers(self._zc, subs, 0)
         _registry_set_subtypes(self._zc.zeroconf.registry, subs, present=False)
         await (await self._zc.async_unregister_service(base))  # returns once the goodbyes are out

@@ -146,3 +146,13 @@ async def test_answers_queued_before_the_withdrawal_are_not_sent_after_it() -> N
     [group] = zc.out_delay_queue.queue
     assert list(group.answers) == [b.dns_text()]  # fabric B's answer stays, without A's records
     assert group.answers[b.dns_text()] == {b.dns_service()}
+
+
+async def test_a_queued_removal_after_an_immediate_withdrawal_is_harmless() -> None:
+    adv, zc = await advertiser()
+    await adv.add_operational(CFID_A, NODE)
+    queued = adv.remove_operational(CFID_A, NODE)  # planned, not yet run
+    adv.withdraw_operational_now(CFID_A, NODE)
+    zc.sent.clear()
+    await queued  # finds nothing left to withdraw: no second goodbye, no error
+    assert zc.sent == [] and zc.registry.async_get_service_infos() == []
