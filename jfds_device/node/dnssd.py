@@ -345,8 +345,9 @@ class Advertiser:
         Operational Credentials server's OnFabricRemoved restarts DNS-SD ("withdraw the advertisement for the
         now-removed fabric", src/app/clusters/operational-credentials-server/operational-credentials-server.cpp)
         while the command is being handled.
-        One goodbye, not zeroconf's three at 125 ms: the CHIP SDK's resolver takes a TTL-0 SRV and address
-        arriving while it resolves as an answer, so late repeats would send a removed fabric's controller to us.
+        One goodbye, before the response, not zeroconf's three spread over 250 ms: whatever carries the record
+        after the response (a goodbye repeat, a queued answer) reaches the removed fabric's controller while it
+        resolves us again (TC_CADMIN_1_15 step 12 expects it to find nothing).
         """
         key = (fabric_hex(compressed_fabric_id), node_id)
         self._operational.discard(key)

@@ -3,11 +3,11 @@ withdrawn records taken out of the answers it has queued.
 
 What: a question for the SRV or the TXT record of a service instance this node publishes (``_matter._tcp`` or
 ``_matterc._udp``) is answered with SRV, TXT, A and AAAA together: the asked record as the answer, the others as
-additional records. RFC 6763 §12.2 recommends the address records with an SRV answer; Matter nodes also add the
-TXT (the CHIP SDK's minimal mDNS responder, connectedhomeip ``src/lib/dnssd/minimal_mdns/ResponseSender.cpp``,
-and matter.js answer SRV, TXT, A and AAAA together), and resolvers rely on it: python-zeroconf's ServiceInfo,
-which the SDK's certification tests use (TC_SC_4_3 step 7), completes an instance only once it holds SRV, TXT and
-an address, whatever it asked for.
+additional records (RFC 6763 §12: a responder may add any records it expects the querier to need). matter.js
+answers this way; the CHIP SDK's minimal mDNS responder adds at least the host's addresses to SRV and TXT
+answers (connectedhomeip ``src/lib/dnssd/Advertiser_ImplMinimalMdns.cpp``, ``SetReportAdditional(hostName)``).
+Resolvers need the siblings: python-zeroconf's ServiceInfo, which the SDK's certification tests use (TC_SC_4_3
+step 7 asks for the TXT alone), completes an instance only once it holds SRV, TXT and an address.
 
 Why an adapter: python-zeroconf 0.154 answers a TXT question with the TXT alone and an SRV question with SRV and
 addresses, and has no hook into its answer construction. Its ``QueryHandler.async_response`` (a public ``cpdef``
@@ -23,8 +23,8 @@ left its registry meanwhile. ``drop_queued_answers`` takes a withdrawn record ou
 (``MulticastOutgoingQueue.queue``, a public field of AnswerGroups), so a removed fabric's record does not come
 back as a live answer after its goodbye.
 
-Verified with ``ZEROCONF_VERIFIED``; ``tests/node/test_dnssd_siblings.py`` pins the override, the installation
-and the queues.
+Verified with ``ZEROCONF_VERIFIED``; ``tests/node/test_dnssd_siblings.py`` pins the override and the installation,
+``tests/node/test_dnssd_withdraw.py`` the queues.
 """
 
 from __future__ import annotations
