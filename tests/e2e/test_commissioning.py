@@ -154,6 +154,25 @@ def test_second_admin_via_enhanced_window_and_fabric_isolation(env: Env) -> None
     assert {e.fabricIndex for e in every_acl} == {1}
 
 
+def test_arm_fail_safe_0_after_update_noc_is_answered_then_the_old_noc_is_back(env: Env) -> None:
+    """TC_OPCREDS_3_5 steps 4-10 with the CHIP controller: the ArmFailSafe(0) that rolls an UpdateNOC back gets its
+    response on the session set up with the new NOC (the node closes the fabric's sessions only after it)."""
+    original = read_one(env.ctrl, (0, OC.Attributes.NOCs))[0].noc
+    armed = env.ctrl.call("SendCommand", NODE_ID, 0, GC.Commands.ArmFailSafe(expiryLengthSeconds=60, breadcrumb=1))
+    assert armed.errorCode == GC.Enums.CommissioningErrorEnum.kOk
+    csr = env.ctrl.call("SendCommand", NODE_ID, 0, OC.Commands.CSRRequest(CSRNonce=bytes(32), isForUpdateNOC=True))
+    chain = env.ctrl.call("issue_noc_chain", csr.NOCSRElements, NODE_ID)
+    updated = env.ctrl.call("SendCommand", NODE_ID, 0, OC.Commands.UpdateNOC(NOCValue=chain["noc"],
+                                                                            ICACValue=chain["icac"]))
+    assert updated.statusCode == OC.Enums.NodeOperationalCertStatusEnum.kOk
+    env.ctrl.call("ExpireSessions", NODE_ID)
+    assert read_one(env.ctrl, (0, OC.Attributes.NOCs))[0].noc == chain["noc"]  # a CASE session on the new NOC
+    disarmed = env.ctrl.call("SendCommand", NODE_ID, 0, GC.Commands.ArmFailSafe(expiryLengthSeconds=0, breadcrumb=0))
+    assert disarmed.errorCode == GC.Enums.CommissioningErrorEnum.kOk
+    env.ctrl.call("ExpireSessions", NODE_ID)
+    assert read_one(env.ctrl, (0, OC.Attributes.NOCs))[0].noc == original  # rolled back; reached over CASE again
+
+
 def test_commission_with_the_printed_manual_code(tmp_path: Path) -> None:
     with topology() as net:
         device = DeviceProcess(net.dev, tmp_path / "state", "--interface", net.dev_ifname)
