@@ -59,6 +59,7 @@ MIN_FABRIC_INDEX: Final = 1
 MAX_FABRIC_INDEX: Final = 254  # fabric-idx (Core spec 7.5.2); 0 means "no fabric"
 MIN_SUPPORTED_FABRICS: Final = 5  # SupportedFabrics constraint 5..254 (11.18.5.3)
 MAX_LABEL_LENGTH: Final = 32  # FabricDescriptorStruct Label, bytes (11.18.4.5)
+_INDEX_NAMESPACE, _NEXT_INDEX_KEY = "fabrics", "next_index"  # kv: the index allocation starts from (one byte)
 
 FABRIC_MIGRATIONS: Final = (
     Migration(
@@ -266,11 +267,19 @@ class FabricTable:
         return None
 
     def next_fabric_index(self) -> int | None:
-        """The lowest index not used by a committed or pending fabric, None when the table is full."""
+        """The first free index from the one after the last fabric added, wrapping; None when the table is full.
+
+        A removed fabric's index is not handed out again until the indices wrap, as the CHIP SDK's FabricTable
+        allocates (UpdateNextAvailableFabricIndex, persisted), so a controller of a removed fabric never meets a
+        new fabric under its old index (TC_CADMIN_1_15 step 16). A reverted AddNOC does not advance it."""
         used = {info.fabric_index for info in self.fabrics(include_pending=True)}
         if len(self._fabrics) >= self._max:
             return None
-        return next(i for i in range(MIN_FABRIC_INDEX, MAX_FABRIC_INDEX + 1) if i not in used)
+        stored = self._db.get(_INDEX_NAMESPACE, _NEXT_INDEX_KEY)
+        start = stored[0] if stored else max(self._fabrics, default=0) + 1  # before the hint: after the highest
+        span = MAX_FABRIC_INDEX - MIN_FABRIC_INDEX + 1
+        candidates = (MIN_FABRIC_INDEX + (start - MIN_FABRIC_INDEX + i) % span for i in range(span))
+        return next(i for i in candidates if i not in used)
 
     def set_ipk_provider(self, provider: Callable[[int], Sequence[bytes]] | None) -> None:
         """Where ``identities()`` reads IPK epoch keys (GroupKeyManagement key set 0, current key first).
@@ -492,6 +501,8 @@ class FabricTable:
     def _store(self, info: FabricInfo) -> None:
         columns = "fabric_index, vendor_id, label, rcac, noc, icac, ipk_epoch_key, operational_key"
         with self._db.transaction():
+            if info.fabric_index not in self._fabrics:  # a new fabric: the next one starts after it
+                self._db.put(_INDEX_NAMESPACE, _NEXT_INDEX_KEY, bytes([info.fabric_index % MAX_FABRIC_INDEX + 1]))
             self._db.execute(
                 f"INSERT OR REPLACE INTO fabrics ({columns}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (info.fabric_index, info.vendor_id, info.label, info.rcac, info.noc, info.icac, info.ipk_epoch_key,

@@ -180,13 +180,31 @@ def test_database_file_is_private(tmp_path: Path) -> None:
         assert stat.S_IMODE(os.stat(f"{path}-wal").st_mode) == 0o600
 
 
-def test_indexes_are_lowest_free(table: FabricTable) -> None:
+def test_a_removed_fabrics_index_is_not_reused_until_the_indexes_wrap(table: FabricTable, db: Database) -> None:
+    """The CHIP SDK's FabricTable policy (UpdateNextAvailableFabricIndex): the next index follows the last one
+    added, skipping those in use; TC_CADMIN_1_15 step 16 checks a re-commissioned controller gets a new one."""
     for fabric_id in (1, 2, 3):
         add(table, Commissioner(fabric_id=fabric_id))
     assert table.remove(2)
-    assert add(table, Commissioner(fabric_id=4)).fabric_index == 2
-    assert add(table, Commissioner(fabric_id=5)).fabric_index == 4
-    assert [f.fabric_index for f in table.fabrics()] == [1, 2, 3, 4]
+    assert add(table, Commissioner(fabric_id=4)).fabric_index == 4
+    assert table.remove(4)
+    stage(table, Commissioner(fabric_id=5))
+    table.revert()  # a reverted AddNOC does not use its index up
+    assert add(table, Commissioner(fabric_id=5)).fabric_index == 5
+    assert FabricTable(db).next_fabric_index() == 6  # persisted across a restart
+    db.put("fabrics", "next_index", bytes([254]))  # near the end of the range: 254, then wrap to the free 2
+    assert add(table, Commissioner(fabric_id=6)).fabric_index == 254
+    assert add(table, Commissioner(fabric_id=7)).fabric_index == 2
+    assert [f.fabric_index for f in table.fabrics()] == [1, 2, 3, 5, 254]
+
+
+def test_a_table_from_before_the_index_hint_continues_after_its_highest_index(db: Database) -> None:
+    table = FabricTable(db)
+    for fabric_id in (1, 2, 3):
+        add(table, Commissioner(fabric_id=fabric_id))
+    table.remove(3)
+    db.delete("fabrics", "next_index")
+    assert FabricTable(db).next_fabric_index() == 3  # nothing says 3 was used: after the highest, 2
 
 
 def test_table_full(table: FabricTable) -> None:
@@ -343,8 +361,8 @@ def test_remove(table: FabricTable, db: Database) -> None:
     assert [f.fabric_index for f in table.fabrics()] == [2]
     assert db.execute("SELECT fabric_index FROM fabrics").fetchall() == [(2,)]
     stage(table, Commissioner(fabric_id=3))
-    assert table.remove(1)  # the pending fabric (index 1 again): removing it is its rollback
-    assert recorder.take() == [("removed", 1), ("pending", 1), ("removed", 1)]
+    assert table.remove(3)  # the pending fabric (the next index, 3): removing it is its rollback
+    assert recorder.take() == [("removed", 1), ("pending", 3), ("removed", 3)]
     assert not table.has_pending_changes
 
 

@@ -59,6 +59,7 @@ from jfds_device.im.messages import (
 )
 from jfds_device.im.provider import AttributePath, DataModelProvider, RequestContext, Status
 from jfds_device.im.read import AttributeReader, build_report, data_version_filters, validate_attribute_paths
+from jfds_device.im.subscribe_access import has_accessible_path
 from jfds_device.im.subscriptions import (
     Subscription,
     SubscriptionState,
@@ -430,9 +431,13 @@ class InteractionServer:
         if not request.keep_subscriptions:
             for old in self._subscriptions.for_peer(subscription.peer):
                 self._drop_subscription(old)
-        self._make_room_for(subscription)
         filters = data_version_filters(request.data_version_filters, MAX_DATA_VERSION_FILTERS)
         reader = AttributeReader(self._provider, sub_ctx, filters)
+        # Core spec 8.5.3.2: nothing the subject may read, no subscription. Checked after KeepSubscriptions=false
+        # has ended the peer's old ones, as the CHIP SDK's InteractionModelEngine::OnReadInitialRequest does.
+        if not has_accessible_path(reader, attributes, events):
+            raise RequestError(Status.INVALID_ACTION, "every path is denied by access control")
+        self._make_room_for(subscription)
         payloads = build_report(
             reader, attributes, events, self._max_payload, subscription.subscription_id, suppress_last=False
         )

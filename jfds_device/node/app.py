@@ -217,7 +217,11 @@ class Device:
 
     def fabric_reverted(self, info: FabricInfo) -> None:
         if self.stack is not None:
-            self.stack.close_fabric_sessions(info.fabric_index)
+            # A rolled-back UpdateNOC ends the fabric's sessions, but after the message being handled is answered:
+            # an ArmFailSafe(0) that expired the fail-safe gets its InvokeResponse on one of them first. The CHIP
+            # SDK posts its fail-safe cleanup as an event (src/platform/FailSafeContext.cpp,
+            # ScheduleFailSafeCleanup) and expires the fabric's sessions there (src/app/server/Server.cpp).
+            self.loop.call_soon(self.stack.close_fabric_sessions, info.fabric_index)
         self.fabric_pending(info)
 
     def fabric_added(self, info: FabricInfo) -> None:
@@ -229,18 +233,18 @@ class Device:
             if self.stack.im is not None:
                 self.stack.im.on_fabric_removed(fabric_index)
             self.loop.call_soon(self.stack.close_fabric_sessions, fabric_index)  # after the RemoveFabric response
-        self._spawn(self._resync_operational())
+        self._withdraw_gone_operational()  # before it: a removed fabric's controller must not find us any more
         if not self.fabrics.fabrics() and not self.window.is_open:
             self.window.open_initial(self.clock.now())  # no fabric left: commissionable again
 
-    async def _resync_operational(self) -> None:
-        """Withdraw the records of fabrics that are gone (goodbye packets), keep the others."""
+    def _withdraw_gone_operational(self) -> None:
+        """Withdraw the records of fabrics that are gone, at once (registry and goodbye); keep the others."""
         if self.advertiser is None:
             return
         live = {(f.compressed_fabric_id, f.node_id) for f in self.fabrics.fabrics(include_pending=True)}
         for key in list(self._advertised):
             if key not in live:
-                await self.advertiser.remove_operational(*key)
+                self.advertiser.withdraw_operational_now(*key)
                 self._advertised.discard(key)
 
     # --- stack hooks -------------------------------------------------------------------------------------------

@@ -7,6 +7,8 @@ Built on python-zeroconf 0.154 (asyncio API). Two choices worth knowing:
   deprecated and DAD-failed addresses are skipped) and the ``SIOCGIFADDR`` ioctl (the primary IPv4 address).
   No subprocess, no extra dependency. zeroconf is then bound with explicit ``interfaces=`` (the IPv6 interface
   index and the IPv4 address), never ``InterfaceChoice.All``. The address set is read once, at ``start()``.
+- **Sibling records.** An SRV or TXT question about one of our instances is answered with SRV, TXT, A and AAAA
+  together, as Matter nodes do (``dnssd_siblings.py``, the one adapter over zeroconf's responder).
 - **Subtypes.** zeroconf has no subtype support; ``_registry_set_subtypes`` is the single place where we touch
   its internals to get it (why and how in its docstring). Subtype PTRs are announced and withdrawn once each
   (zeroconf repeats its own records 3 times); they also show up in ``_services._dns-sd._udp`` enumeration.
@@ -23,7 +25,7 @@ import logging
 import os
 import socket
 import struct
-from collections.abc import Iterable
+from collections.abc import Coroutine, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +34,7 @@ from zeroconf import DNSOutgoing, ServiceInfo, ServiceRegistry, ServiceStateChan
 from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo, AsyncZeroconf
 
 from jfds_device.errors import LocalProtocolError
+from jfds_device.node.dnssd_siblings import SiblingZeroconf, drop_queued_answers
 from jfds_device.securechannel.session_params import (
     MAX_SESSION_INTERVAL_MS,
     SESSION_ACTIVE_INTERVAL_DEFAULT_MS,
@@ -250,7 +253,9 @@ def open_zeroconf(interfaces: list[NetInterface]) -> AsyncZeroconf:
     """zeroconf bound to exactly these interfaces; IPv6 by index (IPV6_JOIN_GROUP needs it), IPv4 by address."""
     choice: list[str | int] = [i.index for i in interfaces if i.ipv6]
     choice += [str(i.ipv4) for i in interfaces if i.ipv4]
-    return AsyncZeroconf(interfaces=choice)  # type: ignore[arg-type]  # zeroconf accepts ints for IPv6
+    # SRV and TXT answers about our instances carry SRV, TXT, A and AAAA together, as Matter nodes answer.
+    zc = SiblingZeroconf(interfaces=choice, sibling_types=frozenset({COMMISSIONABLE_TYPE, OPERATIONAL_TYPE}))
+    return AsyncZeroconf(zc=zc)
 
 
 def address_score(address: str, local_networks: Iterable[ipaddress.IPv6Network] = ()) -> int:
@@ -322,13 +327,48 @@ class Advertiser:
         self._commissionable = info
         await self._sync()
 
-    async def add_operational(self, compressed_fabric_id: bytes | int, node_id: int) -> None:
+    # add/remove_operational change what is wanted when called, not when awaited, so a withdraw_operational_now
+    # made in between is never undone by an update that was still queued.
+    def add_operational(self, compressed_fabric_id: bytes | int, node_id: int) -> Coroutine[Any, Any, None]:
         self._operational.add((fabric_hex(compressed_fabric_id), node_id))
-        await self._sync()
+        return self._sync()
 
-    async def remove_operational(self, compressed_fabric_id: bytes | int, node_id: int) -> None:
+    def remove_operational(self, compressed_fabric_id: bytes | int, node_id: int) -> Coroutine[Any, Any, None]:
         self._operational.discard((fabric_hex(compressed_fabric_id), node_id))
-        await self._sync()
+        return self._sync()
+
+    def withdraw_operational_now(self, compressed_fabric_id: bytes | int, node_id: int) -> None:
+        """Withdraw one fabric's record before returning, from synchronous code: it leaves zeroconf's registry
+        (so no question is answered with it any more) and one goodbye (TTL 0, RFC 6762 §10.1) goes out at once.
+
+        For RemoveFabric, whose record must be gone before its response leaves, as in the CHIP SDK: the
+        Operational Credentials server's OnFabricRemoved restarts DNS-SD ("withdraw the advertisement for the
+        now-removed fabric", src/app/clusters/operational-credentials-server/operational-credentials-server.cpp)
+        while the command is being handled.
+        One goodbye, before the response, not zeroconf's three spread over 250 ms: whatever carries the record
+        after the response (a goodbye repeat, a queued answer) reaches the removed fabric's controller while it
+        resolves us again (TC_CADMIN_1_15 step 12 expects it to find nothing).
+        """
+        key = (fabric_hex(compressed_fabric_id), node_id)
+        self._operational.discard(key)
+        records = self._live.pop(f"{key[0]}-{node_id:016X}", None)
+        if self._zc is None or records is None:
+            return
+        base, subs = records
+        zc = self._zc.zeroconf
+        _send_subtype_pointers(self._zc, subs, 0)
+        _registry_set_subtypes(zc.registry, subs, present=False)
+        zc.registry.async_remove(base)
+        # Address records stay while another of our records names the same host (as zeroconf's unregister does).
+        addresses_too = not zc.registry.async_get_infos_server(base.server_key)
+        if drop_queued_answers(zc, base.name, base.server if addresses_too else None):
+            log.debug("dropped queued answers for withdrawn %s", base.name)
+        if not zc.done:
+            zc.async_send(zc.generate_service_broadcast(base, 0, addresses_too))
+
+    def _still_wanted(self, key: str) -> bool:
+        """A _sync that awaited may hold a plan made before a withdraw_operational_now: do not bring it back."""
+        return key == "" or key in {f"{cfid}-{node:016X}" for cfid, node in self._operational}
 
     async def _sync(self) -> None:
         common: dict[str, Any] = {"port": self.port, "host": self.hostname, "addresses": self._addresses,
@@ -344,7 +384,8 @@ class Advertiser:
             for key in [k for k in self._live if k not in wanted]:
                 await self._withdraw(key)
             for key, (base, subs) in wanted.items():
-                await self._publish(key, base, subs)
+                if self._still_wanted(key):
+                    await self._publish(key, base, subs)
 
     async def _publish(self, key: str, base: ServiceInfo, subs: list[ServiceInfo]) -> None:
         assert self._zc is not None
@@ -369,7 +410,9 @@ class Advertiser:
 
     async def _withdraw(self, key: str) -> None:
         assert self._zc is not None
-        base, subs = self._live.pop(key)
+        if (records := self._live.pop(key, None)) is None:
+            return  # withdrawn meanwhile by withdraw_operational_now
+        base, subs = records
         _send_subtype_pointers(self._zc, subs, 0)
         _registry_set_subtypes(self._zc.zeroconf.registry, subs, present=False)
         await (await self._zc.async_unregister_service(base))  # returns once the goodbyes are out

@@ -63,10 +63,6 @@ KNOWN_FAILING = {
     "test_TC_ACE_1_2": "no AccessControlEntryChanged event report",
     "test_TC_ACL_2_6": "no AccessControlEntryChanged events to read",
     "test_TC_ACL_2_8": "no AccessControlEntryChanged events to read",
-    "test_TC_IDM_4_2": "a subscription whose every path is denied is accepted (spec: INVALID_ACTION)",
-    "test_TC_SC_4_3": "mDNS answers carry no sibling records",
-    "test_TC_OPCREDS_3_5": "ArmFailSafe(0) after UpdateNOC gets no response",
-    "test_TC_CADMIN_1_15": "the removed fabric's operational record is still answered after RemoveFabric",
     "test_TC_CGEN_2_2": "step 44: a root added under a re-armed fail-safe still counts after TH2's RemoveFabric",
 }
 # Every record the lines above produce: (label, record). Commissioning is a record of its own in each line.

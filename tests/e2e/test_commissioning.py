@@ -154,6 +154,41 @@ def test_second_admin_via_enhanced_window_and_fabric_isolation(env: Env) -> None
     assert {e.fabricIndex for e in every_acl} == {1}
 
 
+def test_a_new_admin_after_a_removed_one_gets_a_new_fabric_index(env: Env) -> None:
+    """Fabric indexes are not reused at once (the CHIP SDK's FabricTable; TC_CADMIN_1_15 step 16): the admin
+    removed by the test above had its index; the next one gets the index after it."""
+    before = {f.fabricIndex for f in read_one(env.ctrl, (0, OC.Attributes.Fabrics), fabricFiltered=False)}
+    params = env.ctrl.call("OpenCommissioningWindow", NODE_ID, 180, 1000, 3334, 1, timeout=30)
+    third = ChipController(env.net.ctl, env.tmp / "ctrl3", node_id=0x5555, fabric_id=3)
+    try:
+        assert third.call("CommissionWithCode", params.setupManualCode, 0x6789, timeout=90) == 0x6789
+        index = read_one(third, (0, OC.Attributes.CurrentFabricIndex), node_id=0x6789)
+    finally:
+        third.close()
+    assert before == {1} and index == 3, (before, index)  # 2 was the removed admin's
+    response = env.ctrl.call("SendCommand", NODE_ID, 0, OC.Commands.RemoveFabric(fabricIndex=index))
+    assert response.statusCode == OC.Enums.NodeOperationalCertStatusEnum.kOk
+
+
+def test_arm_fail_safe_0_after_update_noc_is_answered_then_the_old_noc_is_back(env: Env) -> None:
+    """TC_OPCREDS_3_5 steps 4-10 with the CHIP controller: the ArmFailSafe(0) that rolls an UpdateNOC back gets its
+    response on the session set up with the new NOC (the node closes the fabric's sessions only after it)."""
+    original = read_one(env.ctrl, (0, OC.Attributes.NOCs))[0].noc
+    armed = env.ctrl.call("SendCommand", NODE_ID, 0, GC.Commands.ArmFailSafe(expiryLengthSeconds=60, breadcrumb=1))
+    assert armed.errorCode == GC.Enums.CommissioningErrorEnum.kOk
+    csr = env.ctrl.call("SendCommand", NODE_ID, 0, OC.Commands.CSRRequest(CSRNonce=bytes(32), isForUpdateNOC=True))
+    chain = env.ctrl.call("issue_noc_chain", csr.NOCSRElements, NODE_ID)
+    updated = env.ctrl.call("SendCommand", NODE_ID, 0, OC.Commands.UpdateNOC(NOCValue=chain["noc"],
+                                                                            ICACValue=chain["icac"]))
+    assert updated.statusCode == OC.Enums.NodeOperationalCertStatusEnum.kOk
+    env.ctrl.call("ExpireSessions", NODE_ID)
+    assert read_one(env.ctrl, (0, OC.Attributes.NOCs))[0].noc == chain["noc"]  # a CASE session on the new NOC
+    disarmed = env.ctrl.call("SendCommand", NODE_ID, 0, GC.Commands.ArmFailSafe(expiryLengthSeconds=0, breadcrumb=0))
+    assert disarmed.errorCode == GC.Enums.CommissioningErrorEnum.kOk
+    env.ctrl.call("ExpireSessions", NODE_ID)
+    assert read_one(env.ctrl, (0, OC.Attributes.NOCs))[0].noc == original  # rolled back; reached over CASE again
+
+
 def test_commission_with_the_printed_manual_code(tmp_path: Path) -> None:
     with topology() as net:
         device = DeviceProcess(net.dev, tmp_path / "state", "--interface", net.dev_ifname)

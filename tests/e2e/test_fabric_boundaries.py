@@ -29,6 +29,7 @@ NODE_ID = 1  # jfds-device on fabric 1
 SECOND_NODE_ID = 0x5678  # jfds-device on fabric 2
 EP = 1
 UNSUPPORTED_ACCESS = 0x7E
+INVALID_ACTION = 0x80
 JFDS_ATTRIBUTES = [
     JF.Attributes.AnchorRootCA, JF.Attributes.AnchorNodeID, JF.Attributes.AnchorVendorID,
     JF.Attributes.FriendlyName, JF.Attributes.GroupKeySetList, JF.Attributes.GroupList, JF.Attributes.NodeList,
@@ -69,6 +70,15 @@ def assert_datastore_closed(ctrl: ChipController, node_id: int) -> None:
         assert err.value.status == UNSUPPORTED_ACCESS, command
 
 
+def subscription_status(err: RemoteError) -> int | None:
+    """The IM status that refused a subscription: the SDK's ReadClient reports it as CHIP error 0x5xx (its IM
+    global status range, connectedhomeip src/lib/core/CHIPError.h)."""
+    if err.status is not None:
+        return err.status
+    code = err.info.get("code")
+    return code & 0xFF if isinstance(code, int) and code >> 8 == 0x05 else None
+
+
 def node_ids(ctrl: ChipController) -> list[int]:
     return sorted(n.nodeID for n in read_value(ctrl, NODE_ID, JF.Attributes.NodeList))
 
@@ -95,6 +105,13 @@ def test_only_the_anchor_fabric_reaches_the_datastore() -> None:
             fabrics = second.call("ReadAttribute", SECOND_NODE_ID, [(0, OC.Attributes.CommissionedFabrics)])
             assert fabrics[0][OC][OC.Attributes.CommissionedFabrics] == 2
             assert_datastore_closed(second, SECOND_NODE_ID)
+            # A subscription to nothing but the datastore reaches nothing it may read: refused with INVALID_ACTION
+            # (Core spec 8.5.3.2), no priming report; with one readable path besides, it is established.
+            with pytest.raises(RemoteError) as err:
+                second.call("subscribe", SECOND_NODE_ID, [(EP, JF)], 0, 10)
+            assert subscription_status(err.value) == INVALID_ACTION, err.value
+            key = second.call("subscribe", SECOND_NODE_ID, [(EP, JF), (0, OC.Attributes.CommissionedFabrics)], 0, 10)
+            second.call("cancel", key)
             # Nor may it open a joint commissioning window into fabric 1's joint fabric.
             with pytest.raises(RemoteError) as err:
                 second.call("SendCommand", SECOND_NODE_ID, EP, JFA.Commands.OpenJointCommissioningWindow(

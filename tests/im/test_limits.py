@@ -32,6 +32,7 @@ from tests.im.fakes import (
     BIG_LIST,
     LABEL,
     SMALL,
+    STRANGER,
     SUCCESS,
     TEST,
     TIMED_CMD,
@@ -379,6 +380,16 @@ def test_a_fabric_within_its_share_evicts_the_oldest_of_a_fabric_beyond_its_shar
         assert subscribe(server, ctx_of(session=4000 + i // 5, fabric=4)) >= 0
     assert sum(1 for s in server.subscriptions if s.ctx.subject.fabric_index == 4) == 8
     assert len(server.subscriptions) == SUBSCRIPTIONS.pool.subscriptions
+
+
+def test_a_subscription_with_no_readable_path_evicts_nobody(server: InteractionServer) -> None:
+    """It is refused (INVALID_ACTION, Core spec 8.5.3.2) before the pool makes room for it."""
+    full_pool(server)
+    before = sorted(live(server))
+    stranger = make_ctx(subject=STRANGER, fabric=4, session=4000)
+    assert subscribe(server, stranger, apath(1, TEST, SMALL)) == -Status.INVALID_ACTION
+    assert sorted(live(server)) == before
+    assert subscribe(server, ctx_of(session=4001, fabric=4)) >= 0  # a readable one from that fabric does evict
 
 
 def test_a_fabric_beyond_its_share_is_refused_when_the_pool_is_full(server: InteractionServer) -> None:

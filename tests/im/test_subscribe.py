@@ -22,9 +22,12 @@ from tests.im.fakes import (
     BIG_LIST,
     LABEL,
     OPERATOR,
+    SECRET,
     SMALL,
+    STRANGER,
     SUCCESS,
     TEST,
+    VIEWER,
     FakeProvider,
     apath,
     big_list,
@@ -325,3 +328,59 @@ def test_no_paths_is_invalid_action(server: InteractionServer) -> None:
     )
     [out] = server.on_message(1, make_ctx(), Op.SUBSCRIBE_REQUEST, request.encode(), 0.0)
     assert status_of(out) == Status.INVALID_ACTION
+
+
+# -- Core spec 8.5.3.2: a subscription that reaches nothing its subject may read is refused (INVALID_ACTION), as
+#    the CHIP SDK's InteractionModelEngine::OnReadInitialRequest refuses one "with no access at all".
+
+
+def refused(server: InteractionServer, ctx: RequestContext, attributes: list[m.AttributePathIB] | None = None,
+            events: list[m.EventPathIB] | None = None, keep: bool = True) -> Status | None:
+    """The StatusResponse status if the SubscribeRequest is refused outright, None if priming starts."""
+    request = m.SubscribeRequest(keep_subscriptions=keep, min_interval_floor=0, max_interval_ceiling=10,
+                                 attribute_requests=attributes, event_requests=events, fabric_filtered=True)
+    [out] = server.on_message(5, ctx, Op.SUBSCRIBE_REQUEST, request.encode(), 0.0)
+    return status_of(out) if out.opcode is Op.STATUS_RESPONSE else None
+
+
+@pytest.mark.parametrize("paths", [
+    [apath(1, TEST, SMALL)],  # concrete, denied
+    [apath()],  # wildcard expanding only to denied clusters
+    [apath(1, TEST), apath(0, BASIC, LABEL)],  # several paths, all denied
+    [apath(9, TEST, SMALL), apath(1, 0x1234, 0), apath(1, TEST, 0x77)],  # nothing that exists
+], ids=["concrete", "wildcard", "several", "nonexistent"])
+def test_subscription_with_every_path_denied_is_invalid_action(server: InteractionServer,
+                                                               paths: list[m.AttributePathIB]) -> None:
+    assert refused(server, make_ctx(subject=STRANGER), paths) == Status.INVALID_ACTION
+    assert server.subscriptions == () and server.next_deadline() is None
+
+
+def test_subscription_to_an_attribute_above_the_subjects_privilege_is_invalid_action(
+        server: InteractionServer) -> None:
+    assert refused(server, make_ctx(subject=VIEWER), [apath(1, TEST, SECRET)]) == Status.INVALID_ACTION
+    assert refused(server, make_ctx(subject=ADMIN), [apath(1, TEST, SECRET)]) is None  # Administer reads it
+
+
+def test_one_readable_path_is_enough(server: InteractionServer) -> None:
+    # The denied path is then just left out of the reports (wildcard) or reported UNSUPPORTED_ACCESS (concrete).
+    response, reports = subscribe(server, apath(1, TEST, SECRET), apath(1, TEST, SMALL), ctx=make_ctx(subject=VIEWER))
+    assert response.subscription_id == 0x1000
+    ibs = [ib for r in reports for ib in r.attribute_reports or []]
+    assert [ib.attribute_status.status.status for ib in ibs if ib.attribute_status] == [Status.UNSUPPORTED_ACCESS]
+    assert [ib.attribute_data.path.attribute for ib in ibs if ib.attribute_data] == [SMALL]
+
+
+def test_event_paths_count_when_the_subject_may_read_them(server: InteractionServer) -> None:
+    # The SDK cannot know whether events exist without expanding them: an accessible cluster is enough.
+    assert refused(server, make_ctx(subject=VIEWER), [apath(1, TEST, SECRET)], [m.EventPathIB()]) is None
+    assert refused(server, make_ctx(subject=STRANGER), None, [m.EventPathIB()]) == Status.INVALID_ACTION
+    assert refused(server, make_ctx(subject=STRANGER), None, [m.EventPathIB(endpoint=0, cluster=0x1F, event=0)]
+                   ) == Status.INVALID_ACTION
+
+
+def test_denied_subscription_still_ends_the_peers_old_ones_when_not_kept(server: InteractionServer) -> None:
+    """KeepSubscriptions=false ends the peer's subscriptions before the access check (the SDK's order)."""
+    subscribe(server, apath(1, TEST, SMALL), ctx=make_ctx(subject=VIEWER))
+    assert len(server.subscriptions) == 1
+    denied = refused(server, make_ctx(subject=VIEWER), [apath(1, TEST, SECRET)], keep=False)
+    assert denied == Status.INVALID_ACTION and server.subscriptions == ()

@@ -381,6 +381,45 @@ def test_withdraw_and_stop_send_goodbyes(net: Any, scratch: Path, resolver: NsCh
         child.close()
 
 
+@pytest.mark.netns
+@pytest.mark.parametrize("kind", ["operational", "commissionable"])
+def test_srv_and_txt_questions_get_srv_txt_a_and_aaaa(device: NsChild, resolver: NsChild, kind: str) -> None:
+    """An SRV or a TXT question about our instance gets all four records, as Matter nodes answer (TC_SC_4_3 step
+    7 asks for the TXT alone, and python-zeroconf's ServiceInfo completes only with SRV, TXT and an address)."""
+    if kind == "operational":
+        device("add_operational", cfid=CFID.hex().upper(), node=NODE_ID)
+        name = f"{operational_instance_name(CFID, NODE_ID)}._matter._tcp.local."
+    else:
+        name = f"{device('instance')}._matterc._udp.local."
+    try:
+        for asked, others in (("TXT", {"SRV", "A", "AAAA"}), ("SRV", {"TXT", "A", "AAAA"})):
+            reply = resolver("query", name=name, type=asked, ifname="veth-ctl")
+            assert reply["answers"] == [[asked, name.lower()]], reply
+            assert others <= {type_ for type_, _ in reply["additionals"]}, reply
+            assert [asked, name.lower()] not in reply["additionals"], reply
+    finally:
+        if kind == "operational":
+            device("remove_operational", cfid=CFID.hex().upper(), node=NODE_ID)
+
+
+@pytest.mark.netns
+def test_withdrawn_at_once_is_no_longer_answered(device: NsChild, resolver: NsChild) -> None:
+    """RemoveFabric's withdrawal: once the call returns, questions about the record go unanswered (the CHIP
+    controller of a removed fabric must not find the node, TC_CADMIN_1_15 step 12) and browsers see it go."""
+    fabric = "00000000000000CD"
+    name = f"{fabric}-{NODE_ID:016X}._matter._tcp.local."
+    device("add_operational", cfid=fabric, node=NODE_ID)
+    resolver("watch", type="_matter._tcp.local.")
+    assert wait_for(lambda: ["Added", "_matter._tcp.local.", name] in resolver("events")), resolver("events")
+    assert resolver("query", name=name, type="SRV", ifname="veth-ctl")["answers"] == [["SRV", name.lower()]]
+    device("withdraw_operational_now", cfid=fabric, node=NODE_ID)
+    for asked in ("SRV", "TXT"):
+        assert resolver("query", name=name, type=asked, ifname="veth-ctl", timeout=1.0) is None
+    assert wait_for(lambda: ["Removed", "_matter._tcp.local.", name] in resolver("events")), resolver("events")
+    time.sleep(1.1)  # a querier keeps a goodbye's records for one second (RFC 6762 §10.1), then nobody answers
+    assert resolver("resolve", cfid=fabric, node=NODE_ID, timeout=0.5) == []
+
+
 def wait_for(predicate: Any, timeout: float = 4.0) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -418,6 +457,9 @@ async def _child(role: str, interface: str | None) -> None:
             return advertiser.commissionable_instance
         if cmd in ("add_operational", "remove_operational"):
             return await getattr(advertiser, cmd)(bytes.fromhex(args["cfid"]), args["node"])
+        if cmd == "withdraw_operational_now":
+            assert advertiser is not None
+            return advertiser.withdraw_operational_now(bytes.fromhex(args["cfid"]), args["node"])
         assert resolver is not None
         if cmd == "resolve":
             return await resolver.resolve_operational(bytes.fromhex(args["cfid"]), args["node"], args["timeout"])
@@ -431,6 +473,8 @@ async def _child(role: str, interface: str | None) -> None:
             return events
         if cmd == "ifindex":
             return __import__("socket").if_nametoindex(args["name"])
+        if cmd == "query":
+            return await _legacy_unicast_query(args["name"], args["type"], args["ifname"], args.get("timeout", 3.0))
         raise ValueError(cmd)
 
     service = advertiser or resolver
@@ -452,6 +496,39 @@ async def _child(role: str, interface: str | None) -> None:
             await browser.async_cancel()
         await service.stop()
         print(json.dumps({"result": "stopped"}), flush=True)
+
+
+async def _legacy_unicast_query(name: str, type_name: str, ifname: str,
+                                timeout: float) -> dict[str, list[list[str]]] | None:
+    """One question from an ephemeral port (RFC 6762 §6.7), so the whole answer comes back to us in one packet;
+    python-zeroconf's codec builds the query and parses the response. Records as [type, lower-cased name]; None
+    when nobody answers within ``timeout``."""
+    import socket
+
+    from zeroconf import DNSIncoming, DNSOutgoing, DNSQuestion
+    from zeroconf.const import _CLASS_IN, _FLAGS_QR_QUERY, _TYPES
+
+    type_ = {"SRV": 33, "TXT": 16}[type_name]
+    out = DNSOutgoing(_FLAGS_QR_QUERY)
+    out.add_question(DNSQuestion(name, type_, _CLASS_IN))
+    loop = asyncio.get_running_loop()
+    with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as sock:
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF, socket.if_nametoindex(ifname))
+        sock.setblocking(False)
+        sock.bind(("::", 0))
+        await loop.sock_sendto(sock, out.packets()[0], ("ff02::fb", 5353, 0, socket.if_nametoindex(ifname)))
+        try:
+            async with asyncio.timeout(timeout):
+                while True:
+                    data = await loop.sock_recv(sock, 9000)
+                    incoming = DNSIncoming(data)
+                    if incoming.is_response() and any(r.name.lower() == name.lower() for r in incoming.answers()):
+                        break
+        except TimeoutError:
+            return None
+    # DNSIncoming.answers() holds answer and additional records alike; the answer count tells them apart.
+    records = [[_TYPES.get(r.type, str(r.type)).upper(), r.name.lower()] for r in incoming.answers()]
+    return {"answers": records[:incoming.num_answers], "additionals": records[incoming.num_answers:]}
 
 
 def _describe(found: DiscoveredCommissionable) -> dict[str, Any]:
