@@ -1,0 +1,115 @@
+"""Issue 12 end to end: Home Assistant's Matter server (python-matter-server 7.0.1 with its own CHIP wheel
+2024.11.4), driven through its websocket client, commissions jfds-device; after a SIGTERM + restart of the node
+the server shows it available again.
+
+"Available again" means the server holds a live subscription to the restarted process, not merely that its
+``available`` flag never dropped (python-matter-server marks a node unavailable only after two failed
+resubscriptions, device_controller.py ``NODE_RESUBSCRIBE_ATTEMPTS_UNAVAILABLE``): the node must be shown available
+with the RebootCount (GeneralDiagnostics 0x0033 attribute 0x0001, Core spec 11.12.6.2) that the restarted process
+counted, which the server can only have from a report of the new process.
+
+Without BasicInformation StartUp/ShutDown events (Core spec 11.1.6.1, 11.1.6.2) the server notices the restart
+only when its subscription's liveness timeout runs out; on ShutDown it forces a resubscription within 5 s
+(device_controller.py ``NODE_RESUBSCRIBE_FORCE_TIMEOUT``). So the 10 s bound is a strict xfail until events land.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.harness import DeviceProcess, topology, workdir
+from tests.e2e.matter_server import MatterServer, require_matter_server
+
+pytestmark = [pytest.mark.netns, pytest.mark.interop]
+
+MANUAL_CODE = "34970112332"  # the default passcode 20202021 and discriminator 3840
+REBOOT_COUNT = "0/51/1"  # GeneralDiagnostics.RebootCount on the root endpoint
+BASIC_INFORMATION = {  # the node's defaults (clusters/basic_information/server.py BasicInformationConfig)
+    "0/40/1": "jfds-device",  # VendorName
+    "0/40/2": 0xFFF1,  # VendorID
+    "0/40/3": "JFDS Device",  # ProductName
+    "0/40/4": 0x8000,  # ProductID
+}
+RESTART_BOUND_S = 10.0  # issue 12's bound
+RESTART_PATIENCE_S = 150.0  # to measure and print the time even past the bound (liveness timeout ~72 s)
+
+
+@dataclass
+class Commissioned:
+    device: DeviceProcess
+    server: MatterServer
+    node_id: int
+
+
+@pytest.fixture(scope="module")
+def commissioned() -> Iterator[Commissioned]:
+    """jfds-device commissioned by the Matter server; setup failures raise RuntimeError, never AssertionError
+    (the restart test is an xfail that only an AssertionError may satisfy)."""
+    require_matter_server()
+    with topology() as net, workdir("jfds-hass-") as work:
+        device = DeviceProcess(net.dev, work / "state", "--interface", net.dev_ifname)
+        server: MatterServer | None = None
+        try:
+            server = MatterServer(net.ctl, work, interface="veth-ctl")
+            node_id = server.commission_with_code(MANUAL_CODE)
+            yield Commissioned(device, server, node_id)
+        finally:
+            if server is not None:
+                server.close()
+            device.stop()
+
+
+def test_matter_server_commissions_the_node(commissioned: Commissioned) -> None:
+    node = commissioned.server.node(commissioned.node_id)
+    assert node is not None, "the server's client does not know the node it commissioned"
+    assert node["available"] is True
+    attributes = node["attributes"]
+    for path, value in BASIC_INFORMATION.items():
+        assert attributes.get(path) == value, path
+    assert isinstance(attributes.get(REBOOT_COUNT), int)
+    # No download was even tried: the PAA directory the harness gave it counts as freshly fetched.
+    assert "Skip fetching certificates" in commissioned.server.server_log()
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError,
+                   reason="no StartUp/ShutDown events yet (issue 12)")
+def test_matter_server_sees_the_node_again_within_10s_of_a_restart(commissioned: Commissioned) -> None:
+    server, device, node_id = commissioned.server, commissioned.device, commissioned.node_id
+    before = server.node(node_id)
+    if before is None or not before["available"]:
+        raise RuntimeError(f"node {node_id} is not available before the restart: {before}")
+    reboot_count = server.attribute(node_id, REBOOT_COUNT)
+    if not isinstance(reboot_count, int):
+        raise RuntimeError(f"the server has no RebootCount for node {node_id}: {reboot_count!r}")
+    seen = len(server.events())
+
+    sigterm_at = time.monotonic()
+    exit_code = device.stop()
+    if exit_code != 0:
+        raise RuntimeError(f"jfds-device exited with {exit_code} on SIGTERM")
+    device.start()  # returns once the restarted node listens
+    restarted_at = time.monotonic()
+
+    back_at = server.wait_attribute(node_id, REBOOT_COUNT, reboot_count + 1, timeout=RESTART_PATIENCE_S)
+    transitions = [(round(e["t"] - restarted_at, 2), e.get("available"))
+                   for e in server.events(seen) if e["event"] == "node_updated"]
+    if back_at is None:
+        raise TimeoutError(f"the server did not see the restarted node in {RESTART_PATIENCE_S} s (RebootCount "
+                           f"{server.attribute(node_id, REBOOT_COUNT)}, expected {reboot_count + 1}); "
+                           f"availability changes (s after restart, available): {transitions}; "
+                           f"server log:\n{server.tail(server.server_log_path, 80)}")
+    elapsed = back_at - restarted_at
+    print(f"\nmatter-server shows node {node_id} available again {elapsed:.1f} s after the restart "
+          f"({back_at - sigterm_at:.1f} s after SIGTERM); availability changes: {transitions}")
+    assert elapsed <= RESTART_BOUND_S, f"{elapsed:.1f} s > {RESTART_BOUND_S} s"
+
+
+def test_require_matter_server_skips_without_the_venv(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("JFDS_MATTER_SERVER_VENV", str(tmp_path / "absent"))
+    with pytest.raises(pytest.skip.Exception, match=r"matter_server_setup\.sh"):
+        require_matter_server()
