@@ -66,20 +66,31 @@ class MatterServer:
 
     def __init__(self, ns: str, workdir: Path, *, interface: str, start_timeout: float = 180) -> None:
         self.venv = require_matter_server()
-        self.ns, self.workdir = ns, workdir
+        self.ns, self.workdir, self.interface, self.start_timeout = ns, workdir, interface, start_timeout
         self.server_log_path = workdir / "matter-server.log"
         self.client_log_path = workdir / "matter-client.log"
         self.server: subprocess.Popen[bytes] | None = None
         self.client: subprocess.Popen[bytes] | None = None
+        self.start()
+
+    def start(self) -> None:
+        """Start the server (its storage, /data and PAA directory persist in ``workdir``), then the client."""
         self._pending = b""
         self._server_log = self.server_log_path.open("ab")
         self._client_log = self.client_log_path.open("ab")
         try:
-            self._start_server(interface, start_timeout)
-            self._start_client(start_timeout)
+            self._start_server(self.interface, self.start_timeout)
+            self._start_client(self.start_timeout)
         except BaseException:
-            self.close()
+            self.stop()
             raise
+
+    def restart(self) -> None:
+        """SIGTERM the server (and its client) and start both again on the same storage."""
+        code = self.stop()
+        if code != 0:
+            raise RuntimeError(f"matter-server exited with {code} on SIGTERM:\n{self.tail(self.server_log_path)}")
+        self.start()
 
     def _start_server(self, interface: str, timeout: float) -> None:
         data = self.workdir / "data"
@@ -107,8 +118,9 @@ class MatterServer:
             ["ip", "netns", "exec", self.ns, "unshare", "-m", "--propagation", "private", "sh", "-c", script],
             stdin=subprocess.DEVNULL, stdout=self._server_log, stderr=subprocess.STDOUT, env=env, cwd=self.workdir,
         )
+        log_start = self.server_log_path.stat().st_size  # a restart appends to the log: only new lines count
         deadline = time.monotonic() + timeout
-        while READY_LINE not in self.server_log():
+        while READY_LINE.encode() not in self.server_log_path.read_bytes()[log_start:]:
             if self.server.poll() is not None:
                 raise RuntimeError(f"matter-server exited with {self.server.returncode}:\n"
                                    f"{self.tail(self.server_log_path)}")
@@ -197,8 +209,9 @@ class MatterServer:
                            timeout=timeout + 30)
         return None if result["t"] is None else float(result["t"])
 
-    def close(self) -> None:
-        """Stop the client, then SIGTERM the server (SIGKILL if it lingers); both by their own pids."""
+    def stop(self) -> int | None:
+        """Stop the client, then SIGTERM the server (SIGKILL if it lingers), both by their own pids; the
+        server's exit code (None if it never started)."""
         if self.client is not None and self.client.poll() is None:
             with contextlib.suppress(Exception):
                 assert self.client.stdin is not None
@@ -210,6 +223,10 @@ class MatterServer:
             _wait_or_kill(self.server, 20)
         for log in (self._client_log, self._server_log):
             log.close()
+        return None if self.server is None else self.server.returncode
+
+    def close(self) -> None:
+        self.stop()
 
 
 def _without_pythonpath() -> dict[str, str]:
