@@ -197,6 +197,18 @@ class MatterServer:
         """The client's current value of ``path`` ("endpoint/cluster/attribute"), attribute updates included."""
         return self.call("attribute", node_id=node_id, path=path)
 
+    def read_attribute(self, node_id: int, path: str) -> dict[str, Any]:
+        """Read ``path`` from the node through the server (a fresh read, not the server's cache)."""
+        result: dict[str, Any] = self.call("read_attribute", node_id=node_id, path=path)
+        return result
+
+    def write_attribute(self, node_id: int, path: str, value: Any) -> Any:
+        """Write through the server; its answer is the SDK's per-path write result."""
+        return self.call("write_attribute", node_id=node_id, path=path, value=value)
+
+    def remove_node(self, node_id: int, *, timeout: float = 60) -> None:
+        self.call("remove_node", node_id=node_id, timeout=timeout)
+
     def events(self, since: int = 0) -> list[dict[str, Any]]:
         """Every event the client saw (``t`` is its time.monotonic() on arrival), from index ``since``."""
         result: list[dict[str, Any]] = self.call("events", since=since)

@@ -72,6 +72,17 @@ class Driver:
         data = await self.client.commission_with_code(code, network_only=network_only)
         return {"node_id": data.node_id, "available": data.available}
 
+    async def op_read_attribute(self, node_id: int, path: str) -> dict[str, Any]:
+        """A fresh read through the server (its CASE session to the node), not its cache."""
+        return {k: _jsonable(v) for k, v in (await self.client.read_attribute(node_id, path)).items()}
+
+    async def op_write_attribute(self, node_id: int, path: str, value: Any) -> Any:
+        return _jsonable(await self.client.write_attribute(node_id, path, value))
+
+    async def op_remove_node(self, node_id: int) -> None:
+        """Home Assistant's "remove device": the server forgets the node and sends it RemoveFabric."""
+        await self.client.remove_node(node_id)
+
     async def op_node(self, node_id: int) -> dict[str, Any] | None:
         return self.node(node_id)
 

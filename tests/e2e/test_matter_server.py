@@ -15,10 +15,14 @@ only when its subscription's liveness timeout runs out; on ShutDown it forces a 
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -28,7 +32,8 @@ from tests.e2e.matter_server import MatterServer, require_matter_server
 pytestmark = [pytest.mark.netns, pytest.mark.interop]
 
 MANUAL_CODE = "34970112332"  # the default passcode 20202021 and discriminator 3840
-REBOOT_COUNT = "0/51/1"  # GeneralDiagnostics.RebootCount on the root endpoint
+REBOOT_COUNT = "0/51/1"
+NODE_LABEL = "0/40/5"  # BasicInformation.NodeLabel  # GeneralDiagnostics.RebootCount on the root endpoint
 BASIC_INFORMATION = {  # the node's defaults (clusters/basic_information/server.py BasicInformationConfig)
     "0/40/1": "jfds-device",  # VendorName
     "0/40/2": 0xFFF1,  # VendorID
@@ -75,6 +80,20 @@ def test_matter_server_commissions_the_node(commissioned: Commissioned) -> None:
     assert isinstance(attributes.get(REBOOT_COUNT), int)
     # No download was even tried: the PAA directory the harness gave it counts as freshly fetched.
     assert "Skip fetching certificates" in commissioned.server.server_log()
+
+
+def test_matter_server_writes_the_node_label_and_gets_the_report(commissioned: Commissioned) -> None:
+    """Renaming the device in Home Assistant: a write through the server, seen back through its subscription."""
+    server, node_id = commissioned.server, commissioned.node_id
+    written = server.write_attribute(node_id, NODE_LABEL, "Kitchen")
+    assert [(r["Path"], r["Status"]) for r in written] == [
+        ({"EndpointId": 0, "ClusterId": 40, "AttributeId": 5}, 0)], written
+    assert server.wait_attribute(node_id, NODE_LABEL, "Kitchen", timeout=30) is not None
+    assert server.read_attribute(node_id, NODE_LABEL) == {NODE_LABEL: "Kitchen"}
+    # A value out of the attribute's constraint (NodeLabel is at most 32 bytes) is refused: CONSTRAINT_ERROR.
+    refused = server.write_attribute(node_id, NODE_LABEL, "x" * 33)
+    assert [r["Status"] for r in refused] == [0x87], refused
+    assert server.read_attribute(node_id, NODE_LABEL) == {NODE_LABEL: "Kitchen"}
 
 
 @pytest.mark.xfail(strict=True, raises=AssertionError,
@@ -127,6 +146,37 @@ def test_matter_server_finds_the_node_again_after_its_own_restart(commissioned: 
     assert node is not None and node["available"] is True
     for path, value in BASIC_INFORMATION.items():
         assert node["attributes"].get(path) == value, path
+
+
+def test_matter_server_removes_the_node_and_commissions_it_again(commissioned: Commissioned) -> None:
+    """Removing the device in Home Assistant sends RemoveFabric: the node forgets the fabric, opens its
+    commissioning window again (it has no fabric left), and the server commissions it anew."""
+    server, device, node_id = commissioned.server, commissioned.device, commissioned.node_id
+    seen = len(server.events())
+    server.remove_node(node_id)
+    assert {"event": "node_removed"} in [{"event": e["event"]} for e in server.events(seen)]
+    assert server.node(node_id) is None
+    deadline = time.monotonic() + 30
+    while (node := device_status(device)["node"])["fabrics"]:
+        assert time.monotonic() < deadline, f"the node still has fabrics after RemoveFabric: {node}"
+        time.sleep(0.2)
+    assert node["commissionable"] is True and node["manual_code"] == MANUAL_CODE
+    again = server.commission_with_code(MANUAL_CODE)
+    assert again != node_id  # the server never reuses a node id
+    commissioned.node_id = again
+    state = server.node(again)
+    assert state is not None and state["available"] is True
+    assert state["attributes"].get("0/40/2") == BASIC_INFORMATION["0/40/2"]
+    assert len(device_status(device)["node"]["fabrics"]) == 1
+
+
+def device_status(device: DeviceProcess) -> dict[str, Any]:
+    """``jfds-device status --json`` on the running node's storage (read-only beside it)."""
+    result = subprocess.run([sys.executable, "-m", "jfds_device", "status", "--storage", str(device.storage),
+                             "--json"], capture_output=True, text=True, timeout=60)
+    assert result.returncode in (0, 1), result.stderr
+    report: dict[str, Any] = json.loads(result.stdout)
+    return report
 
 
 def test_require_matter_server_skips_without_the_venv(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
