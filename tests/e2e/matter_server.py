@@ -23,6 +23,7 @@ import contextlib
 import json
 import os
 import select
+import shlex
 import signal
 import subprocess
 import time
@@ -110,15 +111,17 @@ class MatterServer:
             "--log-level", "info",
             "--log-level-sdk", "progress",
         ]
-        script = (f"mount --bind {data} /data && mount --bind {resolv} /etc/resolv.conf && "
-                  f"exec {' '.join(server)}")
+        # Without any resolv.conf glibc asks 127.0.0.1 too, so a missing one (or a dangling link) is left alone.
+        script = (f"mount --bind {shlex.quote(str(data))} /data && "
+                  f"if [ -e /etc/resolv.conf ]; then mount --bind {shlex.quote(str(resolv))} /etc/resolv.conf; fi && "
+                  f"exec {shlex.join(server)}")
         env = {**_without_pythonpath(), "PYTHONUNBUFFERED": "1", "NO_COLOR": "1"}
+        log_start = self.server_log_path.stat().st_size  # a restart appends to the log: only new lines count
         # ip netns exec, unshare and sh -c 'mount ... && exec' all exec: the pid is the server's own.
         self.server = subprocess.Popen(
             ["ip", "netns", "exec", self.ns, "unshare", "-m", "--propagation", "private", "sh", "-c", script],
             stdin=subprocess.DEVNULL, stdout=self._server_log, stderr=subprocess.STDOUT, env=env, cwd=self.workdir,
         )
-        log_start = self.server_log_path.stat().st_size  # a restart appends to the log: only new lines count
         deadline = time.monotonic() + timeout
         while READY_LINE.encode() not in self.server_log_path.read_bytes()[log_start:]:
             if self.server.poll() is not None:

@@ -26,14 +26,14 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.harness import DeviceProcess, topology, workdir
+from tests.e2e.harness import REPO, DeviceProcess, topology, workdir
 from tests.e2e.matter_server import MatterServer, require_matter_server
 
 pytestmark = [pytest.mark.netns, pytest.mark.interop]
 
 MANUAL_CODE = "34970112332"  # the default passcode 20202021 and discriminator 3840
-REBOOT_COUNT = "0/51/1"
-NODE_LABEL = "0/40/5"  # BasicInformation.NodeLabel  # GeneralDiagnostics.RebootCount on the root endpoint
+REBOOT_COUNT = "0/51/1"  # GeneralDiagnostics.RebootCount on the root endpoint
+NODE_LABEL = "0/40/5"  # BasicInformation.NodeLabel
 BASIC_INFORMATION = {  # the node's defaults (clusters/basic_information/server.py BasicInformationConfig)
     "0/40/1": "jfds-device",  # VendorName
     "0/40/2": 0xFFF1,  # VendorID
@@ -173,7 +173,7 @@ def test_matter_server_removes_the_node_and_commissions_it_again(commissioned: C
 def device_status(device: DeviceProcess) -> dict[str, Any]:
     """``jfds-device status --json`` on the running node's storage (read-only beside it)."""
     result = subprocess.run([sys.executable, "-m", "jfds_device", "status", "--storage", str(device.storage),
-                             "--json"], capture_output=True, text=True, timeout=60)
+                             "--json"], capture_output=True, text=True, timeout=60, cwd=REPO)
     assert result.returncode in (0, 1), result.stderr
     report: dict[str, Any] = json.loads(result.stdout)
     return report
