@@ -27,11 +27,12 @@ from typing import Any
 import pytest
 
 from tests.e2e.harness import REPO, DeviceProcess, topology, workdir
-from tests.e2e.matter_server import MatterServer, require_matter_server
+from tests.e2e.matter_server import MatterServer, MatterServerError, require_matter_server
 
 pytestmark = [pytest.mark.netns, pytest.mark.interop]
 
 MANUAL_CODE = "34970112332"  # the default passcode 20202021 and discriminator 3840
+WRONG_PASSCODE_CODE = "34970212338"  # passcode 20202022, discriminator 3840
 REBOOT_COUNT = "0/51/1"  # GeneralDiagnostics.RebootCount on the root endpoint
 NODE_LABEL = "0/40/5"  # BasicInformation.NodeLabel
 BASIC_INFORMATION = {  # the node's defaults (clusters/basic_information/server.py BasicInformationConfig)
@@ -177,6 +178,38 @@ def device_status(device: DeviceProcess) -> dict[str, Any]:
     assert result.returncode in (0, 1), result.stderr
     report: dict[str, Any] = json.loads(result.stdout)
     return report
+
+
+def test_matter_server_with_a_wrong_code_fails_cleanly() -> None:
+    """A mistyped code (passcode 20202022, same discriminator): PASE fails, the server answers the command with
+    NodeCommissionFailed instead of hanging, and the node is left without a fabric.
+
+    The server's CHIP controller retries PASE on every address it discovered for the whole discovery window, so
+    it makes the 20 failed attempts after which the node closes its commissioning window (Core spec 5.5; the SDK's
+    CommissioningWindowManager does the same) within seconds: like a user, the test power-cycles the node before
+    trying the right code."""
+    require_matter_server()
+    with topology() as net, workdir("jfds-hass-wrong-") as work:
+        device = DeviceProcess(net.dev, work / "state", "--interface", net.dev_ifname)
+        server: MatterServer | None = None
+        try:
+            server = MatterServer(net.ctl, work, interface="veth-ctl")
+            with pytest.raises(MatterServerError) as refused:
+                server.commission_with_code(WRONG_PASSCODE_CODE)
+            assert refused.value.info["type"] == "NodeCommissionFailed", refused.value.info
+            assert all(e["event"] != "node_added" for e in server.events())
+            assert device_status(device)["node"]["fabrics"] == []
+            assert "PaseResponder handshake failed" in device.output()
+            print(f"\nwindow closed after 20 failed attempts: {'20 failed PASE attempts' in device.output()}")
+            device.restart()
+            node_id = server.commission_with_code(MANUAL_CODE)
+            state = server.node(node_id)
+            assert state is not None and state["available"] is True
+            assert len(device_status(device)["node"]["fabrics"]) == 1
+        finally:
+            if server is not None:
+                server.close()
+            device.stop()
 
 
 def test_require_matter_server_skips_without_the_venv(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
