@@ -46,6 +46,47 @@ SERVER_RESTART_BOUND_S = 60.0  # generous: a loaded 2-core machine; it takes ~1 
 RESTART_PATIENCE_S = 150.0  # to measure and print the time even past the bound (liveness timeout ~72 s)
 
 
+def device_status(device: DeviceProcess) -> dict[str, Any]:
+    """``jfds-device status --json`` on the running node's storage (read-only beside it)."""
+    result = subprocess.run([sys.executable, "-m", "jfds_device", "status", "--storage", str(device.storage),
+                             "--json"], capture_output=True, text=True, timeout=60, cwd=REPO)
+    assert result.returncode in (0, 1), result.stderr
+    report: dict[str, Any] = json.loads(result.stdout)
+    return report
+
+
+def test_matter_server_with_a_wrong_code_fails_cleanly() -> None:
+    """A mistyped code (passcode 20202022, same discriminator): PASE fails, the server answers the command with
+    NodeCommissionFailed instead of hanging, and the node is left without a fabric.
+
+    The server's CHIP controller retries PASE on every address it discovered for the whole discovery window, so
+    it makes the 20 failed attempts after which the node closes its commissioning window (Core spec 5.5; the SDK's
+    CommissioningWindowManager does the same) within seconds: like a user, the test power-cycles the node before
+    trying the right code."""
+    require_matter_server()
+    with topology() as net, workdir("jfds-hass-wrong-") as work:
+        device = DeviceProcess(net.dev, work / "state", "--interface", net.dev_ifname)
+        server: MatterServer | None = None
+        try:
+            server = MatterServer(net.ctl, work, interface="veth-ctl")
+            with pytest.raises(MatterServerError) as refused:
+                server.commission_with_code(WRONG_PASSCODE_CODE)
+            assert refused.value.info["type"] == "NodeCommissionFailed", refused.value.info
+            assert all(e["event"] != "node_added" for e in server.events())
+            assert device_status(device)["node"]["fabrics"] == []
+            assert "PaseResponder handshake failed" in device.output()
+            print(f"\nwindow closed after 20 failed attempts: {'20 failed PASE attempts' in device.output()}")
+            device.restart()
+            node_id = server.commission_with_code(MANUAL_CODE)
+            state = server.node(node_id)
+            assert state is not None and state["available"] is True
+            assert len(device_status(device)["node"]["fabrics"]) == 1
+        finally:
+            if server is not None:
+                server.close()
+            device.stop()
+
+
 @dataclass
 class Commissioned:
     device: DeviceProcess
@@ -79,6 +120,14 @@ def test_matter_server_commissions_the_node(commissioned: Commissioned) -> None:
     for path, value in BASIC_INFORMATION.items():
         assert attributes.get(path) == value, path
     assert isinstance(attributes.get(REBOOT_COUNT), int)
+    # Its interview read the datastore the node bootstrapped from the server's fabric, as its anchor
+    # (JointFabricDatastore 0x0752 / JointFabricAdministrator 0x0753 on endpoint 1, ids as chip.clusters.Objects).
+    node_id = commissioned.node_id
+    assert attributes.get("1/1874/1") == node_id  # AnchorNodeID: the node itself
+    assert attributes.get("1/1874/2") == 0xFFF1  # AnchorVendorID: the server's AdminVendorId
+    assert [admin["1"] for admin in attributes.get("1/1874/7", [])] == [node_id]  # AdminList: the anchor first
+    assert attributes.get("1/1874/8", {}).get("0") == 1  # Status: Committed
+    assert attributes.get("1/1875/0") == 1  # AdministratorFabricIndex: the server's fabric
     # No download was even tried: the PAA directory the harness gave it counts as freshly fetched.
     assert "Skip fetching certificates" in commissioned.server.server_log()
 
@@ -169,47 +218,6 @@ def test_matter_server_removes_the_node_and_commissions_it_again(commissioned: C
     assert state is not None and state["available"] is True
     assert state["attributes"].get("0/40/2") == BASIC_INFORMATION["0/40/2"]
     assert len(device_status(device)["node"]["fabrics"]) == 1
-
-
-def device_status(device: DeviceProcess) -> dict[str, Any]:
-    """``jfds-device status --json`` on the running node's storage (read-only beside it)."""
-    result = subprocess.run([sys.executable, "-m", "jfds_device", "status", "--storage", str(device.storage),
-                             "--json"], capture_output=True, text=True, timeout=60, cwd=REPO)
-    assert result.returncode in (0, 1), result.stderr
-    report: dict[str, Any] = json.loads(result.stdout)
-    return report
-
-
-def test_matter_server_with_a_wrong_code_fails_cleanly() -> None:
-    """A mistyped code (passcode 20202022, same discriminator): PASE fails, the server answers the command with
-    NodeCommissionFailed instead of hanging, and the node is left without a fabric.
-
-    The server's CHIP controller retries PASE on every address it discovered for the whole discovery window, so
-    it makes the 20 failed attempts after which the node closes its commissioning window (Core spec 5.5; the SDK's
-    CommissioningWindowManager does the same) within seconds: like a user, the test power-cycles the node before
-    trying the right code."""
-    require_matter_server()
-    with topology() as net, workdir("jfds-hass-wrong-") as work:
-        device = DeviceProcess(net.dev, work / "state", "--interface", net.dev_ifname)
-        server: MatterServer | None = None
-        try:
-            server = MatterServer(net.ctl, work, interface="veth-ctl")
-            with pytest.raises(MatterServerError) as refused:
-                server.commission_with_code(WRONG_PASSCODE_CODE)
-            assert refused.value.info["type"] == "NodeCommissionFailed", refused.value.info
-            assert all(e["event"] != "node_added" for e in server.events())
-            assert device_status(device)["node"]["fabrics"] == []
-            assert "PaseResponder handshake failed" in device.output()
-            print(f"\nwindow closed after 20 failed attempts: {'20 failed PASE attempts' in device.output()}")
-            device.restart()
-            node_id = server.commission_with_code(MANUAL_CODE)
-            state = server.node(node_id)
-            assert state is not None and state["available"] is True
-            assert len(device_status(device)["node"]["fabrics"]) == 1
-        finally:
-            if server is not None:
-                server.close()
-            device.stop()
 
 
 def test_require_matter_server_skips_without_the_venv(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
