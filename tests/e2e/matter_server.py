@@ -132,10 +132,15 @@ class MatterServer:
             time.sleep(0.2)
 
     def _start_client(self, timeout: float) -> None:
+        # The client imports the CHIP wheel's cluster objects, which load its native library: it gets a private
+        # /data too, although it never starts the stack (so nothing of it can land in the machine's /data).
+        data = self.workdir / "client-data"
+        data.mkdir(parents=True, exist_ok=True)
+        # -P: not the script's directory first on sys.path, where this module would shadow the package.
+        client = [str(self.venv / "bin" / "python"), "-P", str(RPC_SCRIPT), f"ws://127.0.0.1:{WS_PORT}/ws"]
+        script = f"mount --bind {shlex.quote(str(data))} /data && exec {shlex.join(client)}"
         self.client = subprocess.Popen(
-            # -P: not the script's directory first on sys.path, where this module would shadow the package.
-            ["ip", "netns", "exec", self.ns, str(self.venv / "bin" / "python"), "-P", str(RPC_SCRIPT),
-             f"ws://127.0.0.1:{WS_PORT}/ws"],
+            ["ip", "netns", "exec", self.ns, "unshare", "-m", "--propagation", "private", "sh", "-c", script],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._client_log, cwd=self.workdir,
             env={**_without_pythonpath(), "PYTHONUNBUFFERED": "1"},
         )
