@@ -8,13 +8,16 @@ through the server's own websocket client (``matter_server.client.MatterClient``
 
 No traffic leaves the namespaces:
 - The server fetches PAA roots from the DCL at start unless its PAA directory was filled within the last 24 h
-  (python-matter-server ``server/helpers/paa_certificates.py``, ``fetch_certificates``): the directory given here
-  holds the CSA test PAA (as DER) and a fresh ``.version`` stamp, so it skips the fetch.
-- It also asks the DCL for vendor names on every start (``server/vendor_info.py``) and only logs when that fails:
-  its mount namespace gets a resolv.conf naming the namespace's own loopback as DNS server, where nothing
-  listens, so every name lookup fails at once without a packet leaving the namespace (which has no route out).
+  (home-assistant-libs/python-matter-server, ``matter_server/server/helpers/paa_certificates.py``,
+  ``fetch_certificates``): the directory given here holds the CSA test PAA (as DER) and a fresh ``.version``
+  stamp, so it skips the fetch.
+- It also asks the DCL for vendor names on every start (``matter_server/server/vendor_info.py``) and only logs
+  when that fails: its mount namespace gets a resolv.conf naming the namespace's own loopback as DNS server, where
+  nothing listens, so every name lookup fails at once without a packet leaving the namespace (which has no route
+  out).
 - The CHIP wheel keeps its config in a hard-coded ``/data`` (connectedhomeip #24153, python-matter-server #145):
-  like ``harness.ChipController``, a private mount namespace binds a per-test directory there.
+  like ``harness.ChipController``, a private mount namespace binds a per-test directory there, for the server
+  and for its client (which loads the wheel's native library, though it never starts the stack).
 """
 
 from __future__ import annotations

@@ -4,13 +4,14 @@ the server shows it available again.
 
 "Available again" means the server holds a live subscription to the restarted process, not merely that its
 ``available`` flag never dropped (python-matter-server marks a node unavailable only after two failed
-resubscriptions, device_controller.py ``NODE_RESUBSCRIBE_ATTEMPTS_UNAVAILABLE``): the node must be shown available
-with the RebootCount (GeneralDiagnostics 0x0033 attribute 0x0001, Core spec 11.12.6.2) that the restarted process
-counted, which the server can only have from a report of the new process.
+resubscriptions: home-assistant-libs/python-matter-server, ``matter_server/server/device_controller.py``,
+``NODE_RESUBSCRIBE_ATTEMPTS_UNAVAILABLE``): the node must be shown available with the RebootCount
+(GeneralDiagnostics 0x0033 attribute 0x0001, Core spec 11.12.6.2) that the restarted process counted, which the
+server can only have from a report of the new process.
 
 Without BasicInformation StartUp/ShutDown events (Core spec 11.1.6.1, 11.1.6.2) the server notices the restart
 only when its subscription's liveness timeout runs out; on ShutDown it forces a resubscription within 5 s
-(device_controller.py ``NODE_RESUBSCRIBE_FORCE_TIMEOUT``). So the 10 s bound is a strict xfail until events land.
+(same file, ``NODE_RESUBSCRIBE_FORCE_TIMEOUT``). So the 10 s bound is a strict xfail until events land.
 """
 
 from __future__ import annotations
