@@ -160,6 +160,14 @@ class EventStore:
             if any(event_path_matches(p, record) for p in patterns):
                 yield record
 
+    def forget_fabric(self, fabric_index: int) -> None:
+        """RemoveFabric: the fabric's sensitive events are nobody's any more, as the SDK's
+        EventManagement::FabricRemoved makes them unreadable; a later fabric with the same index never sees them."""
+        for priority, buffer in self._buffers.items():
+            kept = [r for r in buffer if r.fabric_index != fabric_index]
+            if len(kept) != len(buffer):
+                self._buffers[priority] = deque(kept, maxlen=buffer.maxlen)
+
     def _reserve_epoch(self) -> None:
         """Store the next epoch's limit before handing out any of its numbers (Core spec 7.14.2.2)."""
         limit = self._next + EVENT_NUMBER_EPOCH
