@@ -26,7 +26,7 @@ from jfds_device.codec.schema import NULL, StructType
 from jfds_device.datamodel import acl
 from jfds_device.datamodel.cluster import FABRIC_INDEX_TAG, ClusterServer
 from jfds_device.errors import ActionError
-from jfds_device.im.provider import RequestContext, Status, SubjectDescriptor
+from jfds_device.im.provider import ListOperation, RequestContext, Status, SubjectDescriptor
 
 MAX_ENDPOINT = acl.MAX_ENDPOINT
 
@@ -55,6 +55,7 @@ class AccessControlServer(ClusterServer):
         self.set(schema.ACCESS_CONTROL_ENTRIES_PER_FABRIC, entries_per_fabric)
         self._cache: tuple[int, tuple[acl.AclEntry, ...]] | None = None
         self._failsafe: FailSafe | None = None
+        self._appending = False  # the write in progress appends one entry
 
     def track_failsafe(self, failsafe: FailSafe) -> None:
         """Make ACL writes by the fail-safe's holder provisional: its expiry restores the fabric's entries."""
@@ -99,10 +100,17 @@ class AccessControlServer(ClusterServer):
         before = self.entries(fabric)
         checked = list(self._check_entries(fabric, entries))
         self._snapshot_for_failsafe(ctx)
-        # An append (a chunked write's later items) arrives as the whole list with one entry more.
-        appended = len(checked) == len(before) + 1 and checked[: len(before)] == before
-        self._entries_changed(ctx.subject, fabric, before, checked, appended=appended)
+        self._entries_changed(ctx.subject, fabric, before, checked, appended=self._appending)
         return checked
+
+    def write(self, ctx: RequestContext, attribute: int, value: Any, op: ListOperation) -> None:
+        # The events differ: a replace-all reports every position, an append (a chunked write's later items,
+        # which reach validate_acl as the whole list) one Added entry.
+        self._appending = op is ListOperation.APPEND
+        try:
+            super().write(ctx, attribute, value, op)
+        finally:
+            self._appending = False
 
     # ------------------------------------------------------------------------------------------ events
 

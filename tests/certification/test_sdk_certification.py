@@ -59,10 +59,6 @@ TEST_LINES = [
 ]  # fmt: skip
 
 KNOWN_FAILING = {
-    "test_TC_IDM_10_1": "no events yet: the wildcard event subscription returns none",
-    "test_TC_ACE_1_2": "no AccessControlEntryChanged event report",
-    "test_TC_ACL_2_6": "no AccessControlEntryChanged events to read",
-    "test_TC_ACL_2_8": "no AccessControlEntryChanged events to read",
     "test_TC_CGEN_2_2": "step 44: a root added under a re-armed fail-safe still counts after TH2's RemoveFabric",
 }
 # Every record the lines above produce: (label, record). Commissioning is a record of its own in each line.
