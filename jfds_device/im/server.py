@@ -42,7 +42,7 @@ from jfds_device.im.admission import (
     admit_interaction,
     admit_subscription,
 )
-from jfds_device.im.event_read import event_min, readable, visible_events
+from jfds_device.im.event_read import event_min, visible_events
 from jfds_device.im.events import EventRecord, EventStore
 from jfds_device.im.invoke import invoke_command, invoke_response_payloads, validate_invoke_batch
 from jfds_device.im.messages import (
@@ -284,30 +284,17 @@ class InteractionServer:
         return out
 
     def event_emitted(self, record: EventRecord) -> None:
-        """EventStore listener: a subscription with an urgent path naming a new event it may read reports after
-        MinInterval; other events wait for the next report (Core spec 8.5.4, the CHIP SDK's
-        Engine::ScheduleUrgentEventDelivery)."""
-        urgent = False
-        for subscription in self._subscriptions:
-            if not subscription.event_paths:
-                continue
-            if readable(AttributeReader(self._provider, subscription.ctx), record):
-                urgent |= subscription.event_arrived(record)
-        if urgent and self._wakeup is not None:
+        """EventStore listener: an urgent event makes reports due after MinInterval (subscriptions.py)."""
+        if self._subscriptions.event_emitted(self._provider, record) and self._wakeup is not None:
             self._wakeup()
 
     def flush_events(self, now: float) -> list[Outgoing]:
         """Report at once, MinInterval or not, to every idle subscription that has unreported events it may read:
         the ShutDown path (the CHIP SDK's BasicInformation shutdown runs ScheduleUrgentEventDeliverySync)."""
-        out = []
         if self._events is None:
-            return out
-        for subscription in self._subscriptions:
-            if subscription.state is not SubscriptionState.IDLE or not subscription.event_paths:
-                continue
-            reader = AttributeReader(self._provider, subscription.ctx)
-            if not visible_events(reader, self._events, subscription.event_paths, subscription.event_next):
-                continue
+            return []
+        out = []
+        for subscription in self._subscriptions.with_unreported_events(self._provider, self._events):
             try:
                 out.append(self._start_report(subscription, now))
             except Exception:
@@ -317,7 +304,7 @@ class InteractionServer:
 
     def reports_in_flight(self) -> bool:
         """Whether some subscription report still waits for its subscriber's answer (the stop path waits on it)."""
-        return any(s.state is SubscriptionState.REPORTING for s in self._subscriptions)
+        return self._subscriptions.in_flight()
 
     def attributes_changed(self, paths: Iterable[AttributePath]) -> None:
         """ChangeListener: the data model changed these attributes."""

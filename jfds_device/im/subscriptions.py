@@ -12,7 +12,7 @@ from collections.abc import Callable, Hashable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Final
 
-from jfds_device.im.event_read import visible_events
+from jfds_device.im.event_read import readable, visible_events
 from jfds_device.im.events import EventRecord, EventStore, event_path_matches
 from jfds_device.im.messages import AttributePathIB, EventPathIB
 from jfds_device.im.provider import AttributePath, DataModelProvider, RequestContext
@@ -184,6 +184,29 @@ class SubscriptionTable:
             for path in paths:
                 touched |= subscription.mark(path)
         return touched
+
+    def event_emitted(self, provider: DataModelProvider, record: EventRecord) -> bool:
+        """A new event: True if some subscription with an urgent path naming it, whose subject may read it, now has
+        a report due after its MinInterval (Core spec 8.5.4; the CHIP SDK's Engine::ScheduleUrgentEventDelivery).
+        Other events wait for the next report."""
+        urgent = False
+        for subscription in self._by_id.values():
+            if subscription.event_paths and readable(AttributeReader(provider, subscription.ctx), record):
+                urgent |= subscription.event_arrived(record)
+        return urgent
+
+    def with_unreported_events(self, provider: DataModelProvider, events: EventStore) -> list[Subscription]:
+        """The idle subscriptions that have events they may read and have not had yet."""
+        return [
+            s
+            for s in self._by_id.values()
+            if s.state is SubscriptionState.IDLE
+            and s.event_paths
+            and visible_events(AttributeReader(provider, s.ctx), events, s.event_paths, s.event_next)
+        ]
+
+    def in_flight(self) -> bool:
+        return any(s.state is SubscriptionState.REPORTING for s in self._by_id.values())
 
     def next_deadline(self) -> float | None:
         deadlines = [d for d in (s.due_at() for s in self._by_id.values()) if d is not None]
