@@ -5,8 +5,9 @@ Sans-IO: emitters pass ``now_ms`` (system time, milliseconds since boot); nothin
 * Buffers: one bounded buffer per priority (DEBUG, INFO, CRITICAL); when a buffer is full the oldest event of
   that priority goes, as the CHIP SDK's circular buffers evict (connectedhomeip src/app/EventManagement.cpp).
 * Event numbers (Core spec 7.14.2.2) are monotonic across restarts: the store hands numbers out of an epoch it
-  reserves durably through ``reserve(upto) -> None`` before using any of them, and after a restart it starts at
-  the last reserved limit, as the SDK's persisted ``EventNumber`` counter does (its epoch is 0x10000 too).
+  reserves durably through ``reserve(upto) -> None`` before using any of them (the next epoch is reserved half
+  an epoch ahead), and after a restart it starts at the last reserved limit, as the SDK's persisted
+  ``EventNumber`` counter does (its epoch is 0x10000 too).
 * Timestamps: the node has no Time Synchronization cluster, so every event carries a system timestamp
   (milliseconds since boot), as the SDK does without a UTC time (EventManagement::CalculateEventTimestamp).
 * A fabric-sensitive event carries its fabric index and reaches only that fabric's subjects
@@ -121,7 +122,7 @@ class EventStore:
         fabric_index: int | None = None,
     ) -> EventRecord:
         """Record one event and tell the listeners. ``data`` is the event's TLV struct value."""
-        if self._next >= self._limit:
+        if self._next >= self._limit - EVENT_NUMBER_EPOCH // 2:
             self._reserve_epoch()
         record = EventRecord(
             number=self._next,
@@ -169,11 +170,19 @@ class EventStore:
                 self._buffers[priority] = deque(kept, maxlen=buffer.maxlen)
 
     def _reserve_epoch(self) -> None:
-        """Store the next epoch's limit before handing out any of its numbers (Core spec 7.14.2.2)."""
+        """Store the next limit before its numbers are needed (Core spec 7.14.2.2: numbers never go back).
+
+        It is asked for half an epoch ahead, so a reservation that cannot run now (the database refuses one inside
+        a transaction, a full disk) is retried on the following events long before the stored limit is reached.
+        """
         limit = self._next + EVENT_NUMBER_EPOCH
         if self._reserve is not None:
             try:
                 self._reserve(limit)
-            except Exception:  # numbers stay monotonic in this run; a restart may reuse this epoch's tail
-                log.exception("event number reservation up to %d failed", limit)
+            except Exception as exc:
+                if self._next >= self._limit:  # past the stored limit: a restart may reuse these numbers
+                    log.error("event number reservation up to %d failed past the stored limit: %s", limit, exc)
+                else:
+                    log.info("event number reservation up to %d postponed: %s", limit, exc)
+                return
         self._limit = limit

@@ -89,14 +89,36 @@ def test_event_numbers_resume_after_the_reserved_epoch_across_a_restart() -> Non
     assert stored[-1] == 2 * EVENT_NUMBER_EPOCH
 
 
-def test_exhausting_an_epoch_reserves_the_next_before_using_it() -> None:
+def test_the_next_epoch_is_reserved_half_an_epoch_ahead() -> None:
     stored: list[int] = []
     store = EventStore(0, reserve=stored.append, capacity={p: 1 for p in EventPriority})
-    store._next = EVENT_NUMBER_EPOCH - 1  # skip 65535 emits
+    half = EVENT_NUMBER_EPOCH // 2
+    store._next = half - 1  # skip the emits before it
     store.emit(0, BASIC, START_UP, EventPriority.CRITICAL, {}, 0)
     assert stored == [EVENT_NUMBER_EPOCH]
     record = store.emit(0, BASIC, START_UP, EventPriority.CRITICAL, {}, 0)
-    assert record.number == EVENT_NUMBER_EPOCH and stored == [EVENT_NUMBER_EPOCH, 2 * EVENT_NUMBER_EPOCH]
+    assert record.number == half and stored == [EVENT_NUMBER_EPOCH, half + EVENT_NUMBER_EPOCH]
+
+
+def test_a_postponed_reservation_is_retried_before_the_stored_limit_is_reached() -> None:
+    """The database refuses a reservation inside a transaction (an ACL write emits inside one): the next emit
+    reserves, and every number handed out stays below a stored limit."""
+    stored: list[int] = []
+    refuse = [True]
+
+    def reserve(upto: int) -> None:
+        if refuse[0]:
+            raise RuntimeError("inside a transaction")
+        stored.append(upto)
+
+    refuse[0] = False
+    store = EventStore(0, reserve=reserve, capacity={p: 1 for p in EventPriority})
+    store._next = EVENT_NUMBER_EPOCH // 2  # due for the next reservation
+    refuse[0] = True
+    first = store.emit(0, BASIC, START_UP, EventPriority.CRITICAL, {}, 0)
+    refuse[0] = False
+    second = store.emit(0, BASIC, START_UP, EventPriority.CRITICAL, {}, 0)
+    assert stored[-1] > second.number > first.number and stored[-1] == second.number + EVENT_NUMBER_EPOCH
 
 
 def test_a_failing_reservation_is_logged_and_numbering_goes_on(caplog: pytest.LogCaptureFixture) -> None:
