@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 from typing import ClassVar
 
-from jfds_device.codec.model import AttributeDef, AuthMode, ClusterDef, Privilege
+from jfds_device.codec.model import AttributeDef, AuthMode, ClusterDef, EventDef, EventPriority, Privilege
 from jfds_device.codec.schema import (
     UINT8,
     UINT16,
@@ -35,7 +35,8 @@ SUBJECTS_PER_ENTRY = 4
 TARGETS_PER_ENTRY = 3
 ENTRIES_PER_FABRIC = 16
 
-# Event ids (9.10.7); events are not served yet.
+# Event ids (9.10.7). AccessControlExtensionChanged needs the Extension attribute and FabricRestrictionReviewUpdate
+# the ARL feature: we serve neither, so only AccessControlEntryChanged exists.
 EVENT_ACCESS_CONTROL_ENTRY_CHANGED = 0x00
 EVENT_ACCESS_CONTROL_EXTENSION_CHANGED = 0x01
 EVENT_FABRIC_RESTRICTION_REVIEW_UPDATE = 0x02
@@ -151,5 +152,14 @@ CLUSTER = ClusterDef(
         AttributeDef(ACCESS_CONTROL_ENTRIES_PER_FABRIC, "AccessControlEntriesPerFabric", UInt(16, 4)),
         AttributeDef(0x0005, "CommissioningARL", List(StructType(CommissioningAccessRestrictionEntryStruct))),
         AttributeDef(0x0006, "Arl", List(StructType(AccessRestrictionEntryStruct)), fabric_scoped=True),
+    ),
+    events=(
+        EventDef(
+            EVENT_ACCESS_CONTROL_ENTRY_CHANGED,
+            "AccessControlEntryChanged",
+            EventPriority.INFO,
+            read_privilege=Privilege.ADMINISTER,
+            fabric_sensitive=True,
+        ),
     ),
 )

@@ -18,14 +18,15 @@ from clusters.access_control import schema
 from clusters.access_control.schema import (
     AccessControlEntryStruct,
     AccessControlTargetStruct,
+    ChangeTypeEnum,
 )
 from clusters.general_commissioning.logic import FailSafe
 from jfds_device.codec.model import AuthMode, Privilege
-from jfds_device.codec.schema import NULL
+from jfds_device.codec.schema import NULL, StructType
 from jfds_device.datamodel import acl
-from jfds_device.datamodel.cluster import ClusterServer
+from jfds_device.datamodel.cluster import FABRIC_INDEX_TAG, ClusterServer
 from jfds_device.errors import ActionError
-from jfds_device.im.provider import RequestContext, Status
+from jfds_device.im.provider import ListOperation, RequestContext, Status, SubjectDescriptor
 
 MAX_ENDPOINT = acl.MAX_ENDPOINT
 
@@ -54,6 +55,7 @@ class AccessControlServer(ClusterServer):
         self.set(schema.ACCESS_CONTROL_ENTRIES_PER_FABRIC, entries_per_fabric)
         self._cache: tuple[int, tuple[acl.AclEntry, ...]] | None = None
         self._failsafe: FailSafe | None = None
+        self._appending = False  # the write in progress appends one entry
 
     def track_failsafe(self, failsafe: FailSafe) -> None:
         """Make ACL writes by the fail-safe's holder provisional: its expiry restores the fabric's entries."""
@@ -72,15 +74,20 @@ class AccessControlServer(ClusterServer):
     def entries(self, fabric_index: int) -> list[AccessControlEntryStruct]:
         return self.fabric_entries(schema.ACL, fabric_index)
 
-    def add_entry(self, fabric_index: int, entry: AccessControlEntryStruct) -> None:
-        """Append an entry for ``fabric_index`` (e.g. the admin entry AddNOC creates, 11.18.6.8).
+    def add_entry(
+        self, fabric_index: int, entry: AccessControlEntryStruct, by: SubjectDescriptor | None = None
+    ) -> None:
+        """Append an entry for ``fabric_index`` (e.g. the admin entry AddNOC creates, 11.18.6.8); ``by`` is who
+        asked (AddNOC's session), named in the AccessControlEntryChanged event.
 
         Raises ``ActionError`` when the entry is invalid or the fabric is full, like a write would.
         """
-        entries = [*self.entries(fabric_index), entry]
+        before = self.entries(fabric_index)
+        entries = [*before, entry]
         stamped = self._check_entries(fabric_index, entries)
         others = [e for e in self.get(schema.ACL) if e.fabric_index != fabric_index]
         self.set(schema.ACL, others + stamped)
+        self._entries_changed(by, fabric_index, before, stamped, appended=True)
 
     def remove_fabric(self, fabric_index: int) -> None:
         """Forget every entry of ``fabric_index`` (RemoveFabric, or fail-safe expiry after AddNOC)."""
@@ -89,9 +96,62 @@ class AccessControlServer(ClusterServer):
     # ------------------------------------------------------------------------------------------ validation
 
     def validate_acl(self, ctx: RequestContext, entries: list[AccessControlEntryStruct]) -> list[object]:
-        checked = list(self._check_entries(ctx.subject.fabric_index, entries))
+        fabric = ctx.subject.fabric_index
+        before = self.entries(fabric)
+        checked = list(self._check_entries(fabric, entries))
         self._snapshot_for_failsafe(ctx)
+        self._entries_changed(ctx.subject, fabric, before, checked, appended=self._appending)
         return checked
+
+    def write(self, ctx: RequestContext, attribute: int, value: Any, op: ListOperation) -> None:
+        # The events differ: a replace-all reports every position, an append (a chunked write's later items,
+        # which reach validate_acl as the whole list) one Added entry.
+        self._appending = op is ListOperation.APPEND
+        try:
+            super().write(ctx, attribute, value, op)
+        finally:
+            self._appending = False
+
+    # ------------------------------------------------------------------------------------------ events
+
+    def _entries_changed(
+        self,
+        by: SubjectDescriptor | None,
+        fabric_index: int,
+        before: list[AccessControlEntryStruct],
+        after: list[AccessControlEntryStruct],
+        *,
+        appended: bool,
+    ) -> None:
+        """AccessControlEntryChanged per entry (Core spec 9.10.7.1), the way the CHIP SDK's AccessControl
+        attribute write reports a replace-all (src/app/clusters/access-control-server/access-control-server.cpp):
+        each position that had an entry is Changed, the ones beyond are Added, and the old entries past the new
+        list's end are Removed, last first. An append is one Added."""
+        if appended:
+            self._emit_change(by, fabric_index, ChangeTypeEnum.ADDED, after[-1])
+            return
+        for i, entry in enumerate(after):
+            self._emit_change(by, fabric_index, ChangeTypeEnum.CHANGED if i < len(before) else ChangeTypeEnum.ADDED,
+                              entry)
+        for entry in reversed(before[len(after):]):
+            self._emit_change(by, fabric_index, ChangeTypeEnum.REMOVED, entry)
+
+    def _emit_change(
+        self, by: SubjectDescriptor | None, fabric_index: int, change: ChangeTypeEnum, entry: AccessControlEntryStruct
+    ) -> None:
+        # The admin is a CASE node id or, on PASE, the passcode id (0, the only one; Core spec 9.10.7.1).
+        if by is not None and by.auth_mode is AuthMode.CASE:
+            admin_node, admin_passcode = by.subject, None
+        else:
+            admin_node, admin_passcode = None, (by.subject if by is not None else 0)
+        data = {
+            1: admin_node,
+            2: admin_passcode,
+            3: int(change),
+            4: StructType(AccessControlEntryStruct).to_tlv(replace(entry, fabric_index=fabric_index)),
+            FABRIC_INDEX_TAG: fabric_index,
+        }
+        self.emit_event(schema.EVENT_ACCESS_CONTROL_ENTRY_CHANGED, data, fabric_index=fabric_index)
 
     def _snapshot_for_failsafe(self, ctx: RequestContext) -> None:
         """On the holder's first ACL write in an arming, register a rollback to the fabric's current entries.

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import enum
 
-from jfds_device.codec.model import AttributeDef, ClusterDef, Privilege
+from jfds_device.codec.model import AttributeDef, ClusterDef, EventDef, EventPriority, Privilege
 from jfds_device.codec.schema import BOOL, UINT16, UINT32, Enum, Str, Struct, StructType, UInt, field, struct
 
 CLUSTER_ID = 0x0028
@@ -25,7 +25,7 @@ SPECIFICATION_VERSION = 0x0104_0200
 MIN_CASE_SESSIONS_PER_FABRIC = 3
 MIN_SUBSCRIPTIONS_PER_FABRIC = 3
 
-# Event ids (11.1.6); events are not served yet.
+# Event ids (11.1.6).
 EVENT_START_UP = 0x00
 EVENT_SHUT_DOWN = 0x01
 EVENT_LEAVE = 0x02
@@ -159,5 +159,10 @@ CLUSTER = ClusterDef(
         _ro(SPECIFICATION_VERSION_ID, "SpecificationVersion", UINT32),
         _ro(MAX_PATHS_PER_INVOKE, "MaxPathsPerInvoke", UInt(16, 1)),
         _ro(CONFIGURATION_VERSION, "ConfigurationVersion", UInt(32, 1), persistent=True),
+    ),
+    events=(
+        EventDef(EVENT_START_UP, "StartUp", EventPriority.CRITICAL),
+        EventDef(EVENT_SHUT_DOWN, "ShutDown", EventPriority.CRITICAL),
+        EventDef(EVENT_LEAVE, "Leave", EventPriority.INFO),
     ),
 )

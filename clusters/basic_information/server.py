@@ -80,6 +80,20 @@ class BasicInformationServer(ClusterServer):
         if not self.get(schema.UNIQUE_ID):
             self.set(schema.UNIQUE_ID, secrets.token_hex(16).upper())
 
+    # ------------------------------------------------------------------------------------------ events (11.1.6)
+
+    def emit_start_up(self) -> None:
+        """StartUp (11.1.6.1), on every start, with the running SoftwareVersion."""
+        self.emit_event(schema.EVENT_START_UP, {0: int(self.get(schema.SOFTWARE_VERSION))})
+
+    def emit_shut_down(self) -> None:
+        """ShutDown (11.1.6.2), as an orderly shutdown begins; the shell flushes it to the subscribers."""
+        self.emit_event(schema.EVENT_SHUT_DOWN, {})
+
+    def emit_leave(self, fabric_index: int) -> None:
+        """Leave (11.1.6.3), as RemoveFabric starts to remove ``fabric_index``."""
+        self.emit_event(schema.EVENT_LEAVE, {0: fabric_index})
+
     @property
     def unique_id(self) -> str:
         return str(self.get(schema.UNIQUE_ID))

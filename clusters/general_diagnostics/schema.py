@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 
-from jfds_device.codec.model import AttributeDef, ClusterDef, CommandDef, Privilege
+from jfds_device.codec.model import AttributeDef, ClusterDef, CommandDef, EventDef, EventPriority, Privilege
 from jfds_device.codec.schema import (
     BOOL,
     UINT16,
@@ -28,7 +28,7 @@ CLUSTER_ID = 0x0033
 
 ENABLE_KEY_LENGTH = 16
 
-# Event ids (11.12.8); events are not served yet.
+# Event ids (11.12.8); only BootReason is emitted (the fault events are optional and we track no faults).
 EVENT_HARDWARE_FAULT_CHANGE = 0x00
 EVENT_RADIO_FAULT_CHANGE = 0x01
 EVENT_NETWORK_FAULT_CHANGE = 0x02
@@ -139,4 +139,5 @@ CLUSTER = ClusterDef(
         CommandDef(0x00, "TestEventTrigger", TestEventTrigger, privilege=Privilege.MANAGE),
         CommandDef(0x01, "TimeSnapshot", TimeSnapshot, 0x02, TimeSnapshotResponse, Privilege.OPERATE),
     ),
+    events=(EventDef(EVENT_BOOT_REASON, "BootReason", EventPriority.CRITICAL),),
 )

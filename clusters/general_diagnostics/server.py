@@ -46,6 +46,10 @@ class GeneralDiagnosticsServer(ClusterServer):
         # No enable key is provisioned, so test event triggers are off (11.12.6.9).
         self.set(schema.TEST_EVENT_TRIGGERS_ENABLED, False)
 
+    def emit_boot_reason(self) -> None:
+        """BootReason (11.12.8.4): after every boot, with the BootReason attribute's value."""
+        self.emit_event(schema.EVENT_BOOT_REASON, {0: int(self.get(schema.BOOT_REASON))})
+
     def started(self) -> None:
         # One more boot (11.12.6.2); saturate rather than wrap, so the count never appears to reset.
         self.set(schema.REBOOT_COUNT, min(int(self.get(schema.REBOOT_COUNT)) + 1, MAX_REBOOT_COUNT))

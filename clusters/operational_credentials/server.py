@@ -124,8 +124,10 @@ class OperationalCredentialsServer(ClusterServer):
         access_control: AccessControlServer | None = None,
         set_ipk: Callable[[int, bytes], None] | None = None,
         now: Callable[[], float] | None = None,
+        fabric_leaving: Callable[[int], None] | None = None,
     ) -> None:
-        """``set_ipk(fabric_index, epoch_key)`` installs AddNOC's IPKValue as GroupKeyManagement key set 0;
+        """``fabric_leaving(fabric_index)`` runs as RemoveFabric starts (BasicInformation's Leave event, 11.1.6.3).
+        ``set_ipk(fabric_index, epoch_key)`` installs AddNOC's IPKValue as GroupKeyManagement key set 0;
         its undo is that cluster's ``fabric_removed`` listener. ``now`` (monotonic seconds) lets commands
         treat a fail-safe whose deadline passed, before the shell's timer fired, as not armed."""
         super().__init__()
@@ -135,6 +137,7 @@ class OperationalCredentialsServer(ClusterServer):
         self._attestation = attestation
         self._set_ipk = set_ipk or (lambda _index, _key: None)
         self._now = now
+        self._fabric_leaving = fabric_leaving
         self._events = _FabricEvents(self)
         fabric_table.add_listener(self._events)
         self.set(schema.SUPPORTED_FABRICS, fabric_table.max_fabrics)
@@ -307,7 +310,7 @@ class OperationalCredentialsServer(ClusterServer):
             if self.access_control is not None:
                 # Entries a crash left behind under this (reused) index must not grant anything now.
                 self.access_control.remove_fabric(index)
-                self.access_control.add_entry(index, admin_entry(request.case_admin_subject))
+                self.access_control.add_entry(index, admin_entry(request.case_admin_subject), by=ctx.subject)
             self._set_ipk(index, request.ipk_value)
             if ctx.subject.auth_mode is AuthMode.PASE and ctx.bind_fabric is not None:
                 # The PASE session now acts for the new fabric (11.18.6.8 "augment the secure session").
@@ -367,6 +370,8 @@ class OperationalCredentialsServer(ClusterServer):
             # The fail-safe of a fabric that is going away ends now, before the removal: its rollbacks must
             # not restore anything (ACL entries, a pending UpdateNOC) for a removed fabric.
             failsafe.expire()
+        if self._fabric_leaving is not None:
+            self._fabric_leaving(index)
         table.remove(index)
         log.info("RemoveFabric: fabric %d removed", index)
         return NOCResponse(status_code=NocStatus.OK, fabric_index=index)

@@ -71,6 +71,25 @@ class CommandDef:
     fabric_scoped: bool = False
 
 
+class EventPriority(enum.IntEnum):
+    """An event's priority (Core spec 7.14.2.1): which buffer keeps it and how long."""
+
+    DEBUG = 0
+    INFO = 1
+    CRITICAL = 2
+
+
+@dataclass(frozen=True, slots=True)
+class EventDef:
+    """One event of a cluster (Core spec 7.14): its id, priority and who may read it."""
+
+    id: int
+    name: str
+    priority: EventPriority = EventPriority.INFO
+    read_privilege: Privilege = Privilege.VIEW
+    fabric_sensitive: bool = False  # delivered only to its fabric's subjects (Core spec 7.14.3)
+
+
 @dataclass(frozen=True, slots=True)
 class ClusterDef:
     id: int
@@ -79,12 +98,15 @@ class ClusterDef:
     attributes: tuple[AttributeDef, ...]
     commands: tuple[CommandDef, ...] = ()
     feature_map: int = 0
+    events: tuple[EventDef, ...] = ()
     attribute_by_id: dict[int, AttributeDef] = field(init=False, repr=False, compare=False)
     command_by_id: dict[int, CommandDef] = field(init=False, repr=False, compare=False)
+    event_by_id: dict[int, EventDef] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "attribute_by_id", {a.id: a for a in self.attributes})
         object.__setattr__(self, "command_by_id", {c.id: c for c in self.commands})
+        object.__setattr__(self, "event_by_id", {e.id: e for e in self.events})
         if len(self.attribute_by_id) != len(self.attributes) or len(self.command_by_id) != len(self.commands):
             raise TypeError(f"{self.name}: duplicate attribute or command id")
         for command in self.commands:

@@ -33,7 +33,7 @@ from collections.abc import Callable
 from typing import Any, ClassVar, Protocol
 
 from jfds_device.codec import tlv
-from jfds_device.codec.model import AttributeDef, ClusterDef
+from jfds_device.codec.model import AttributeDef, ClusterDef, EventDef
 from jfds_device.codec.schema import (
     NULL,
     ConstraintError,
@@ -86,6 +86,11 @@ class ClusterHost(Protocol):
 
     def attribute_changed(self, endpoint: int, cluster: int, attribute: int, undo: Callable[[], None]) -> None:
         """Record a change: the node reports it (now, or when its transaction commits) or calls ``undo``."""
+
+    def emit_event(
+        self, endpoint: int, cluster: int, event: EventDef, data: dict[int, Any], fabric_index: int | None
+    ) -> None:
+        """Record an event of this node (Core spec 7.14) in its event store, if it has one."""
 
 
 def _fabric_field(attr: AttributeDef) -> tuple[type[Struct], str]:
@@ -176,6 +181,13 @@ class ClusterServer:
 
     def structure_changed(self) -> None:
         """Hook: the endpoint tree gained an endpoint or a server (the Descriptor server derives its lists again)."""
+
+    def emit_event(self, event_id: int, data: dict[int, Any], *, fabric_index: int | None = None) -> None:
+        """Emit one of this cluster's events (its ``EventDef`` in the schema) with ``data``, the event's TLV
+        struct; ``fabric_index`` for a fabric-sensitive event. An unmounted server (a unit test's) emits nothing."""
+        definition = self.CLUSTER.event_by_id[event_id]
+        if self._host is not None and self.endpoint is not None:
+            self._host.emit_event(self.endpoint, self.cluster_id, definition, data, fabric_index)
 
     def _decode_stored(self, attr: AttributeDef, data: bytes) -> Any:
         try:

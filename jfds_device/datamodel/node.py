@@ -23,15 +23,17 @@ to run inside one. The IM engine handles one request message synchronously, so t
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, Protocol, TypeVar
 
 from clusters.descriptor.schema import DeviceTypeStruct
-from jfds_device.codec.model import ClusterDef, Privilege
+from jfds_device.codec.model import ClusterDef, EventDef, Privilege
 from jfds_device.datamodel import acl
 from jfds_device.datamodel.cluster import ClusterServer
 from jfds_device.datastore.sqlite import Database
 from jfds_device.errors import ActionError, LocalProtocolError
+from jfds_device.im.events import EventStore
 from jfds_device.im.provider import (
     AttributePath,
     ChangeListener,
@@ -50,6 +52,8 @@ DeviceType = DeviceTypeStruct  # DeviceType(device_type=0x0016, revision=3)
 # Key/value namespace of persisted attribute values; keys are "<endpoint>/<cluster>/<attribute>" in hex.
 ATTRIBUTE_NAMESPACE = "attribute"
 MAX_ENDPOINT = 0xFFFE
+
+log = logging.getLogger(__name__)
 
 S = TypeVar("S", bound=ClusterServer)
 
@@ -100,6 +104,8 @@ class Node:
         self._journal: list[tuple[AttributePath, Callable[[], None]]] | None = None
         self._levels = 0
         self._write: tuple[int, int] | None = None
+        self._events: EventStore | None = None
+        self._now_ms: Callable[[], int] = lambda: 0
 
     # ------------------------------------------------------------------------------------------ structure
 
@@ -168,6 +174,18 @@ class Node:
         if not isinstance(found, server_type):
             raise LocalProtocolError(f"endpoint {endpoint_id} has no {server_type.__name__}")
         return found
+
+    def attach_events(self, store: EventStore, now_ms: Callable[[], int]) -> None:
+        """Where the servers' events go, and the system time (ms since boot) they are stamped with."""
+        self._events, self._now_ms = store, now_ms
+
+    def emit_event(
+        self, endpoint: int, cluster: int, event: EventDef, data: dict[int, Any], fabric_index: int | None
+    ) -> None:
+        if self._events is None:
+            log.debug("no event store: event %#x of cluster %#x not recorded", event.id, cluster)
+            return
+        self._events.emit(endpoint, cluster, event.id, event.priority, data, self._now_ms(), fabric_index=fabric_index)
 
     def set_acl_source(self, source: AclSource | None) -> None:
         self._acl_source = source

@@ -227,7 +227,7 @@ class EventStatusIB(Struct):
 
 @struct
 class EventDataIB(Struct):
-    """Core spec 10.6.9. We emit no events; declared so reports from peers decode."""
+    """Core spec 10.6.9: one event in a report (ours are built by ``events.EventRecord.report_ib``)."""
 
     path: EventPathIB = field(0, StructType(EventPathIB))
     event_number: int = field(1, UINT64)

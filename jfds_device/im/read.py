@@ -19,6 +19,7 @@ from typing import Any, Final
 from jfds_device.codec import tlv
 from jfds_device.codec.model import ClusterDef, Privilege
 from jfds_device.errors import ActionError, LocalProtocolError, RequestError, SchemaError
+from jfds_device.im.events import EventRecord
 from jfds_device.im.messages import (
     NULL,
     AttributeDataIB,
@@ -119,6 +120,10 @@ class AttributeReader:
         self._clusters: dict[int, dict[int, ClusterDef]] = {}
         self._attribute_ids: dict[tuple[int, int], frozenset[int]] = {}
         self._access: dict[tuple[int, int, Privilege], bool] = {}
+
+    @property
+    def subject_fabric_index(self) -> int:
+        return self._ctx.subject.fabric_index
 
     # -- the node's shape, cached for the interaction
 
@@ -232,20 +237,35 @@ class AttributeReader:
 
 
 def event_statuses(reader: AttributeReader, paths: Iterable[EventPathIB]) -> list[tuple[EventPathIB, Status]]:
-    """We have no events (ClusterDef declares none): wildcard event paths match nothing and report nothing,
-    concrete ones get the status a node without that event answers (Core spec 8.4.3.2, event paths)."""
+    """An EventStatusIB for every concrete event path that names no event the subject may read; wildcard paths
+    report nothing (Core spec 8.9.2.3). Order as the CHIP SDK's Engine::CheckAccessDeniedEventPaths and the
+    attribute checks: no View on the cluster -> UNSUPPORTED_ACCESS (the subject learns nothing of what exists),
+    then UNSUPPORTED_ENDPOINT / UNSUPPORTED_CLUSTER / UNSUPPORTED_EVENT, then the event's read privilege
+    (Administer for AccessControl's events, Core spec 9.10.7) -> UNSUPPORTED_ACCESS."""
     out: list[tuple[EventPathIB, Status]] = []
     for path in paths:
         if path.endpoint is None or path.cluster is None or path.event is None:
             continue
-        if path.endpoint not in reader.endpoints():
-            status = Status.UNSUPPORTED_ENDPOINT
-        elif path.cluster not in reader.clusters(path.endpoint):
-            status = Status.UNSUPPORTED_CLUSTER
-        else:
-            status = Status.UNSUPPORTED_EVENT
-        out.append((path, status))
+        status = _event_status(reader, path.endpoint, path.cluster, path.event)
+        if status is not None:
+            out.append((path, status))
     return out
+
+
+def _event_status(reader: AttributeReader, endpoint: int, cluster_id: int, event_id: int) -> Status | None:
+    if not reader.allowed(endpoint, cluster_id, Privilege.VIEW):
+        return Status.UNSUPPORTED_ACCESS
+    if endpoint not in reader.endpoints():
+        return Status.UNSUPPORTED_ENDPOINT
+    cluster = reader.clusters(endpoint).get(cluster_id)
+    if cluster is None:
+        return Status.UNSUPPORTED_CLUSTER
+    definition = cluster.event_by_id.get(event_id)
+    if definition is None:
+        return Status.UNSUPPORTED_EVENT
+    if not reader.allowed(endpoint, cluster_id, definition.read_privilege):
+        return Status.UNSUPPORTED_ACCESS
+    return None
 
 
 # ---------------------------------------------------------------------------------------------------- packing
@@ -327,6 +347,10 @@ class ReportBuilder:
         raw = tlv.Raw(EventReportIB(event_status=EventStatusIB(path=path, status=StatusIB(status=status))).encode())
         self._packer.add(raw, self._EVENTS)
 
+    def add_event(self, record: EventRecord) -> None:
+        if not self._packer.add(record.report_ib(), self._EVENTS):
+            log.error("event %d does not fit in a report", record.number)
+
     def add(self, item: AttributeItem) -> None:
         if item.status is not None:
             self._packer.add(_status_ib(item.path, item.status, item.cluster_status), self._ATTRIBUTES)
@@ -394,13 +418,19 @@ def build_report(
     subscription_id: int | None,
     *,
     suppress_last: bool,
+    events: Sequence[EventRecord] = (),
 ) -> list[bytes]:
-    """The ReportData payloads of a read or a priming report: event statuses, then every request path."""
-    events = event_statuses(reader, event_paths)
-    builder = ReportBuilder(max_payload, subscription_id=subscription_id, has_events=bool(events))
-    for path, status in events:
-        builder.add_event_status(path, status)
+    """The ReportData payloads of a read or a priming report: every attribute request path, then the event
+    statuses and ``events`` (the stored events the event paths yield, ``event_read.visible_events``), as the
+    CHIP SDK's Engine::BuildReportData puts attribute reports before event reports in each chunk."""
+    event_paths = list(event_paths)
+    statuses = event_statuses(reader, event_paths)
+    builder = ReportBuilder(max_payload, subscription_id=subscription_id, has_events=bool(event_paths))
     for request in attribute_paths:
         for item in reader.expand(request):
             builder.add(item)
+    for path, status in statuses:
+        builder.add_event_status(path, status)
+    for record in events:
+        builder.add_event(record)
     return builder.payloads(suppress_last=suppress_last)

@@ -42,6 +42,8 @@ from jfds_device.im.admission import (
     admit_interaction,
     admit_subscription,
 )
+from jfds_device.im.event_read import event_min, visible_events
+from jfds_device.im.events import EventRecord, EventStore
 from jfds_device.im.invoke import invoke_command, invoke_response_payloads, validate_invoke_batch
 from jfds_device.im.messages import (
     AttributeDataIB,
@@ -163,6 +165,7 @@ class InteractionServer:
     ``wakeup``: called when a data-model change makes a report due earlier (see the module docstring).
     ``subscription_ids``: source of candidate SubscriptionIds (random 32-bit by default; tests inject one).
     ``limits``: the admission tables (admission.py); ``Limits.for_fabrics(SupportedFabrics)`` sizes the pool.
+    ``events``: the node's event store (events.py); without one, event paths find no events.
     """
 
     def __init__(
@@ -175,6 +178,7 @@ class InteractionServer:
         wakeup: Callable[[], None] | None = None,
         subscription_ids: Callable[[], int] | None = None,
         limits: Limits | None = None,
+        events: EventStore | None = None,
     ) -> None:
         if max_payload < _MIN_PAYLOAD:
             raise ValueError(f"max_payload {max_payload} is below {_MIN_PAYLOAD}")
@@ -188,7 +192,10 @@ class InteractionServer:
         self._limits = limits or Limits()
         self._session_fabric: dict[int, int] = {}  # each session's accessing fabric (a WriteSession lacks it)
         self._next_local_exchange = 0
+        self._events = events
         provider.subscribe_changes(self)
+        if events is not None:
+            events.add_listener(self.event_emitted)
 
     # ------------------------------------------------------------------------------------------------ API
 
@@ -276,6 +283,29 @@ class InteractionServer:
                 self._drop_subscription(subscription)
         return out
 
+    def event_emitted(self, record: EventRecord) -> None:
+        """EventStore listener: an urgent event makes reports due after MinInterval (subscriptions.py)."""
+        if self._subscriptions.event_emitted(self._provider, record) and self._wakeup is not None:
+            self._wakeup()
+
+    def flush_events(self, now: float) -> list[Outgoing]:
+        """Report at once, MinInterval or not, to every idle subscription that has unreported events it may read:
+        the ShutDown path (the CHIP SDK's BasicInformation shutdown runs ScheduleUrgentEventDeliverySync)."""
+        if self._events is None:
+            return []
+        out = []
+        for subscription in self._subscriptions.with_unreported_events(self._provider, self._events):
+            try:
+                out.append(self._start_report(subscription, now))
+            except Exception:
+                log.exception("report for subscription %#x failed", subscription.subscription_id)
+                self._drop_subscription(subscription)
+        return out
+
+    def reports_in_flight(self) -> bool:
+        """Whether some subscription report still waits for its subscriber's answer (the stop path waits on it)."""
+        return self._subscriptions.in_flight()
+
     def attributes_changed(self, paths: Iterable[AttributePath]) -> None:
         """ChangeListener: the data model changed these attributes."""
         if self._subscriptions.mark_changed(paths) and self._wakeup is not None:
@@ -332,6 +362,11 @@ class InteractionServer:
             self._pending[exchange] = pending
         return Outgoing(exchange, pending.session_id, pending.opcode, payload, waits, not waits, new_exchange)
 
+    def _visible(self, reader: AttributeReader, paths: Sequence[Any], min_number: int) -> list[EventRecord]:
+        if self._events is None or not paths:
+            return []
+        return visible_events(reader, self._events, paths, min_number)
+
     def _admit(self, ctx: RequestContext, kind: InteractionKind, now: float, paths: tuple[int, int] = (0, 0)) -> None:
         """Refuse a new interaction its session or fabric has no room for (admission.py, Core spec 8.4, 8.10)."""
         request = HeldInteraction(ctx.session_id, ctx.subject.fabric_index, kind)
@@ -379,7 +414,10 @@ class InteractionServer:
         read_ctx = dataclasses.replace(ctx, fabric_filtered=request.fabric_filtered, timed=False)
         filters = data_version_filters(request.data_version_filters, MAX_DATA_VERSION_FILTERS)
         reader = AttributeReader(self._provider, read_ctx, filters)
-        payloads = build_report(reader, attributes, events, self._max_payload, None, suppress_last=True)
+        records = self._visible(reader, events, event_min(request.event_filters))
+        payloads = build_report(
+            reader, attributes, events, self._max_payload, None, suppress_last=True, events=records
+        )
         return [self._send_chunks(exchange, ctx.session_id, Op.REPORT_DATA, payloads, _ChunkKind.READ)]
 
     def _continue_chunks(
@@ -438,15 +476,19 @@ class InteractionServer:
         if not has_accessible_path(reader, attributes, events):
             raise RequestError(Status.INVALID_ACTION, "every path is denied by access control")
         self._make_room_for(subscription)
+        records = self._visible(reader, events, event_min(request.event_filters))
         payloads = build_report(
-            reader, attributes, events, self._max_payload, subscription.subscription_id, suppress_last=False
+            reader, attributes, events, self._max_payload, subscription.subscription_id, suppress_last=False,
+            events=records,
         )
+        if self._events is not None:
+            subscription.event_next = self._events.next_number
         self._subscriptions.add(subscription)
         return [self._send_chunks(exchange, ctx.session_id, Op.REPORT_DATA, payloads, _ChunkKind.PRIMING, subscription)]
 
     def _start_report(self, subscription: Subscription, now: float) -> Outgoing:
         """A change report, or an empty keep-alive, on a new exchange (Core spec 8.5.4)."""
-        payloads = change_report(self._provider, subscription, self._max_payload)
+        payloads = change_report(self._provider, subscription, self._max_payload, self._events)
         self._next_local_exchange += 1
         key = LocalExchange(self._next_local_exchange)
         subscription.state = SubscriptionState.REPORTING

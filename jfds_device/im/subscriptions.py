@@ -12,6 +12,8 @@ from collections.abc import Callable, Hashable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Final
 
+from jfds_device.im.event_read import readable, visible_events
+from jfds_device.im.events import EventRecord, EventStore, event_path_matches
 from jfds_device.im.messages import AttributePathIB, EventPathIB
 from jfds_device.im.provider import AttributePath, DataModelProvider, RequestContext
 from jfds_device.im.read import AttributeReader, ReportBuilder
@@ -72,6 +74,10 @@ class Subscription:
     # Changed paths not yet reported -> whether a concrete request path names them (then errors are reported).
     dirty: dict[AttributePath, bool] = field(default_factory=dict)
     exchange: Hashable | None = None  # the exchange of the report in flight
+    # The number of the first event not yet reported (Core spec 8.5.4: every report carries the events since).
+    event_next: int = 0
+    # An event on an IsUrgent path waits: the next report is due after MinInterval (Core spec 8.5.4, 10.6.8).
+    urgent_events: bool = False
 
     @property
     def session_id(self) -> int:
@@ -87,7 +93,8 @@ class Subscription:
         """When the next report is due: a change report after MinInterval, else a keep-alive at MaxInterval."""
         if self.state is not SubscriptionState.IDLE:
             return None
-        return self.last_report_at + (self.min_interval if self.dirty else self.max_interval)
+        soon = self.dirty or self.urgent_events
+        return self.last_report_at + (self.min_interval if soon else self.max_interval)
 
     def mark(self, path: AttributePath) -> bool:
         matched = False
@@ -97,21 +104,37 @@ class Subscription:
                 matched = True
         return matched
 
+    def event_arrived(self, record: EventRecord) -> bool:
+        """A new event some path of ours names; True when a path naming it is urgent (a report becomes due)."""
+        matching = [p for p in self.event_paths if event_path_matches(p, record)]
+        if any(p.is_urgent for p in matching):
+            self.urgent_events = True
+            return True
+        return False
+
     def take_dirty(self) -> list[tuple[AttributePath, bool]]:
         items = sorted(self.dirty.items(), key=lambda kv: (kv[0].endpoint, kv[0].cluster, kv[0].attribute))
         self.dirty = {}
         return items
 
 
-def change_report(provider: DataModelProvider, subscription: Subscription, max_payload: int) -> list[bytes]:
-    """The ReportData payloads for what changed since the last report; an empty report is the keep-alive
-    (Core spec 8.5.4). Paths named only by wildcards skip errors, as in the priming report."""
+def change_report(
+    provider: DataModelProvider, subscription: Subscription, max_payload: int, events: EventStore | None = None
+) -> list[bytes]:
+    """The ReportData payloads for what changed since the last report, then the events emitted since; an empty
+    report is the keep-alive (Core spec 8.5.4). Paths named only by wildcards skip errors, as in priming."""
     reader = AttributeReader(provider, subscription.ctx)
-    builder = ReportBuilder(max_payload, subscription_id=subscription.subscription_id, has_events=False)
+    has_events = events is not None and bool(subscription.event_paths)
+    builder = ReportBuilder(max_payload, subscription_id=subscription.subscription_id, has_events=has_events)
     for path, named_concretely in subscription.take_dirty():
         item = reader.read(path, named_concretely)
         if item is not None:
             builder.add(item)
+    if events is not None and subscription.event_paths:
+        for record in visible_events(reader, events, subscription.event_paths, subscription.event_next):
+            builder.add_event(record)
+        subscription.event_next = events.next_number
+    subscription.urgent_events = False
     return builder.payloads(suppress_last=False)
 
 
@@ -161,6 +184,29 @@ class SubscriptionTable:
             for path in paths:
                 touched |= subscription.mark(path)
         return touched
+
+    def event_emitted(self, provider: DataModelProvider, record: EventRecord) -> bool:
+        """A new event: True if some subscription with an urgent path naming it, whose subject may read it, now has
+        a report due after its MinInterval (Core spec 8.5.4; the CHIP SDK's Engine::ScheduleUrgentEventDelivery).
+        Other events wait for the next report."""
+        urgent = False
+        for subscription in self._by_id.values():
+            if subscription.event_paths and readable(AttributeReader(provider, subscription.ctx), record):
+                urgent |= subscription.event_arrived(record)
+        return urgent
+
+    def with_unreported_events(self, provider: DataModelProvider, events: EventStore) -> list[Subscription]:
+        """The idle subscriptions that have events they may read and have not had yet."""
+        return [
+            s
+            for s in self._by_id.values()
+            if s.state is SubscriptionState.IDLE
+            and s.event_paths
+            and visible_events(AttributeReader(provider, s.ctx), events, s.event_paths, s.event_next)
+        ]
+
+    def in_flight(self) -> bool:
+        return any(s.state is SubscriptionState.REPORTING for s in self._by_id.values())
 
     def next_deadline(self) -> float | None:
         deadlines = [d for d in (s.due_at() for s in self._by_id.values()) if d is not None]

@@ -28,6 +28,7 @@ from jfds_device.datastore.sqlite import Database
 from jfds_device.errors import CertificateError, MatterError, StorageError
 from jfds_device.fabrics import FabricInfo, SqliteResumptionStore
 from jfds_device.im.admission import Limits
+from jfds_device.im.events import EventStore
 from jfds_device.node.anchor import AnchorRole
 from jfds_device.node.banner import startup_lines
 from jfds_device.node.commissioning_attempt import CommissioningAttempt
@@ -45,6 +46,9 @@ from jfds_device.transport.udp import UdpBindError
 log = logging.getLogger("jfds_device")
 
 GLOBAL_COUNTER = "global_unencrypted"
+EVENT_COUNTER = "event_number"
+# How long the stop path waits for the subscribers to acknowledge the ShutDown report (MRP retransmits included).
+SHUTDOWN_FLUSH_SECONDS = 1.5
 STATE_FILE = "jfds.sqlite3"
 
 
@@ -58,6 +62,7 @@ class Device:
         self.db: Database | None = None
         self.root: RootNode | None = None
         self.stack: Stack | None = None
+        self.events = EventStore()  # replaced in start() by one numbered from the storage's counter
         self.window = CommissioningWindow(config.passcode, config.discriminator)
         self.advertiser: Advertiser | None = None
         self.resolver: Resolver | None = None
@@ -110,7 +115,11 @@ class Device:
                 self.db.close()
                 self.db = None
             raise StartupError(f"unusable state in {storage}: {exc}") from exc
+        self.events = EventStore(db.counter_limit(EVENT_COUNTER) or 0, reserve=self._reserve_event_numbers)
+        started_at = self.clock.now()
+        root.node.attach_events(self.events, lambda: int((self.clock.now() - started_at) * 1000))
         self.stack = stack = Stack(
+            events=self.events,
             data_model=root.node,
             im_limits=Limits.for_fabrics(self.fabrics.max_fabrics),
             window=self.window,
@@ -161,10 +170,20 @@ class Device:
         log.info("listening on [%s]:%d (UDP, IPv6 and IPv4)%s", host, port,
                  f" on {config.interface}" if config.interface else "")
         self._listening = True
+        # Core spec 11.1.6.1 StartUp and 11.12.8.4 BootReason, once the node is reachable.
+        root.basic_information.emit_start_up()
+        root.general_diagnostics.emit_boot_reason()
         self._print_onboarding()
         stack.rearm()
 
     async def stop(self) -> None:
+        if self.stack is not None and self.root is not None and self._listening:
+            # ShutDown (11.1.6.2) reaches the subscribers before the sessions close, bounded in time.
+            self.root.basic_information.emit_shut_down()
+            try:
+                await self.stack.flush_event_reports(SHUTDOWN_FLUSH_SECONDS)
+            except Exception:  # stopping must go on whatever the flush met
+                log.exception("flushing the ShutDown event failed")
         if self.stack is not None:
             self.stack.cancel_timer()  # no fail-safe or window deadline runs while the node shuts down
         if self._background:
@@ -229,6 +248,7 @@ class Device:
 
     def fabric_removed(self, fabric_index: int) -> None:
         self.anchor.fabric_removed(fabric_index)
+        self.events.forget_fabric(fabric_index)
         if self.stack is not None:
             if self.stack.im is not None:
                 self.stack.im.on_fabric_removed(fabric_index)
@@ -274,6 +294,10 @@ class Device:
         task = self.loop.create_task(coro)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+
+    def _reserve_event_numbers(self, upto: int) -> None:
+        assert self.db is not None
+        self.db.reserve(EVENT_COUNTER, upto, 0)
 
     def _reserve_global_counter(self, upto: int) -> None:
         assert self.db is not None

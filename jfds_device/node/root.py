@@ -113,6 +113,7 @@ def build_root_node(
     access_control = AccessControlServer()
     # ACL writes by the fail-safe holder are undone if the fail-safe expires (see AccessControlServer).
     access_control.track_failsafe(failsafe)
+    basic_information = BasicInformationServer(config.basic_information)
     if fabric_table is None:
         fabric_table = FabricTable(db if db is not None else Database(":memory:"))
     if window is None:
@@ -128,11 +129,11 @@ def build_root_node(
         access_control=access_control,
         set_ipk=set_ipk if set_ipk is not None else group_key_management.install_ipk,
         now=monotonic,
+        fabric_leaving=basic_information.emit_leave,
     )
     administrator_commissioning = AdministratorCommissioningServer(
         window, failsafe, now=monotonic, fabric_vendor_id=lambda index: _vendor_of(fabric_table, index)
     )
-    basic_information = BasicInformationServer(config.basic_information)
     general_commissioning = GeneralCommissioningServer(
         failsafe, now=monotonic, commissioning_window_open=lambda: window.is_open
     )

@@ -37,6 +37,7 @@ from jfds_device.errors import DecodeError, MatterError
 from jfds_device.im.admission import Limits
 from jfds_device.im.client import InteractionClient
 from jfds_device.im.client_messages import build_status_response
+from jfds_device.im.events import EventStore
 from jfds_device.im.provider import AuthMode, DataModelProvider, RequestContext, Status, SubjectDescriptor
 from jfds_device.im.server import DEFAULT_MAX_PAYLOAD, InteractionServer
 from jfds_device.node.client_dispatch import ExchangeDispatcher
@@ -104,7 +105,8 @@ class Stack:
                  clock: Clock | None = None, peer_backoff: BackoffPolicy | None = None,
                  handshake_timeout: float | None = None, response_timeout: float | None = None,
                  on_pase_established: Callable[[SecureSession], None] | None = None,
-                 on_session_closed: Callable[[SecureSession], None] | None = None) -> None:
+                 on_session_closed: Callable[[SecureSession], None] | None = None,
+                 events: EventStore | None = None) -> None:
         self._loop = asyncio.get_running_loop()
         self.clock: Clock = clock or LoopClock(self._loop)
         self.window = window or CommissioningWindow(DEFAULT_PASSCODE, DEFAULT_DISCRIMINATOR)
@@ -117,7 +119,8 @@ class Stack:
                                      on_counter_reserve=budget.on_counter_reserve)
         self.manager = ExchangeManager(self.sessions, local_mrp=self.local_mrp)
         self.im = None if data_model is None else InteractionServer(data_model, max_payload=max_payload,
-                                                                    wakeup=self._schedule_rearm, limits=im_limits)
+                                                                    wakeup=self._schedule_rearm, limits=im_limits,
+                                                                    events=events)
         self.dispatcher = ExchangeDispatcher()
         self._identities, self._resolver = identities, resolver
         self.resumption: ResumptionStore = resumption if resumption is not None else InMemoryResumptionStore()
@@ -290,6 +293,17 @@ class Stack:
         if self._timer is not None:
             self._timer.cancel()
         self._timer = self._timer_at = None
+
+    async def flush_event_reports(self, timeout: float) -> None:
+        """Send every subscriber the events it has not had yet, MinInterval or not, and wait (up to ``timeout``
+        seconds) until every subscription report in flight is acknowledged or given up: the stop path's ShutDown
+        (the CHIP SDK's BasicInformation shutdown runs ScheduleUrgentEventDeliverySync before the stack stops)."""
+        if self.im is None or self._router is None:
+            return
+        self._router.send(self.im.flush_events(self.clock.now()))
+        deadline = self.clock.now() + timeout
+        while self.im.reports_in_flight() and self.clock.now() < deadline:
+            await asyncio.sleep(0.02)
 
     def _schedule_rearm(self) -> None:
         self._loop.call_soon(self.rearm)

@@ -7,9 +7,8 @@ starts jfds-device in a network namespace of its own per test line, runs the scr
 the harness's own on-network commissioning, then stops the device by pid and deletes the namespaces.
 
 Every test line runs in its own runner process, several at once (the CADMIN scripts mostly wait out 180 s
-commissioning windows), in one session fixture; each TC is then its own pytest case. TCs that issue 12 of this
-project lists as failing are strict xfails with the reason the harness gives: once one passes, its case fails
-until the mark is removed.
+commissioning windows), in one session fixture; each TC is then its own pytest case. A TC in KNOWN_FAILING is a
+strict xfail with its reason: once it passes, its case fails until the entry is removed.
 """
 
 from __future__ import annotations
@@ -61,12 +60,8 @@ TEST_LINES = [
     "TC_DGGEN_2_4",
 ]  # fmt: skip
 
-KNOWN_FAILING = {
-    "test_TC_IDM_10_1": "no events yet: the wildcard event subscription returns none",
-    "test_TC_ACE_1_2": "no AccessControlEntryChanged event report",
-    "test_TC_ACL_2_6": "no AccessControlEntryChanged events to read",
-    "test_TC_ACL_2_8": "no AccessControlEntryChanged events to read",
-}
+# TCs that fail for a known, open reason, as strict xfails: {record: reason}. None today.
+KNOWN_FAILING: dict[str, str] = {}
 # Every record the lines above produce: (label, record). Commissioning is a record of its own in each line.
 EXPECTED_RECORDS = [
     ("TC_DeviceBasicComposition", r)

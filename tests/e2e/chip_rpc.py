@@ -166,6 +166,41 @@ class Service:
         sub.SetAttributeUpdateCallback(on_change)
         return key
 
+    async def rpc_subscribe_events(self, node_id: int, paths: list[Any], min_interval: int, max_interval: int,
+                                   controller: int = 0) -> int:
+        """An event subscription (``ReadEvent`` paths, e.g. ``[('*', 1)]`` for every event, urgent) whose events are
+        recorded with the monotonic time they arrived (``rpc_events``); the SDK's ReadClient resubscribes on its own
+        (from the last event number it saw) when the node goes away and comes back."""
+        import time
+
+        sub = await self.controllers[controller].ReadEvent(
+            node_id, paths, reportInterval=(min_interval, max_interval), keepSubscriptions=True
+        )
+        key = max(self.reports, default=0) + 1
+        self.subscriptions[key] = sub
+        self.reports[key] = []
+        self.resubscriptions[key] = []
+        loop = asyncio.get_running_loop()
+
+        def record(event: Any) -> dict[str, Any]:
+            header = event.Header
+            return {"endpoint": int(header.EndpointId), "cluster": int(header.ClusterId),
+                    "event": int(header.EventId), "number": int(header.EventNumber),
+                    "data": portable(event.Data), "at": time.monotonic()}
+
+        for event in sub.GetEvents() or ():  # the priming report's events
+            self.reports[key].append(record(event))
+
+        def on_event(event: Any, transaction: Any) -> None:
+            loop.call_soon_threadsafe(self.reports[key].append, record(event))
+
+        def on_resubscribe(transaction: Any, error: int, next_interval_ms: int) -> None:
+            loop.call_soon_threadsafe(self.resubscriptions[key].append, int(error))
+
+        sub.SetEventUpdateCallback(on_event)
+        sub.SetResubscriptionAttemptedCallback(on_resubscribe)
+        return key
+
     async def rpc_hold_timed_requests(self, node_id: int, endpoint: int, command: Any, count: int,
                                       window_ms: int = 65_000, controller: int = 0) -> list[Any]:
         """Open ``count`` TimedRequest windows of ``window_ms`` and leave them open: each interaction gives up 1 ms
