@@ -11,7 +11,8 @@ server can only have from a report of the new process.
 
 Without BasicInformation StartUp/ShutDown events (Core spec 11.1.6.1, 11.1.6.2) the server notices the restart
 only when its subscription's liveness timeout runs out; on ShutDown it forces a resubscription within 5 s
-(same file, ``NODE_RESUBSCRIBE_FORCE_TIMEOUT``). So the 10 s bound is a strict xfail until events land.
+(same file, ``NODE_RESUBSCRIBE_FORCE_TIMEOUT``). jfds-device sends ShutDown before it stops and StartUp when it
+starts, so the server has it back well within the 10 s bound.
 """
 
 from __future__ import annotations
@@ -98,7 +99,7 @@ class Commissioned:
 @pytest.fixture(scope="module")
 def commissioned() -> Iterator[Commissioned]:
     """jfds-device commissioned by the Matter server; setup failures raise RuntimeError, never AssertionError
-    (the restart test is an xfail that only an AssertionError may satisfy)."""
+    (a failed setup is not a failed bound)."""
     require_matter_server()
     with topology() as net, workdir("jfds-hass-") as work:
         device = DeviceProcess(net.dev, work / "state", "--interface", net.dev_ifname)
@@ -147,8 +148,6 @@ def test_matter_server_writes_the_node_label_and_gets_the_report(commissioned: C
     assert server.read_attribute(node_id, NODE_LABEL) == {NODE_LABEL: "Kitchen"}
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="no StartUp/ShutDown events yet (issue 12)")
 def test_matter_server_sees_the_node_again_within_10s_of_a_restart(commissioned: Commissioned) -> None:
     server, device, node_id = commissioned.server, commissioned.device, commissioned.node_id
     before = server.node(node_id)
