@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from jfds_device.node.config import ConfigError, NodeConfig
+from jfds_device.node.log_format import LOG_FORMATS, make_formatter
 
 EXIT_USAGE = 2
 
@@ -35,6 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--certs", type=Path, default=None, help="attestation material directory")
     run.add_argument("--log-level", default=defaults.log_level, type=str.lower,
                      choices=["debug", "info", "warning", "error"])
+    run.add_argument("--log-format", default="text", choices=LOG_FORMATS,
+                     help="text (default) or json: one object per line (time, level, logger, message)")
     status = commands.add_parser(
         "status", help="which managed nodes are out of step and why (exit 0 in step, 1 pending or failed)"
     )
@@ -81,11 +84,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"jfds-device: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    logging.basicConfig(
-        level=config.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(make_formatter(args.log_format))
+    logging.basicConfig(level=config.log_level.upper(), handlers=[handler])
     from jfds_device.node.app import StartupError, run_until_signalled
 
     try:
