@@ -127,7 +127,10 @@ def _start_web(device: object, listen: tuple[str, int] | None) -> None:
     if listen is None:
         return
     host, port = listen
-    sock = bind(host, port)
+    try:
+        sock = bind(host, port)
+    except OSError as exc:
+        raise OSError(f"--http {host}:{port}: {(exc.strerror or str(exc)).lower()}") from exc
     app = build_app(node, token, loopback=is_loopback(host))
     task = asyncio.get_running_loop().create_task(serve(app, sock))
     _web_tasks.add(task)

@@ -171,3 +171,52 @@ async def test_events_deliver_a_datastore_change(world) -> None:  # type: ignore
         response.close()
     finally:
         await client.close()
+
+
+def test_cli_http_argument_errors_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from jfds_device.cli import main
+
+    assert main(["run", "--storage", str(tmp_path / "s"), "--http", "nowhere"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "HOST:PORT" in err[0]
+
+
+def test_status_token_prints_the_token_or_one_error_line(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    def status_token() -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "jfds_device", "status", "--token", "--storage", str(tmp_path)],
+                              capture_output=True, text=True, timeout=60)  # fmt: skip
+
+    missing = status_token()
+    assert missing.returncode == 2 and len(missing.stderr.strip().splitlines()) == 1 and not missing.stdout
+    token = load_or_create_token(tmp_path)
+    found = status_token()
+    assert found.returncode == 0 and found.stdout.strip() == token
+
+
+@pytest.mark.netns
+def test_busy_http_port_exits_2_with_one_line(tmp_path: Path) -> None:
+    """In a namespace of its own (the node advertises on mDNS); the port is taken there first."""
+    import subprocess
+    import sys
+
+    from tests.e2e.harness import topology
+
+    taker = ("import socket, time; s = socket.socket(); s.bind(('127.0.0.1', 8081)); s.listen(); "
+             "print('ok', flush=True); time.sleep(60)")
+    with topology() as net:
+        holder = subprocess.Popen(["ip", "netns", "exec", net.dev, sys.executable, "-c", taker],
+                                  stdout=subprocess.PIPE, text=True)  # fmt: skip
+        try:
+            assert holder.stdout is not None and holder.stdout.readline().strip() == "ok"
+            done = subprocess.run(["ip", "netns", "exec", net.dev, sys.executable, "-m", "jfds_device", "run",
+                                   "--storage", str(tmp_path / "s"), "--http", "127.0.0.1:8081"],
+                                  capture_output=True, text=True, timeout=60)  # fmt: skip
+        finally:
+            holder.kill()
+            holder.wait()
+    errors = [line for line in done.stderr.splitlines() if line.startswith("jfds-device: error")]
+    assert done.returncode == 2 and len(errors) == 1, done.stderr
+    assert "--http 127.0.0.1:8081: address already in use" in errors[0], errors
