@@ -342,8 +342,13 @@ def build_app(node: LiveNode, token: str, *, loopback: bool) -> web.Application:
             return web.Response(status=404, text="no such entry")
         if entry.state is not DatastoreState.COMMIT_FAILED:
             return web.Response(status=409, text="the entry is not CommitFailed")
-        node.store.set_status(ref, DatastoreState.PENDING)
-        return web.Response(text="entry is Pending again")
+        # renew(): Pending with a new revision, an intent change the reconciler acts on at once (not after the
+        # entry's backoff); a failed removal stays a removal and goes back to DeletePending.
+        if entry.removal:
+            node.store.set_status(ref, DatastoreState.PENDING)
+        else:
+            node.store.renew(ref)
+        return web.Response(text="entry is pending again")
 
     app = web.Application(middlewares=[guard])
     app.router.add_get("/", page)

@@ -140,6 +140,7 @@ async def test_retry_sets_a_commit_failed_entry_pending(world) -> None:  # type:
     _, store, _, token = world
     failed = store.add_acl(NODE, ace(VIEW, CASE, [0x101]))
     store.set_status(failed, DatastoreState.COMMIT_FAILED, Status.RESOURCE_EXHAUSTED)
+    revision = store.entry(failed).revision
     client = await _client(world)
     auth = {"Authorization": f"Bearer {token}"}
     body = {"kind": "acl", "node_id": NODE, "endpoint_id": None, "key": failed.key}
@@ -148,7 +149,9 @@ async def test_retry_sets_a_commit_failed_entry_pending(world) -> None:  # type:
         assert "RESOURCE_EXHAUSTED" in page and "/api/entries/retry" in page and "<table>" in page
         assert (await client.post("/api/entries/retry", json=body)).status == 401
         assert (await client.post("/api/entries/retry", json=body, headers=auth)).status == 200
-        assert store.entry(failed).state is DatastoreState.PENDING
+        retried = store.entry(failed)
+        assert retried is not None and retried.state is DatastoreState.PENDING
+        assert retried.revision > revision  # an intent change: the reconciler pushes it now, not after backoff
         assert (await client.post("/api/entries/retry", json=body, headers=auth)).status == 409
         assert (await client.post("/api/entries/retry", json={**body, "key": 999}, headers=auth)).status == 404
         assert (await client.post("/api/entries/retry", json={"kind": "x"}, headers=auth)).status == 400
