@@ -305,8 +305,8 @@ def build_app(node: LiveNode, token: str, *, loopback: bool) -> web.Application:
 
     async def events(request: web.Request) -> web.StreamResponse:
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
-        await response.prepare(request)
-        async with _changes(node.store) as changes:
+        async with _changes(node.store) as changes:  # observing before the client sees the stream open
+            await response.prepare(request)
             await response.write(b": connected\n\n")
             while True:
                 try:

@@ -33,6 +33,16 @@ sys.argv += ["--http", {HTTP!r}]
 runpy.run_module("jfds_device", run_name="__main__", alter_sys=True)
 """
 
+# Reads the event stream until its first datastore change, then prints that event's data line.
+_FIRST_EVENT = """import sys, urllib.request
+with urllib.request.urlopen(sys.argv[1], timeout=30) as r:
+    print("connected", flush=True)
+    for line in r:
+        if line.startswith(b"data: "):
+            print(line.decode().strip(), flush=True)
+            break
+"""
+
 _FETCH = """import json, sys, urllib.request, urllib.error
 method, url, token = sys.argv[1], sys.argv[2], sys.argv[3]
 req = urllib.request.Request(url, method=method, data=b"" if method == "POST" else None)
@@ -76,7 +86,17 @@ def test_metrics_move_after_a_chip_controller_add_acl_to_node() -> None:
         ace = JF.Structs.DatastoreAccessControlEntryStruct(
             privilege=PRIV.kView, authMode=JF.Enums.DatastoreAccessControlEntryAuthModeEnum.kCase,
             subjects=[0xF300], targets=NullValue)  # fmt: skip
-        assert env.jfds(JF.Commands.AddACLToNode(nodeID=LIGHT, ACLEntry=ace)) == SUCCESS
+        events = subprocess.Popen(["ip", "netns", "exec", env.net.dev, sys.executable, "-c", _FIRST_EVENT,
+                                   f"http://{HTTP}/events"], stdout=subprocess.PIPE, text=True)  # fmt: skip
+        try:
+            assert events.stdout is not None and events.stdout.readline().strip() == "connected"
+            assert env.jfds(JF.Commands.AddACLToNode(nodeID=LIGHT, ACLEntry=ace)) == SUCCESS
+            first_change, _ = events.communicate(timeout=30)
+        finally:
+            if events.poll() is None:
+                events.kill()
+                events.wait()
+        assert first_change.startswith("data: ") and "acl" in first_change.lower(), first_change
         wait_until(lambda: [e for e in env.entries(JF.Attributes.NodeACLList, nodeID=LIGHT)
                             if list(e.ACLEntry.subjects) == [0xF300] and is_committed(e)],
                    20, message="the new ACL entry Committed")  # fmt: skip
