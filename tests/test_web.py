@@ -223,3 +223,35 @@ def test_busy_http_port_exits_2_with_one_line(tmp_path: Path) -> None:
     errors = [line for line in done.stderr.splitlines() if line.startswith("jfds-device: error")]
     assert done.returncode == 2 and len(errors) == 1, done.stderr
     assert "--http 127.0.0.1:8081: address already in use" in errors[0], errors
+
+
+async def test_a_closed_event_stream_stops_observing(world, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Each stream observes the datastore while it is open and unsubscribes when the client goes away."""
+    _, store, _, _ = world
+    live: list[object] = []
+    observe = store.observe
+
+    def counting(callback):  # type: ignore[no-untyped-def]
+        live.append(callback)
+        unsubscribe = observe(callback)
+
+        def both() -> None:
+            live.remove(callback)
+            unsubscribe()
+        return both
+
+    monkeypatch.setattr(store, "observe", counting)
+    client = await _client(world)
+    try:
+        response = await client.get("/events")
+        assert await asyncio.wait_for(response.content.readline(), 5) == b": connected\n"
+        assert len(live) == 1
+        response.close()
+        for i in range(50):
+            store.add_acl(NODE, ace(VIEW, CASE, [0x200 + i]))  # the write that finds the peer gone
+            if not live:
+                break
+            await asyncio.sleep(0.1)
+        assert live == []
+    finally:
+        await client.close()
