@@ -318,9 +318,9 @@ def build_app(node: LiveNode, token: str, *, loopback: bool) -> web.Application:
 
     async def refresh(request: web.Request) -> web.Response:
         try:
-            node_id = int(request.match_info["node_id"], 0)
+            node_id = _u64(int(request.match_info["node_id"], 0))
         except ValueError:
-            return web.Response(status=400, text="node id: a number (0x.. for hex)")
+            return web.Response(status=400, text="node id: a number below 2**64 (0x.. for hex)")
         store = node.store
         if not store.is_bootstrapped:
             return web.Response(status=409, text="the datastore is not bootstrapped")
@@ -332,12 +332,15 @@ def build_app(node: LiveNode, token: str, *, loopback: bool) -> web.Application:
     async def retry(request: web.Request) -> web.Response:
         try:
             body = await request.json()
-            ref = EntryRef(EntryKind(body["kind"]), int(body["node_id"]),
-                           None if body.get("endpoint_id") is None else int(body["endpoint_id"]),
-                           None if body.get("key") is None else int(body["key"]))
+            ref = EntryRef(EntryKind(body["kind"]), _u64(body["node_id"]),
+                           None if body.get("endpoint_id") is None else _u64(body["endpoint_id"], 0xFFFF),
+                           None if body.get("key") is None else _u64(body["key"], 0xFFFF))
         except (ValueError, KeyError, TypeError) as exc:
             return web.Response(status=400, text=f"expected {{kind, node_id, endpoint_id, key}}: {exc}")
-        entry = node.store.entry(ref)
+        try:
+            entry = node.store.entry(ref)
+        except MatterError as exc:  # an id the datastore's tables cannot hold
+            return web.Response(status=400, text=str(exc))
         if entry is None:
             return web.Response(status=404, text="no such entry")
         if entry.state is not DatastoreState.COMMIT_FAILED:
@@ -358,6 +361,13 @@ def build_app(node: LiveNode, token: str, *, loopback: bool) -> web.Application:
     app.router.add_post("/api/nodes/{node_id}/refresh", refresh)
     app.router.add_post("/api/entries/retry", retry)
     return app
+
+
+def _u64(value: object, maximum: int = 0xFFFF_FFFF_FFFF_FFFF) -> int:
+    """A JSON or path id: an integer (not a bool or float) in 0..maximum; ValueError otherwise."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= maximum:
+        raise ValueError(f"{value!r} is not an id in 0..{maximum:#x}")
+    return value
 
 
 @contextlib.asynccontextmanager

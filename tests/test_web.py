@@ -105,6 +105,8 @@ async def test_actions_need_the_token_in_a_header(world) -> None:  # type: ignor
         auth = {"Authorization": f"Bearer {token}"}
         assert (await client.post("/api/nodes/0x99/refresh", headers=auth)).status == 404
         assert (await client.post("/api/nodes/lamp/refresh", headers=auth)).status == 400
+        assert (await client.post("/api/nodes/-1/refresh", headers=auth)).status == 400
+        assert (await client.post(f"/api/nodes/{2**64:#x}/refresh", headers=auth)).status == 400
     finally:
         await client.close()
 
@@ -154,7 +156,11 @@ async def test_retry_sets_a_commit_failed_entry_pending(world) -> None:  # type:
         assert retried.revision > revision  # an intent change: the reconciler pushes it now, not after backoff
         assert (await client.post("/api/entries/retry", json=body, headers=auth)).status == 409
         assert (await client.post("/api/entries/retry", json={**body, "key": 999}, headers=auth)).status == 404
-        assert (await client.post("/api/entries/retry", json={"kind": "x"}, headers=auth)).status == 400
+        for bad in ({"kind": "x"}, {**body, "node_id": -1}, {**body, "node_id": 2**64}, {**body, "key": "1"},
+                    {**body, "key": 1.5}, {**body, "node_id": True}, [1, 2], "acl"):
+            assert (await client.post("/api/entries/retry", json=bad, headers=auth)).status == 400, bad
+        garbage = await client.post("/api/entries/retry", data=b"\xff{", headers=auth)
+        assert garbage.status == 400
     finally:
         await client.close()
 
