@@ -151,7 +151,8 @@ _PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>jfds-device</title>
 <style>body{{font-family:system-ui,sans-serif;max-width:60rem;margin:auto;padding:0 1rem}}
-table{{border-collapse:collapse}}td,th{{border:1px solid;padding:.2rem .4rem;text-align:left}}</style>
+table{{border-collapse:collapse;display:block;overflow-x:auto}}
+td,th{{border:1px solid;padding:.2rem .4rem;text-align:left}}</style>
 </head><body>
 <header><h1>jfds-device</h1><p><label>Token for actions <input id="token" type="password"
 autocomplete="off"></label> <output id="result" role="status"></output></p></header>

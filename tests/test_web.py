@@ -261,3 +261,16 @@ async def test_a_closed_event_stream_stops_observing(world, monkeypatch) -> None
         assert live == []
     finally:
         await client.close()
+
+
+async def test_the_page_escapes_what_the_datastore_holds(world) -> None:  # type: ignore[no-untyped-def]
+    """Friendly names come from any administrator of the fabric: they are text on the page, never markup."""
+    _, store, _, _ = world
+    store.rename_node(NODE, "<script>alert(1)</script>")
+    client = await _client(world)
+    try:
+        for path in ("/", "/api/view"):
+            body = await (await client.get(path)).text()
+            assert "&lt;script&gt;alert(1)&lt;/script&gt;" in body and "<script>alert" not in body
+    finally:
+        await client.close()
