@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from jfds_device.node.config import ConfigError, NodeConfig
+from jfds_device.node.log_format import LOG_FORMATS, make_formatter
 
 EXIT_USAGE = 2
 
@@ -35,11 +36,16 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--certs", type=Path, default=None, help="attestation material directory")
     run.add_argument("--log-level", default=defaults.log_level, type=str.lower,
                      choices=["debug", "info", "warning", "error"])
+    run.add_argument("--log-format", default="text", choices=LOG_FORMATS,
+                     help="text (default) or json: one object per line (time, level, logger, message)")
+    run.add_argument("--http", default=None, metavar="HOST:PORT",
+                     help="serve /metrics, the dashboard and its actions (default off; see README)")
     status = commands.add_parser(
         "status", help="which managed nodes are out of step and why (exit 0 in step, 1 pending or failed)"
     )
     status.add_argument("--storage", type=Path, default=defaults.storage, help="state directory (default %(default)s)")
     status.add_argument("--json", action="store_true", help="one JSON document (its schema: jfds_device.status)")
+    status.add_argument("--token", action="store_true", help="print the --http token the node made, and nothing else")
     for name, value in (("--passcode", defaults.passcode), ("--discriminator", defaults.discriminator),
                         ("--vendor-id", defaults.vendor_id), ("--product-id", defaults.product_id)):
         status.add_argument(name, type=_int, default=value, help="as given to run: for the pairing code")
@@ -50,6 +56,15 @@ def status_main(args: argparse.Namespace) -> int:
     """``jfds-device status``: read-only, also while the node runs; one error line and exit 2 if unreadable."""
     from jfds_device.status import StatusError, build_report, exit_code, render_text
 
+    if args.token:
+        from jfds_device.web import TokenError, read_token
+
+        try:
+            print(read_token(args.storage))
+        except TokenError as exc:
+            print(f"jfds-device: error: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        return 0
     try:
         report = build_report(args.storage, passcode=args.passcode, discriminator=args.discriminator,
                               vendor_id=args.vendor_id, product_id=args.product_id)
@@ -78,21 +93,51 @@ def main(argv: Sequence[str] | None = None) -> int:
             certs_dir=args.certs,
             log_level=args.log_level,
         )
-    except ConfigError as exc:
+        listen = None if args.http is None else _parse_http(args.http)
+    except (ConfigError, ValueError) as exc:
         print(f"jfds-device: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    logging.basicConfig(
-        level=config.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(make_formatter(args.log_format))
+    logging.basicConfig(level=config.log_level.upper(), handlers=[handler])
     from jfds_device.node.app import StartupError, run_until_signalled
 
     try:
-        return asyncio.run(run_until_signalled(config))
-    except StartupError as exc:
+        return asyncio.run(run_until_signalled(config, on_started=lambda device: _start_web(device, listen)))
+    except (StartupError, OSError) as exc:
         print(f"jfds-device: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+
+
+def _parse_http(text: str) -> tuple[str, int]:
+    from jfds_device.web import parse_listen
+
+    return parse_listen(text)
+
+
+def _start_web(device: object, listen: tuple[str, int] | None) -> None:
+    """The token exists from the first start on (``status --token`` prints it); the server only with --http."""
+    from jfds_device.web import LiveNode, TokenError, bind, build_app, is_loopback, load_or_create_token, serve
+
+    node = LiveNode.of_device(device)
+    try:
+        token = load_or_create_token(node.storage)
+    except TokenError as exc:
+        raise OSError(str(exc)) from exc
+    if listen is None:
+        return
+    host, port = listen
+    try:
+        sock = bind(host, port)
+    except OSError as exc:
+        raise OSError(f"--http {host}:{port}: {(exc.strerror or str(exc)).lower()}") from exc
+    app = build_app(node, token, loopback=is_loopback(host))
+    task = asyncio.get_running_loop().create_task(serve(app, sock))
+    _web_tasks.add(task)
+    logging.getLogger("jfds_device").info("HTTP view on %s:%d (/metrics, /, /events)", host, sock.getsockname()[1])
+
+
+_web_tasks: set[asyncio.Task[object]] = set()  # keeps the server's start-up task alive
 
 
 if __name__ == "__main__":

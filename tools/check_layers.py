@@ -162,9 +162,9 @@ LAYERS: tuple[Layer, ...] = (
     Layer(
         14,
         "cli",
-        ("jfds_device.cli", "jfds_device.status", "jfds_device.__main__", "jfds_device"),
-        "the `jfds-device` command (with its `status` report) and the package's public surface "
-        "(`jfds_device/__init__.py`)",
+        ("jfds_device.cli", "jfds_device.status", "jfds_device.web", "jfds_device.__main__", "jfds_device"),
+        "the `jfds-device` command (with its `status` report and its `--http` view: metrics, dashboard, actions) "
+        "and the package's public surface (`jfds_device/__init__.py`)",
     ),
 )
 
