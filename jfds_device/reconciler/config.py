@@ -28,6 +28,9 @@ class ReconcilerConfig:
     live_max_interval: int = 10
     """The MaxIntervalCeiling we ask for (seconds): a peer gone quiet is unreachable after this plus the exchange
     layer's response margin (Core spec 8.5.4); the peer may choose a longer interval."""
+    live_resubscribe_max: float = 2.0
+    """Ceiling (seconds) of the resubscribe backoff (``retry`` otherwise): a restarted peer is back in a few
+    seconds, and an attempt to an absent peer costs one CASE attempt (Core spec 4.14.2)."""
     settle_delay: float = 0.02
     """Seconds a node's first request waits, so a burst of datastore changes makes one pass."""
     retry: RetryPolicy = field(default_factory=RetryPolicy)
@@ -61,7 +64,7 @@ class ReconcilerStats:
     version_mismatches: int = 0  # conditional list writes a peer refused: the list changed since our read
     interactions: int = 0
     queue_depth: int = 0
-    live_subscribes: int = 0  # SubscribeRequests sent to peers
+    live_subscribes: int = 0  # subscription attempts (connect + SubscribeRequest), failed ones included
     live_reports: int = 0  # subscription reports with data (keep-alives not counted)
     live_lost: int = 0  # peers that became unreachable because their subscription was lost or refused
 

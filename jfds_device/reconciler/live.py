@@ -90,7 +90,7 @@ class LiveWatch:
         self.min_interval, self.max_interval = min_interval, max_interval
         self._watches: dict[int, _Watch] = {}
         self.reports = 0  # reports with data (keep-alives are not delivered by the client)
-        self.subscribes = 0  # SubscribeRequests sent
+        self.subscribes = 0  # subscription attempts (connect + SubscribeRequest)
         self.lost = 0  # times a watched peer went from reachable (or unknown) to unreachable
 
     def reachable(self, node_id: int) -> bool | None:
@@ -150,9 +150,9 @@ class LiveWatch:
 
     async def _subscribe(self, watch: _Watch, generation: int) -> None:
         peer = watch.peer
+        self.subscribes += 1
         try:
             session = await self._peers.connect(peer, ignore_backoff=True)
-            self.subscribes += 1
             subscription = await self._client.subscribe(
                 session, watched_paths(watch.endpoints), self.min_interval, self.max_interval,
                 lambda result: self._report(watch, generation, result),

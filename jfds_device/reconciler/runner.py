@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import math
 import random
@@ -52,6 +53,7 @@ from jfds_device.reconciler.plan import (
     Outcome,
     Plan,
     RetryClass,
+    RetryPolicy,
     RetryState,
     Write,
     plan_node,
@@ -99,6 +101,10 @@ class _Node:
     last: PassReport | None = None
     verified_at: float = -math.inf  # clock time of the last verify (or refresh) that reached the node
 
+
+
+def _capped(policy: RetryPolicy, maximum: float) -> RetryPolicy:
+    return dataclasses.replace(policy, maximum=max(policy.initial, min(policy.maximum, maximum)))
 
 
 def _pushed(entry: Entry) -> bool:
@@ -150,7 +156,8 @@ class Reconciler:
         if self.config.live and callable(getattr(self.client, "subscribe", None)):
             subscriber: Subscriber = self.client  # type: ignore[assignment]
             self.live = LiveWatch(subscriber, self.peers, self.clock, on_drift=self._live_drift, on_up=self._live_up,
-                                  on_down=self._live_down, retry=self.config.retry,
+                                  on_down=self._live_down, retry=_capped(self.config.retry,
+                                                                         self.config.live_resubscribe_max),
                                   min_interval=self.config.live_min_interval,
                                   max_interval=self.config.live_max_interval, rng=self._rng)
         self._sweeper = self.clock.call_at(self.clock.now(), self._sweep)
