@@ -192,9 +192,11 @@ class Reconciler:
         return None if self.live is None else self.live.reachable(node_id)
 
     def _log_stats(self, *, force: bool = False) -> None:
-        """One INFO line with the counters and phase timers, when peer work happened since the last one."""
+        """One INFO line with the counters and phase timers, when peer work (or a live event: a subscription
+        attempt, a report, a loss) happened since the last one."""
         stats = self.stats
-        work = stats.case_n + stats.read_n + stats.write_n
+        work = stats.case_n + stats.read_n + stats.write_n + stats.live_subscribes + stats.live_reports + \
+            stats.live_lost
         if work != self._logged_work or force:
             self._logged_work = work
             log.info("reconciler stats: %s", stats.line())
@@ -288,6 +290,7 @@ class Reconciler:
         node = self._nodes.get(node_id)
         if full and node is not None:
             node.capacities = None
+        self._log_stats()  # before the pass: the line shows what the idle time before the report cost
         self.request(node_id, verify=True, force=True)
 
     def _live_up(self, node_id: int, capacities: Capacities) -> None:
@@ -298,9 +301,11 @@ class Reconciler:
         if node is not None:
             node.retry.succeeded()
             node.capacities = capacities
+        self._log_stats()
         self.request(node_id, verify=True, force=True)
 
     def _live_down(self, node_id: int) -> None:
+        self._log_stats()
         log.info("reconciler: node 0x%016X unreachable (its subscription is lost); entries stay as they are",
                  node_id)
 
