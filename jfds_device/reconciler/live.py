@@ -183,7 +183,9 @@ class LiveWatch:
         reported = {(p.endpoint, p.cluster, p.attribute) for p in (*result.attributes, *result.statuses)}
         if SOFTWARE_VERSION in reported:
             version = _int(result, SOFTWARE_VERSION)
-            if version != watch.software_version:
+            if version is None:  # a status, or not a uint32: nothing to compare (Core spec 11.1.5.10)
+                log.info("live: node 0x%016X reported an unreadable SoftwareVersion; ignored", watch.peer.node_id)
+            elif version != watch.software_version:
                 log.info("live: node 0x%016X software version changed: full verify", watch.peer.node_id)
                 watch.software_version = version
                 watch.capacities = Capacities.from_result(result)  # new firmware: only what this report says

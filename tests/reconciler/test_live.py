@@ -12,9 +12,11 @@ import pytest
 
 from clusters.access_control import schema as ac
 from clusters.basic_information import schema as basic
+from clusters.joint_fabric_datastore.schema import DatastoreState
 from jfds_device.datastore.jfds import JfdsStore
 from jfds_device.errors import InteractionError, MatterError
-from jfds_device.im.client_messages import AttributePath, ReadResult
+from jfds_device.im.client_messages import AttributePath, AttributeStatus, ReadResult
+from jfds_device.im.provider import Status
 from jfds_device.reconciler import ReconcilerConfig, RetryPolicy
 from jfds_device.reconciler.live import watched_paths
 from jfds_device.reconciler.peer import Capacities
@@ -216,3 +218,50 @@ async def test_removed_node_is_unwatched(rig: Rig) -> None:
     rig.store.remove_node(NODE)
     await rig.clock.advance(1)
     assert not rig.peer.live()  # type: ignore[attr-defined]
+
+
+async def test_resubscribe_backoff_is_capped_whatever_the_retry_policy(store: JfdsStore) -> None:
+    config = ReconcilerConfig(sweep_interval=0.2, settle_delay=0.0, verify_interval=3600.0, live_resubscribe_max=2.0)
+    rig = Rig(store, LivePeer(), config)  # the default retry policy: up to 300 s
+    rig.reconciler.start()
+    try:
+        peer: LivePeer = rig.peer  # type: ignore[assignment]
+        await committed_acl(rig)
+        peer.drop()
+        await rig.clock.advance(600)  # ten minutes away: the node's own backoff grew long
+        peer.reachable = True
+        took = await rig.clock.run_until(lambda: rig.reconciler.reachable(NODE), within=10.0)
+        assert took <= 2.0 * 1.25  # the capped resubscribe, with its jitter
+    finally:
+        await rig.reconciler.stop()
+
+
+async def test_an_entry_that_cannot_fit_is_refused_from_the_cache_without_a_write(store: JfdsStore) -> None:
+    rig = Rig(store, LivePeer(acl_limit=3), CONFIG)  # the two admin entries, and room for one
+    rig.reconciler.start()
+    try:
+        await committed_acl(rig)
+        writes = len(rig.peer.ops("write:acl"))
+        ref = store.add_acl(NODE, jace(VIEW, [0x99]))
+        await rig.until(lambda: rig.state(ref) is not None and rig.state(ref)[0] is DatastoreState.COMMIT_FAILED)
+        assert rig.state(ref) == (DatastoreState.COMMIT_FAILED, Status.RESOURCE_EXHAUSTED)
+        assert len(rig.peer.ops("write:acl")) == writes and len(rig.peer.acl) == 3
+    finally:
+        await rig.reconciler.stop()
+
+
+async def test_reports_the_schema_does_not_expect_do_no_harm(rig: Rig) -> None:
+    peer: LivePeer = rig.peer  # type: ignore[assignment]
+    await committed_acl(rig)
+    [sub] = peer.live()
+    odd = ReadResult()
+    odd.attributes[AttributePath(0, basic.CLUSTER_ID, basic.SOFTWARE_VERSION)] = "not a number"
+    odd.attributes[AttributePath(0, ac.CLUSTER_ID, ac.ACCESS_CONTROL_ENTRIES_PER_FABRIC)] = [1, 2]
+    odd.statuses[AttributePath(0, ac.CLUSTER_ID, ac.ACL)] = AttributeStatus(
+        AttributePath(0, ac.CLUSTER_ID, ac.ACL), Status.UNSUPPORTED_ACCESS)
+    sub.on_report(odd)
+    await rig.clock.advance(1)
+    await rig.idle()
+    assert rig.reconciler.reachable(NODE) is True and len(peer.live()) == 1
+    assert rig.reconciler.live is not None and rig.reconciler.live.capacities(NODE) == Capacities(
+        None, 4, 4, 20, 22, 1)
