@@ -5,11 +5,14 @@
   request during a pass becomes one follow-up pass. Nodes run in parallel up to ``max_parallel_nodes``.
 * Triggers: a datastore change (``JfdsStore.observe``; the callback only schedules, because it can arrive before
   the node's own transaction commits, and the pass re-reads); RefreshNode (``DatastoreChange.refresh``); a peer
-  becoming reachable (``PeerSessions`` listener: verify pass, retry schedule reset); a periodic sweep of
-  Pending / DeletePending / transient CommitFailed entries (11.24.4.3 "periodically review"); retry timers.
+  becoming reachable (``PeerSessions`` listener: verify pass, retry schedule reset); the live view (``live.py``:
+  one subscription per node with pushed entries; a report of a managed list is a verify pass, a SoftwareVersion
+  change a full one, the priming report converges the node, a lost subscription marks it unreachable); a periodic
+  sweep of Pending / DeletePending / transient CommitFailed entries (11.24.4.3 "periodically review"); retries.
 * Recoverable failures back a node off exponentially with jitter (``RetryState``); datastore changes honour the
   backoff (the entries stay Pending), RefreshNode and reachability do not.
-* Verify pass (when a peer becomes reachable, and every ``verify_interval`` while it stays up): Committed entries
+* Verify pass (when a peer becomes reachable or reports a change, and every ``verify_interval``, a slow safety
+  sweep, while it stays up): Committed entries
   the peer no longer holds are re-applied, within a per-entry budget (``DriftBook``), so we never fight another
   administrator forever.
 * Restart safety: all state is in the datastore; ``start()`` sweeps at once, which schedules every node with work.
