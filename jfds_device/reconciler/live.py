@@ -5,8 +5,9 @@ drift and reachability are reported by the peer instead of found by polling.
   limits, OperationalCredentials CurrentFabricIndex, Binding on the endpoints the node's entries use,
   BasicInformation SoftwareVersion. One subscription per peer stays well inside the 3 per fabric every node must
   support (Core spec 8.5.1, "at least 3 subscriptions per fabric").
-* A report of a managed list is a possible contradiction of a Committed entry: ``on_drift(node_id, False)`` (the
-  runner's verify pass decides, within its drift budget). A SoftwareVersion change is ``on_drift(node_id, True)``
+* A report of a managed list is a possible contradiction of a Committed entry: ``on_drift(node_id, False, report)``
+  (the runner checks what it can from the report and verifies, within its drift budget, what the report
+  contradicts or cannot tell). A SoftwareVersion change is ``on_drift(node_id, True, report)``
   (new firmware: read the limits again and verify everything).
 * Liveness is reachability (Core spec 8.5.4, the subscriber's liveness check): the priming report makes the peer
   reachable (``on_up(node_id, capacities)``, the limits read from it); a lost subscription (no report within
@@ -28,13 +29,15 @@ from clusters.basic_information import schema as basic
 from clusters.binding import schema as binding
 from clusters.group_key_management import schema as gkm
 from jfds_device.clock import Clock, TimerHandle
+from jfds_device.datastore.jfds_records import Entry, EntryKind
 from jfds_device.errors import MatterError
 from jfds_device.im.client_messages import ReadResult
+from jfds_device.reconciler.facets_lists import list_holds
 from jfds_device.reconciler.peer import Capacities
 from jfds_device.reconciler.plan import RetryPolicy, RetryState
 from jfds_device.reconciler.ports import PeerId, PeerSessions
 
-__all__ = ["LiveWatch", "Subscriber", "watched_paths"]
+__all__ = ["LiveWatch", "Subscriber", "contradicts", "watched_paths"]
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +84,7 @@ class LiveWatch:
     ceiling (seconds; the peer may raise the ceiling, Core spec 8.5.1)."""
 
     def __init__(self, client: Subscriber, peers: PeerSessions, clock: Clock, *,
-                 on_drift: Callable[[int, bool], None], on_up: Callable[[int, Capacities], None],
+                 on_drift: Callable[[int, bool, ReadResult], None], on_up: Callable[[int, Capacities], None],
                  on_down: Callable[[int], None], retry: RetryPolicy | None = None, min_interval: int = 0,
                  max_interval: int = 10, rng: random.Random | None = None) -> None:
         self._client, self._peers, self._clock = client, peers, clock
@@ -189,12 +192,12 @@ class LiveWatch:
                 log.info("live: node 0x%016X software version changed: full verify", watch.peer.node_id)
                 watch.software_version = version
                 watch.capacities = Capacities.from_result(result)  # new firmware: only what this report says
-                self._on_drift(watch.peer.node_id, True)
+                self._on_drift(watch.peer.node_id, True, result)
                 return
         if reported & set(_capacity_paths()):
             watch.capacities = Capacities.from_result(result, watch.capacities)
         if {(c, a) for _, c, a in reported} & MANAGED_LISTS:
-            self._on_drift(watch.peer.node_id, False)
+            self._on_drift(watch.peer.node_id, False, result)
 
     def _lost(self, watch: _Watch, generation: int, error: MatterError) -> None:
         if generation != watch.generation:
@@ -213,6 +216,23 @@ class LiveWatch:
         if was is not False:
             self.lost += 1
             self._on_down(watch.peer.node_id)
+
+
+def contradicts(report: ReadResult, committed: Sequence[Entry]) -> bool:
+    """Whether ``report`` may contradict one of the node's ``committed`` entries: an ACL or Binding list lacking
+    one, a status, or a list not checked here (GroupKeyMap, GroupTable: the verify pass reads what it needs)."""
+    if report.statuses:
+        return True
+    for path, value in report.attributes.items():
+        if (path.cluster, path.attribute) in ((ac.CLUSTER_ID, ac.ACL), (binding.CLUSTER_ID, binding.BINDING)):
+            kind = EntryKind.ACL if path.cluster == ac.CLUSTER_ID else EntryKind.BINDING
+            covered = [e for e in committed if e.ref.kind is kind and (
+                kind is EntryKind.ACL or e.ref.endpoint_id == path.endpoint)]
+            if type(value) is not list or not all(list_holds(e, value) for e in covered):
+                return True
+        elif path.cluster == gkm.CLUSTER_ID and path.attribute in (gkm.GROUP_KEY_MAP, gkm.GROUP_TABLE):
+            return True
+    return False
 
 
 def _capacity_paths() -> list[Path]:

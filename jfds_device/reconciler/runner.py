@@ -41,13 +41,14 @@ from jfds_device.codec.schema import NULL
 from jfds_device.datastore.jfds import JfdsStore
 from jfds_device.datastore.jfds_records import DatastoreChange, Entry, EntryKind, EntryRef
 from jfds_device.errors import IMStatusError, MatterError, TransportError
+from jfds_device.im.client_messages import ReadResult
 from jfds_device.im.provider import Status
 from jfds_device.reconciler.config import PassReport, ReconcilerConfig
 from jfds_device.reconciler.config import ReconcilerStats as _Counters
 from jfds_device.reconciler.execute import Execution, execute
 from jfds_device.reconciler.facet_registry import default_facets
 from jfds_device.reconciler.facets import Facet
-from jfds_device.reconciler.live import LiveWatch, Subscriber
+from jfds_device.reconciler.live import LiveWatch, Subscriber, contradicts
 from jfds_device.reconciler.peer import Capacities, ListWriteHook, OwnIdentity, PeerClient, PeerContext, PeerIO
 from jfds_device.reconciler.plan import (
     DriftBook,
@@ -286,9 +287,12 @@ class Reconciler:
 
     # --- live subscriptions (live.py) -----------------------------------------------------------------------
 
-    def _live_drift(self, node_id: int, full: bool) -> None:
-        """A managed list changed on the node (or its firmware did): verify it, within the drift budget."""
-        if self.store.node(node_id) is None:
+    def _live_drift(self, node_id: int, full: bool, report: ReadResult) -> None:
+        """A managed list changed on the node (or its firmware did): verify it, within the drift budget, unless
+        the report shows every Committed entry it covers still held (e.g. the echo of our own write)."""
+        if self.store.node(node_id) is None or (not full and not contradicts(report, [
+                e for e in self.store.entries_for_node(node_id)
+                if e.state is DatastoreState.COMMITTED and not e.removal])):
             return
         node = self._nodes.get(node_id)
         if full and node is not None:

@@ -20,7 +20,7 @@ from jfds_device.im.provider import Status
 from jfds_device.reconciler import ReconcilerConfig, RetryPolicy
 from jfds_device.reconciler.live import watched_paths
 from jfds_device.reconciler.peer import Capacities
-from tests.reconciler.fakes import VIEW, FakePeer, admin_entries, jace, new_store
+from tests.reconciler.fakes import VIEW, FakePeer, ace, admin_entries, jace, new_store
 from tests.reconciler.test_runner import NODE, C, Rig
 
 CONFIG = ReconcilerConfig(sweep_interval=0.2, settle_delay=0.0, retry=RetryPolicy(initial=0.05, maximum=0.2),
@@ -265,3 +265,18 @@ async def test_reports_the_schema_does_not_expect_do_no_harm(rig: Rig) -> None:
     assert rig.reconciler.reachable(NODE) is True and len(peer.live()) == 1
     assert rig.reconciler.live is not None and rig.reconciler.live.capacities(NODE) == Capacities(
         None, 4, 4, 20, 22, 1)
+
+
+async def test_a_report_that_still_holds_every_committed_entry_costs_no_read(rig: Rig) -> None:
+    peer: LivePeer = rig.peer  # type: ignore[assignment]
+    await committed_acl(rig)
+    before = reads(peer)
+    peer.acl.append(ace(VIEW, [0x4242]))  # another administrator adds an entry of its own: ours are all there
+    peer.report(ACL_PATH)
+    await rig.clock.advance(1)
+    await rig.idle()
+    assert reads(peer) == before and rig.reconciler.stats.live_reports >= 1
+    peer.acl = [e for e in peer.acl if e[3] != [0x55]]  # now ours is gone: verified and repaired
+    peer.report(ACL_PATH)
+    await rig.until(lambda: any(e[3] == [0x55] for e in peer.acl))
+    assert reads(peer) > before and rig.reconciler.stats.drift_repairs == 1
