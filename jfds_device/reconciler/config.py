@@ -16,9 +16,21 @@ __all__ = ["PassReport", "ReconcilerConfig", "ReconcilerStats"]
 class ReconcilerConfig:
     sweep_interval: float = 10.0
     """Seconds between sweeps of entries that still need work (11.24.4.3) and of nodes due for verification."""
-    verify_interval: float | None = 20.0
-    """Seconds between verify passes of a node (drift detection while the session stays up); None: verify only
-    when a peer becomes reachable. A verify pass reads the node's lists, it writes only to repair drift."""
+    verify_interval: float | None = 3600.0
+    """Seconds between verify passes of a node: a slow safety sweep, since the live subscriptions (``live.py``)
+    report drift as it happens; None: verify only when a peer becomes reachable or reports a change. A verify
+    pass reads the node's lists, it writes only to repair drift."""
+    live: bool = True
+    """Subscribe to every managed peer (``live.py``): reports trigger verify passes, liveness is reachability.
+    Needs a client that can subscribe (``im.client.InteractionClient``)."""
+    live_min_interval: int = 0
+    """The subscriptions' MinIntervalFloor (seconds): 0, so drift is reported at once (Core spec 8.5.1)."""
+    live_max_interval: int = 10
+    """The MaxIntervalCeiling we ask for (seconds): a peer gone quiet is unreachable after this plus the exchange
+    layer's response margin (Core spec 8.5.4); the peer may choose a longer interval."""
+    live_resubscribe_max: float = 2.0
+    """Ceiling (seconds) of the resubscribe backoff (``retry`` otherwise): a restarted peer is back in a few
+    seconds, and an attempt to an absent peer costs one CASE attempt (Core spec 4.14.2)."""
     settle_delay: float = 0.02
     """Seconds a node's first request waits, so a burst of datastore changes makes one pass."""
     retry: RetryPolicy = field(default_factory=RetryPolicy)
@@ -52,6 +64,9 @@ class ReconcilerStats:
     version_mismatches: int = 0  # conditional list writes a peer refused: the list changed since our read
     interactions: int = 0
     queue_depth: int = 0
+    live_subscribes: int = 0  # subscription attempts (connect + SubscribeRequest), failed ones included
+    live_reports: int = 0  # subscription reports with data (keep-alives not counted)
+    live_lost: int = 0  # peers that became unreachable because their subscription was lost or refused
 
 
 @dataclass(frozen=True, slots=True)

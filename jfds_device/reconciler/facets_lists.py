@@ -33,7 +33,7 @@ from jfds_device.reconciler.lists import ListOp, ListPath, write_merged
 from jfds_device.reconciler.peer import OwnIdentity, PeerContext
 from jfds_device.reconciler.plan import BAND_ACL, BAND_BINDING
 
-__all__ = ["AclFacet", "BindingFacet", "ace_from_raw", "ace_to_raw", "binding_key", "binding_to_raw"]
+__all__ = ["AclFacet", "BindingFacet", "ace_from_raw", "ace_to_raw", "binding_key", "binding_to_raw", "list_holds"]
 
 ACL = ListPath(0, ac.CLUSTER.attribute(ac.ACL))
 BINDING = binding.CLUSTER.attribute(binding.BINDING)
@@ -82,6 +82,14 @@ def ace_to_raw(ace: AccessControlEntry, fabric_index: int | None) -> dict[int, A
 def _acl_key(raw: Any) -> Hashable | None:
     ace = ace_from_raw(raw)
     return None if ace is None else acl_value_key(ace)
+
+
+def list_holds(entry: Entry, elements: Sequence[Any]) -> bool:
+    """Whether a peer's ACL or Binding list (its TLV elements, as a read or a subscription report gives them)
+    holds ``entry`` (an ACL or Binding entry), by the same keys the facets' ``present`` use."""
+    if entry.ref.kind is EntryKind.ACL:
+        return acl_value_key(entry.value.acl_entry) in {_acl_key(raw) for raw in elements}
+    return binding_key(binding_to_raw(entry.value.binding, None)) in {binding_key(r) for r in elements}
 
 
 def grants_us(own: OwnIdentity | None, raw: Any) -> bool:

@@ -198,16 +198,27 @@ class Capacities:
             result = await io.read(cls.PATHS)
         except IMStatusError:
             return cls()
+        return cls.from_result(result)
+
+    @classmethod
+    def from_result(cls, result: ReadResult, previous: Capacities | None = None) -> Capacities:
+        """The limits a report carries (a read's, or a subscription's priming or later report); a limit the
+        report does not mention keeps its ``previous`` value, one it reports a status for is unknown (None)."""
         values = []
-        for endpoint, attribute in cls.PATHS:
+        for (endpoint, attribute), name in zip(cls.PATHS, _CAPACITY_FIELDS, strict=True):
             try:
                 value = result.value(endpoint, attribute.cluster_id, attribute.attribute_id)
-            except (IMStatusError, KeyError):
+            except KeyError:
+                value = None if previous is None else getattr(previous, name)
+            except IMStatusError:
                 value = None
             # Any unsigned integer the peer reports is its limit, even one below the minimum our schema declares
             # for our own server (a peer enforces what it reports).
             values.append(value if type(value) is int else None)
         return cls(*values)
+
+
+_CAPACITY_FIELDS = ("acl_entries", "subjects", "targets", "max_group_keys", "max_groups", "fabric_index")
 
 
 @dataclass(frozen=True, slots=True)

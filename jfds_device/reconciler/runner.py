@@ -5,11 +5,14 @@
   request during a pass becomes one follow-up pass. Nodes run in parallel up to ``max_parallel_nodes``.
 * Triggers: a datastore change (``JfdsStore.observe``; the callback only schedules, because it can arrive before
   the node's own transaction commits, and the pass re-reads); RefreshNode (``DatastoreChange.refresh``); a peer
-  becoming reachable (``PeerSessions`` listener: verify pass, retry schedule reset); a periodic sweep of
-  Pending / DeletePending / transient CommitFailed entries (11.24.4.3 "periodically review"); retry timers.
+  becoming reachable (``PeerSessions`` listener: verify pass, retry schedule reset); the live view (``live.py``:
+  one subscription per node with pushed entries; a report of a managed list is a verify pass, a SoftwareVersion
+  change a full one, the priming report converges the node, a lost subscription marks it unreachable); a periodic
+  sweep of Pending / DeletePending / transient CommitFailed entries (11.24.4.3 "periodically review"); retries.
 * Recoverable failures back a node off exponentially with jitter (``RetryState``); datastore changes honour the
   backoff (the entries stay Pending), RefreshNode and reachability do not.
-* Verify pass (when a peer becomes reachable, and every ``verify_interval`` while it stays up): Committed entries
+* Verify pass (when a peer becomes reachable or reports a change, and every ``verify_interval``, a slow safety
+  sweep, while it stays up): Committed entries
   the peer no longer holds are re-applied, within a per-entry budget (``DriftBook``), so we never fight another
   administrator forever.
 * Restart safety: all state is in the datastore; ``start()`` sweeps at once, which schedules every node with work.
@@ -24,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import math
 import random
@@ -37,12 +41,14 @@ from jfds_device.codec.schema import NULL
 from jfds_device.datastore.jfds import JfdsStore
 from jfds_device.datastore.jfds_records import DatastoreChange, Entry, EntryKind, EntryRef
 from jfds_device.errors import IMStatusError, MatterError, TransportError
+from jfds_device.im.client_messages import ReadResult
 from jfds_device.im.provider import Status
 from jfds_device.reconciler.config import PassReport, ReconcilerConfig
 from jfds_device.reconciler.config import ReconcilerStats as _Counters
 from jfds_device.reconciler.execute import Execution, execute
 from jfds_device.reconciler.facet_registry import default_facets
 from jfds_device.reconciler.facets import Facet
+from jfds_device.reconciler.live import LiveWatch, Subscriber, contradicts
 from jfds_device.reconciler.peer import Capacities, ListWriteHook, OwnIdentity, PeerClient, PeerContext, PeerIO
 from jfds_device.reconciler.plan import (
     DriftBook,
@@ -51,6 +57,7 @@ from jfds_device.reconciler.plan import (
     Outcome,
     Plan,
     RetryClass,
+    RetryPolicy,
     RetryState,
     Write,
     plan_node,
@@ -100,6 +107,10 @@ class _Node:
 
 
 
+def _capped(policy: RetryPolicy, maximum: float) -> RetryPolicy:
+    return dataclasses.replace(policy, maximum=max(policy.initial, min(policy.maximum, maximum)))
+
+
 def _pushed(entry: Entry) -> bool:
     return entry.ref.kind in (EntryKind.NODE_KEY_SET, EntryKind.ENDPOINT_GROUP, EntryKind.ACL, EntryKind.BINDING)
 
@@ -127,6 +138,8 @@ class Reconciler:
         self._sweeper: TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._slots: asyncio.Semaphore | None = None
+        self.live: LiveWatch | None = None
+        """The subscriptions to the managed peers (``config.live`` and a client that can subscribe)."""
         self.before_list_write: ListWriteHook | None = None
         """Test seam (``peer.ListWriteHook``): awaited just before each conditional write of a peer's list."""
 
@@ -144,6 +157,13 @@ class Reconciler:
         self._slots = asyncio.Semaphore(self.config.max_parallel_nodes)
         self._cleanup.append(self.store.observe(self._on_change))
         self._cleanup.append(self.peers.add_listener(self._on_peer))
+        if self.config.live and callable(getattr(self.client, "subscribe", None)):
+            subscriber: Subscriber = self.client  # type: ignore[assignment]
+            self.live = LiveWatch(subscriber, self.peers, self.clock, on_drift=self._live_drift, on_up=self._live_up,
+                                  on_down=self._live_down, retry=_capped(self.config.retry,
+                                                                         self.config.live_resubscribe_max),
+                                  min_interval=self.config.live_min_interval,
+                                  max_interval=self.config.live_max_interval, rng=self._rng)
         self._sweeper = self.clock.call_at(self.clock.now(), self._sweep)
 
     async def stop(self) -> None:
@@ -159,17 +179,28 @@ class Reconciler:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        if self.live is not None:
+            await self.live.stop()
         self._log_stats(force=True)
 
     @property
     def stats(self) -> ReconcilerStats:
         self._stats.queue_depth = sum(1 for n in self._nodes.values() if n.wanted or n.task is not None)
+        if self.live is not None:
+            self._stats.live_subscribes, self._stats.live_reports = self.live.subscribes, self.live.reports
+            self._stats.live_lost = self.live.lost
         return self._stats
 
+    def reachable(self, node_id: int) -> bool | None:
+        """The node's reachability as its subscription's liveness says (None: not watched, or not yet known)."""
+        return None if self.live is None else self.live.reachable(node_id)
+
     def _log_stats(self, *, force: bool = False) -> None:
-        """One INFO line with the counters and phase timers, when peer work happened since the last one."""
+        """One INFO line with the counters and phase timers, when peer work (or a live event: a subscription
+        attempt, a report, a loss) happened since the last one."""
         stats = self.stats
-        work = stats.case_n + stats.read_n + stats.write_n
+        work = stats.case_n + stats.read_n + stats.write_n + stats.live_subscribes + stats.live_reports + \
+            stats.live_lost
         if work != self._logged_work or force:
             self._logged_work = work
             log.info("reconciler stats: %s", stats.line())
@@ -222,6 +253,9 @@ class Reconciler:
                 if node.task is not None:
                     node.task.cancel()
             self._nodes.clear()
+            if self.live is not None:
+                for node_id in self.live.watching():
+                    self.live.unwatch(node_id)
             return
         for ref in change.erased:  # RemoveNode: forget the node (a pass in flight finds its entries gone)
             if ref.kind is EntryKind.NODE and (node := self._nodes.get(ref.node_id)) is not None:
@@ -230,6 +264,8 @@ class Reconciler:
                     node.timer.cancel()
                 if node.task is None:
                     del self._nodes[ref.node_id]
+            if ref.kind is EntryKind.NODE and self.live is not None:
+                self.live.unwatch(ref.node_id)
         for node_id in change.refresh:
             self.request(node_id, refresh=True, force=True)
         for node_id in dict.fromkeys(r.node_id for r in change.intent if r.kind is not EntryKind.NODE):
@@ -249,6 +285,48 @@ class Reconciler:
             node.capacities = None  # a new session may be a new firmware: read the limits again
         self.request(peer.node_id, verify=True, force=True)
 
+    # --- live subscriptions (live.py) -----------------------------------------------------------------------
+
+    def _live_drift(self, node_id: int, full: bool, report: ReadResult) -> None:
+        """A managed list changed on the node (or its firmware did): verify it, within the drift budget, unless
+        the report shows every Committed entry it covers still held (e.g. the echo of our own write)."""
+        if self.store.node(node_id) is None or (not full and not contradicts(report, [
+                e for e in self.store.entries_for_node(node_id)
+                if e.state is DatastoreState.COMMITTED and not e.removal])):
+            return
+        node = self._nodes.get(node_id)
+        if full and node is not None:
+            node.capacities = None
+        self._log_stats()  # before the pass: the line shows what the idle time before the report cost
+        self.request(node_id, verify=True, force=True)
+
+    def _live_up(self, node_id: int, capacities: Capacities) -> None:
+        """Subscribed (again): the node is reachable; converge it (its entries may have waited while it was down)."""
+        if self.store.node(node_id) is None:
+            return
+        node = self._nodes.get(node_id)
+        if node is not None:
+            node.retry.succeeded()
+            node.capacities = capacities
+        self._log_stats()
+        self.request(node_id, verify=True, force=True)
+
+    def _live_down(self, node_id: int) -> None:
+        self._log_stats()
+        log.info("reconciler: node 0x%016X unreachable (its subscription is lost); entries stay as they are",
+                 node_id)
+
+    def _watch_live(self, fabric_index: int, node_id: int, entries: list[Entry]) -> None:
+        """Keep a subscription to every node with entries pushed to it (Binding on the endpoints they use)."""
+        if self.live is None:
+            return
+        if any(_pushed(e) for e in entries):
+            endpoints = [e.ref.endpoint_id for e in entries if e.ref.kind is EntryKind.BINDING
+                         and e.ref.endpoint_id is not None]
+            self.live.watch(PeerId(fabric_index, node_id), endpoints)
+        else:
+            self.live.unwatch(node_id)
+
     def _sweep(self) -> None:
         """11.24.4.3: review the entries that still need work and schedule their nodes (honouring backoff)."""
         self._sweeper = self.clock.call_later(self.config.sweep_interval, self._sweep)
@@ -258,6 +336,12 @@ class Reconciler:
             work: dict[int, list[Entry]] = {}
             for entry in self.store.pending_entries():
                 work.setdefault(entry.ref.node_id, []).append(entry)
+            fabric_index = self._fabric_index()
+            assert fabric_index is not None
+            if self.live is not None:
+                for node_info in self.store.nodes():
+                    self._watch_live(fabric_index, node_info.node_id,
+                                     self.store.entries_for_node(node_info.node_id))
             for node_id, entries in work.items():
                 node_entry = next((e for e in entries if e.ref.kind is EntryKind.NODE), None)
                 if node_entry is not None and node_entry.state is DatastoreState.COMMIT_FAILED and \
@@ -368,7 +452,10 @@ class Reconciler:
         io = PeerIO(self.client, session, timeout=self.config.interaction_timeout, node_id=node.node_id,
                     before_list_write=self.before_list_write)
         try:
-            if node.capacities is None or mode is not Mode.NORMAL:
+            cached = None if self.live is None else self.live.capacities(node.node_id)
+            if cached is not None:
+                node.capacities = cached  # the subscription keeps the limits current
+            elif node.capacities is None or mode is not Mode.NORMAL:
                 node.capacities = await Capacities.read(io)
             ctx = PeerContext(io, node.node_id, self.store, entries, node.capacities, self._own(fabric_index),
                               list_write_attempts=self.config.list_write_attempts)
@@ -394,6 +481,7 @@ class Reconciler:
             self.peers.session_failed(peer)
         elif mode is not Mode.NORMAL:
             node.verified_at = clock.now()
+        self._watch_live(fabric_index, node.node_id, self.store.entries_for_node(node.node_id))
         return self._finish(node, plan, execution, started, report, node_entry)
 
     async def _observe(self, node: _Node, ctx: PeerContext, entries: list[Entry]) -> dict[EntryRef, bool]:
