@@ -46,7 +46,7 @@ CASE = JF.Enums.DatastoreAccessControlEntryAuthModeEnum.kCase
 IDLE_S = 60.0
 DRIFT_S = 2.0
 RETURN_S = 5.0
-LOSS_MARGIN_S = 15.0  # over MaxInterval: the liveness margin is the session's MRP response timeout, plus scheduling on a loaded CI machine
+LOSS_MARGIN_S = 15.0  # over MaxInterval: the liveness margin (the MRP response timeout) plus scheduling
 STATS = re.compile(r"reconciler stats: (.*)$")
 
 
