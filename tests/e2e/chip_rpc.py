@@ -231,6 +231,14 @@ class Service:
             await asyncio.sleep(0.01)  # let the stack acknowledge the node's late answers before the next attempt
         return outcomes
 
+    async def rpc_set_group_key_set(self, key_set_id: int, epoch_keys: list[tuple[bytes, int]], group_ids: list[int],
+                                    policy: int = 0) -> dict[str, Any]:
+        """Put a key set and GroupKeyMap entries into this controller's own group data, so that its group commands
+        (``SendGroupCommand``) are encrypted with that key set's current key (``chip_group_keys.py``)."""
+        from tests.e2e import chip_group_keys
+
+        return chip_group_keys.install(self.stack, self.ctrl, key_set_id, epoch_keys, group_ids, policy)
+
     async def rpc_reports(self, key: int) -> list[Any]:
         return list(self.reports[key])
 
