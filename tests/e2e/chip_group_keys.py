@@ -18,6 +18,7 @@ key set back): every method returns ``CHIP_ERROR`` by hidden pointer (the build 
 from __future__ import annotations
 
 import ctypes
+import platform
 from typing import Any
 
 import chip.native
@@ -108,6 +109,8 @@ def install(stack: Any, ctrl: Any, key_set_id: int, epoch_keys: list[tuple[bytes
     0 TrustFirst) into the controller's group data for its fabric, and map every group of ``group_ids`` to it
     (an existing GroupKeyMap entry of the group is replaced). Returns what reading back gives (key set id, policy,
     start times, the GroupKeyMap), which the caller may compare with what it asked for."""
+    if platform.machine() != "x86_64":  # elsewhere the hidden return pointer is not the first argument (AArch64: x8)
+        raise GroupKeyError(f"the GroupDataProvider calls are written for x86-64, not {platform.machine()}")
     if not 1 <= len(epoch_keys) <= EPOCH_KEYS_MAX or any(len(key) != KEY_LENGTH for key, _ in epoch_keys):
         raise ValueError("1 to 3 epoch keys of 16 bytes each")
     fabric_index = ctrl.GetFabricIndexInternal()
