@@ -253,3 +253,17 @@ class CapacityError(DatastoreError):
         super().__init__(message or f"{table.value} holds its maximum of {limit} entries")
         self.table = table
         self.limit = limit
+
+
+class TaskConflictError(DatastoreError):
+    """A multi-step task that may not be superseded (a rollback, a group-key rotation past activation) holds a
+    resource the request needs; it can be made again once that task ends."""
+
+    status = Status.BUSY
+
+
+class TaskNotRevertibleError(DatastoreError):
+    """Cancel of a task that cannot be undone (a group-key rotation once activated is forward-only), or that has
+    ended."""
+
+    status = Status.INVALID_IN_STATE

@@ -59,6 +59,7 @@ import contextlib
 from collections.abc import Iterator
 
 from clusters.joint_fabric_datastore import logic_entries as entries
+from clusters.joint_fabric_datastore import logic_tasks as tasks
 from clusters.joint_fabric_datastore import schema as s
 from clusters.joint_fabric_datastore.schema import (
     AddACLToNode,
@@ -131,16 +132,16 @@ class DatastoreLogic:
 
     def update_key_set(self, request: UpdateKeySet) -> None:
         """11.24.7.2: key set 0 -> CONSTRAINT_ERROR; absent -> NOT_FOUND (TC-JFDS-2.2 step 8). New content is
-        pushed again to every node holding the set (its NodeKeySet entries become Pending)."""
+        pushed again to every node holding the set (its NodeKeySet entries become Pending); a new single-epoch key
+        for a single-epoch set goes as a RotateGroupKey task (``logic_tasks.rotate_group_key``): gap-free, in
+        three gated phases; during a rotation past activation -> BUSY."""
         key_set = request.group_key_set
         with self.command() as store:
             if key_set.group_key_set_id == s.IPK_KEY_SET_ID:
                 raise _constraint("the IPK (key set 0) is not updated through the datastore")
             if store.key_set(key_set.group_key_set_id) is None:
                 raise ActionError(Status.NOT_FOUND, message=f"key set {key_set.group_key_set_id}")
-            if store.replace_key_set(key_set):
-                for entry in store.entries(EntryKind.NODE_KEY_SET, key=key_set.group_key_set_id):
-                    store.renew(entry.ref)
+            tasks.rotate_group_key(store, key_set)
 
     def remove_key_set(self, request: RemoveKeySet) -> None:
         """11.24.7.3: key set 0 -> CONSTRAINT_ERROR (TC-JFDS-2.2 10, 14); absent -> NOT_FOUND (step 9); in use by

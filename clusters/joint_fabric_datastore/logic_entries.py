@@ -5,6 +5,7 @@ maps leftover datastore errors to statuses. See ``logic.py`` for the differences
 
 from __future__ import annotations
 
+from clusters.joint_fabric_datastore import logic_tasks as tasks
 from clusters.joint_fabric_datastore.schema import (
     AccessControlEntry,
     AddACLToNode,
@@ -112,49 +113,21 @@ def _live(entries: list[Entry]) -> list[Entry]:
     return [e for e in entries if not e.removal]
 
 
-def _node_uses_key_set(store: JfdsStore, node_id: int, key_set_id: int) -> bool:
-    """Whether a live EndpointGroupID entry of the node belongs to a group that uses ``key_set_id``."""
-    for entry in _live(store.entries(EntryKind.ENDPOINT_GROUP, node_id=node_id)):
-        group = store.group(entry.value.group_id)
-        if group is not None and group.group_key_set_id == key_set_id:
-            return True
-    return False
-
-
 def add_group_id_to_endpoint_for_node(store: JfdsStore, request: AddGroupIDToEndpointForNode) -> None:
     """11.24.7.15. The node needs the group's key set before the group (the reference's rule): the NodeKeySet
     entry is added (or its removal cancelled) first, so it has the lower revision and is pushed first. An entry
-    already present is SUCCESS; one being removed is revived."""
+    already present is SUCCESS; one being removed is revived. Both under one AddNodeToGroup task
+    (``logic_tasks``): a part the node refuses rolls the other back."""
     require_endpoint(store, request.node_id, request.endpoint_id)
-    group = store.group(request.group_id)
-    if group is None:
-        raise _constraint(f"group {request.group_id} is not in GroupList")
-    if group.group_key_set_id is NULL:
-        raise _constraint(f"group {request.group_id} has no key set to map it to on the node")
-    if store.key_set(group.group_key_set_id) is None:  # type: ignore[arg-type]
-        raise _constraint(f"key set {group.group_key_set_id} of group {request.group_id} is not in GroupKeySetList")
-    store.add_node_key_set(request.node_id, group.group_key_set_id)  # type: ignore[arg-type]
-    store.add_endpoint_group(request.node_id, request.endpoint_id, request.group_id)
+    tasks.add_node_to_group(store, request.node_id, request.endpoint_id, request.group_id)
 
 
 def remove_group_id_from_endpoint_for_node(store: JfdsStore, request: RemoveGroupIDFromEndpointForNode) -> None:
     """11.24.7.16. Entry absent -> NOT_FOUND. The group entry becomes DeletePending; if it was the node's last
     group using that key set, the node's key set entry becomes DeletePending after it ("the group is removed
-    before its key set"; TC-JFDS-2.5 step 39)."""
+    before its key set"; TC-JFDS-2.5 step 39), under one RemoveNodeFromGroup task."""
     require_endpoint(store, request.node_id, request.endpoint_id)
-    ref = EntryRef.endpoint_group(request.node_id, request.endpoint_id, request.group_id)
-    entry = store.entry(ref)
-    if entry is None:
-        raise ActionError(Status.NOT_FOUND, message="the group is not on that endpoint")
-    if not store.request_removal(ref):
-        return  # already being removed
-    group = store.group(request.group_id)
-    if group is None or group.group_key_set_id is NULL:
-        return
-    key_set_id: int = group.group_key_set_id  # type: ignore[assignment]
-    key_ref = EntryRef.node_key_set(request.node_id, key_set_id)
-    if store.entry(key_ref) is not None and not _node_uses_key_set(store, request.node_id, key_set_id):
-        store.request_removal(key_ref)
+    tasks.remove_node_from_group(store, request.node_id, request.endpoint_id, request.group_id)
 
 
 # ---------------------------------------------------------------------------------------------------- bindings, ACLs
@@ -220,7 +193,7 @@ def propagate_group_update(store: JfdsStore, old: GroupInformationEntry, new: Gr
         for node_id in nodes:
             ref = EntryRef.node_key_set(node_id, old_key)
             found = store.entry(ref)
-            if found is not None and not found.removal and not _node_uses_key_set(store, node_id, old_key):
+            if found is not None and not found.removal and not tasks.node_uses_key_set(store, node_id, old_key):
                 store.request_removal(ref)
     if old.group_cat is not NULL and (old.group_cat, old.group_cat_version) != (new.group_cat, new.group_cat_version):
         _rewrite_cat_subjects(store, old.group_cat, acl.cat_subject(new.group_cat, new.group_cat_version))  # type: ignore[arg-type]

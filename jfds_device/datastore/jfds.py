@@ -45,6 +45,7 @@ from jfds_device.datastore.jfds_fabric_wide import FabricWideStore
 from jfds_device.datastore.jfds_records import DatastoreChange, Table
 from jfds_device.datastore.jfds_tables import KINDS, MIGRATION_COMPONENT, acl_value_key, matter_epoch_s
 from jfds_device.datastore.sqlite import Database
+from jfds_device.datastore.tasks import TaskStore
 from jfds_device.errors import LocalProtocolError
 
 __all__ = ["MIGRATION_COMPONENT", "JfdsStore", "acl_value_key", "matter_epoch_s"]
@@ -82,6 +83,8 @@ class JfdsStore:
         self._core = DatastoreCore(db, clock=clock)
         self._entries = EntryStore(self._core)
         self._fabric_wide = FabricWideStore(self._core)
+        self.tasks = TaskStore(db, clock=clock)
+        """The multi-step tasks' records (``tasks.py``), in the same database and transactions."""
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self._db.path!r})"
@@ -110,6 +113,7 @@ class JfdsStore:
         with self._core.transaction():
             self._entries.delete_all()
             self._fabric_wide.delete_all()
+            self.tasks.clear()
             batch = self._core.record()
             batch.tables.update(Table)
             batch.wiped = True

@@ -40,6 +40,7 @@ from jfds_device.node.stack import SessionBudget, Stack
 from jfds_device.node.storage_dir import StartupError, prepare_storage_dir
 from jfds_device.onboarding import SetupPayload
 from jfds_device.reconciler import OwnIdentity, Reconciler
+from jfds_device.reconciler.tasks import TaskEngine
 from jfds_device.transport.sessions import MIN_CASE_SESSIONS_PER_FABRIC, SecureSession, SessionAuthMode
 from jfds_device.transport.udp import UdpBindError
 
@@ -67,6 +68,7 @@ class Device:
         self.advertiser: Advertiser | None = None
         self.resolver: Resolver | None = None
         self.reconciler: Reconciler | None = None
+        self.tasks: TaskEngine | None = None
         self._background: set[asyncio.Task[None]] = set()
         self._advertised: set[tuple[bytes, int]] = set()
         self._listening = False  # start() completed; a failed start ends with its one error line, no "stopped"
@@ -162,6 +164,9 @@ class Device:
                                      fabric_index=lambda: self.anchor.anchor_fabric_index,
                                      own_identity=self._own_identity)
         self.reconciler.start()
+        # Issue 11: multi-step tasks (key rotation, group membership) over the reconciler, resumed after a restart.
+        self.tasks = TaskEngine(self.anchor.store, self.reconciler)
+        self.tasks.start()
         self.window.add_listener(self._window_changed)
         for fabric in self.fabrics.fabrics():
             self.fabric_pending(fabric)
@@ -188,6 +193,8 @@ class Device:
             self.stack.cancel_timer()  # no fail-safe or window deadline runs while the node shuts down
         if self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
+        if self.tasks is not None:
+            await self.tasks.stop()  # live tasks stay live in storage and resume at the next start
         if self.reconciler is not None:
             await self.reconciler.stop()  # before the sessions it uses go away
         if self.stack is not None:

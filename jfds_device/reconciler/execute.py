@@ -3,10 +3,11 @@
 Applies run in ascending band order, removals in descending order (as the matter.js Node Manager's executor,
 PR #3948 @ ba153603d0f6, packages/node-manager/src/reconcile/executeActions.ts); the combined whole-list facets
 (ACL, bindings) do their band's adds and removals in one read-merge-write during the apply phase. An action
-spanning several bands (an endpoint group) stops at its first failing band. An action whose ``requires`` did not
-all succeed is HELD (left as it is, no status write). A facet whose read is refused (an ``IMStatusError``) fails
-its batch with that status. A ``TransportError`` ends the pass: the batch in flight and every action not finished
-yet get TIMEOUT (or BUSY), the reference's record for a sync that could not reach the node.
+spanning several bands (an endpoint group) stops at its first failing band and undoes the bands it had done. An
+action whose ``requires`` did not all succeed is HELD (left as it is, no status write). A facet whose read is
+refused (an ``IMStatusError``) fails its batch with that status. A ``TransportError`` ends the pass: the batch in
+flight and every action not finished yet get TIMEOUT (or BUSY), the reference's record for a sync that could not
+reach the node.
 
 The executor never writes the datastore; the runner turns outcomes into status writes (``plan.status_write``).
 """
@@ -42,6 +43,7 @@ class _Progress:
         self.remaining = {a.ref: len(a.bands) for a in actions}
         self.failed: dict[EntryRef, int] = {}
         self.held: set[EntryRef] = set()
+        self.succeeded: dict[EntryRef, list[int]] = {}  # bands done, in order
 
     def ready(self, action: Action) -> bool:
         ref = action.ref
@@ -53,9 +55,11 @@ class _Progress:
             return False
         return True
 
-    def record(self, ref: EntryRef, status: int) -> None:
+    def record(self, ref: EntryRef, status: int, band: int) -> None:
         if status != Status.SUCCESS:
             self.failed[ref] = status
+        else:
+            self.succeeded.setdefault(ref, []).append(band)
         self.remaining[ref] -= 1
 
     def done(self, ref: EntryRef) -> bool:
@@ -94,6 +98,7 @@ async def execute(plan: Plan, ctx: PeerContext, facets: Mapping[int, Facet]) -> 
                 except IMStatusError as exc:
                     codes = {a.ref: exc.status for a in gone}
                 _record(progress, gone, codes, facet)
+        await _undo_partial_applies(applies, progress, ctx, facets)
     except TransportError as exc:
         execution.transport_error = exc
         for action in [*applies, *removes]:
@@ -113,10 +118,30 @@ async def execute(plan: Plan, ctx: PeerContext, facets: Mapping[int, Facet]) -> 
     return execution
 
 
+async def _undo_partial_applies(applies: Sequence[Action], progress: _Progress, ctx: PeerContext,
+                                facets: Mapping[int, Facet]) -> None:
+    """An entry is all or nothing on the node: an apply the node refused at a later band undoes the bands it
+    had done (an endpoint group whose membership was refused leaves no GroupKeyMap entry behind), so a
+    CommitFailed entry holds nothing there and a rollback has nothing half-applied to find."""
+    for action in applies:
+        done = progress.succeeded.get(action.ref, [])
+        if action.ref not in progress.failed or not done:
+            continue
+        for band in reversed(done):
+            try:
+                codes = await facets[band].remove(ctx, [action.entry])
+            except IMStatusError as exc:
+                codes = {action.ref: exc.status}
+            if codes.get(action.ref, Status.FAILURE) != Status.SUCCESS:
+                log.warning("node 0x%016X: %s (refused: 0x%02X) could not be undone at band %d: 0x%02X",
+                            ctx.node_id, action.ref, progress.failed[action.ref], band,
+                            codes.get(action.ref, Status.FAILURE))
+
+
 def _record(progress: _Progress, actions: Sequence[Action], codes: Mapping[EntryRef, int], facet: Facet) -> None:
     for action in actions:
         status = codes.get(action.ref)
         if status is None:  # a facet must answer for every entry it was given; treat silence as a failure
             log.error("%r gave no status for %s", facet, action.ref)
             status = Status.FAILURE
-        progress.record(action.ref, status)
+        progress.record(action.ref, status, facet.band)

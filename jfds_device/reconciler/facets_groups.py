@@ -13,7 +13,7 @@ from typing import Any
 
 from clusters.group_key_management import schema as gkm
 from clusters.groups import schema as groups
-from clusters.joint_fabric_datastore.schema import GroupKeyMulticastPolicy, GroupKeySet
+from clusters.joint_fabric_datastore.schema import DatastoreState, GroupKeyMulticastPolicy, GroupKeySet
 from jfds_device.codec.schema import NULL
 from jfds_device.datastore.jfds_records import Entry, EntryKind, EntryRef
 from jfds_device.errors import IMStatusError
@@ -22,6 +22,7 @@ from jfds_device.reconciler.facets import ABSENT, Facet, ok_all
 from jfds_device.reconciler.lists import ListOp, ListPath, write_merged
 from jfds_device.reconciler.peer import PeerContext
 from jfds_device.reconciler.plan import BAND_GROUP_KEY_MAP, BAND_KEY_SET, BAND_MEMBERSHIP
+from jfds_device.reconciler.rotation import start_times
 
 __all__ = ["GroupKeyMapFacet", "KeySetFacet", "MembershipFacet", "group_name", "key_set_write_request"]
 
@@ -29,7 +30,7 @@ ROOT = 0
 GROUP_KEY_MAP = ListPath(ROOT, gkm.CLUSTER.attribute(gkm.GROUP_KEY_MAP))
 GROUP_TABLE = gkm.CLUSTER.attribute(gkm.GROUP_TABLE)
 IPK = gkm.IPK_KEY_SET_ID
-_INDICES, _MAP, _TABLE = "key_set_indices", "group_key_map", "group_table"
+_INDICES, _MAP, _TABLE, _START_TIMES = "key_set_indices", "group_key_map", "group_table", "key_set_start_times"
 
 
 def key_set_write_request(key_set: GroupKeySet) -> gkm.KeySetWrite:
@@ -80,7 +81,7 @@ class KeySetFacet(Facet):
     async def _write(self, ctx: PeerContext, key_set_id: int) -> int:
         if key_set_id == IPK:
             return Status.CONSTRAINT_ERROR  # never overwrite the IPK
-        key_set = ctx.store.key_set(key_set_id)
+        key_set = ctx.key_set(key_set_id)
         if key_set is None or key_set.epoch_key0 is NULL:
             # Not in GroupKeySetList, or copied from a node by RefreshNode (KeySetRead returns no keys).
             return Status.CONSTRAINT_ERROR
@@ -112,12 +113,38 @@ class KeySetFacet(Facet):
         return codes
 
     async def observe(self, ctx: PeerContext) -> None:
+        """The node's key set ids, and the epoch start times of each Committed set it holds: what KeySetRead
+        shows (it never returns keys, 11.2.7.2), and what tells one epoch schedule (a rotation's phase) from
+        another (as the Node Manager's groupKey kind verifies)."""
         ctx.cache.pop(_INDICES, None)
-        await _indices(ctx)
+        indices = await _indices(ctx)
+        held: dict[int, tuple[Any, ...]] = {}
+        for entry in ctx.entries:
+            key_set_id = entry.ref.key
+            if entry.ref.kind is EntryKind.NODE_KEY_SET and key_set_id != IPK and key_set_id in indices and \
+                    entry.state is DatastoreState.COMMITTED and not entry.removal:
+                try:
+                    response = await ctx.io.invoke(ROOT, gkm.KeySetRead(group_key_set_id=key_set_id))
+                except IMStatusError as exc:
+                    if exc.status != Status.NOT_FOUND:
+                        raise
+                    indices.discard(key_set_id)  # gone since the indices were read
+                    continue
+                if response is not None:
+                    held[key_set_id] = start_times(response.group_key_set)  # type: ignore[index]
+        ctx.cache[_START_TIMES] = held
 
     def present(self, ctx: PeerContext, entry: Entry) -> bool | None:
         indices = ctx.cache.get(_INDICES)
-        return None if indices is None else entry.ref.key in indices
+        if indices is None:
+            return None
+        if entry.ref.key not in indices:
+            return False
+        held = ctx.cache.get(_START_TIMES, {}).get(entry.ref.key)
+        wanted = ctx.key_set(entry.ref.key)  # type: ignore[arg-type]
+        if held is None or wanted is None or wanted.epoch_key0 is NULL:
+            return True  # the id is there; the datastore has no keys to compare (copied by RefreshNode)
+        return held == start_times(wanted)
 
 
 def _map_entry(element: Any) -> gkm.GroupKeyMapStruct | None:

@@ -24,6 +24,7 @@ from typing import Any, Protocol
 
 from clusters.access_control import schema as ac
 from clusters.group_key_management import schema as gkm
+from clusters.joint_fabric_datastore.schema import GroupKeySet
 from clusters.operational_credentials import schema as oc
 from jfds_device.codec import tlv
 from jfds_device.codec.model import AttributeRef
@@ -254,3 +255,8 @@ class PeerContext:
     own: OwnIdentity | None = None
     cache: dict[str, Any] = field(default_factory=dict)
     list_write_attempts: int = 3
+    key_sets: Callable[[int], GroupKeySet | None] | None = None
+    """What a key set is pushed as (a rotation's phase, ``rotation.py``); None: its GroupKeySetList value."""
+
+    def key_set(self, key_set_id: int) -> GroupKeySet | None:
+        return (self.key_sets or self.store.key_set)(key_set_id)

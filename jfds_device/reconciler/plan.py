@@ -39,7 +39,8 @@ node and endpoint entries are never pushed):
 Dependencies (the reference's rules, 11.24.7.15/16): a group is added only once the node holds its key set
 (an endpoint-group APPLY waits for the key set's APPLY in the same pass and is HELD while the key set entry is
 failed or being removed); a key set is removed only after the node's groups that use it (its REMOVE waits for
-their REMOVEs and is HELD while a live group still uses it). HELD entries keep their status.
+their REMOVEs and is HELD while a live group still uses it, a group the node refused for good not counting).
+HELD entries keep their status.
 """
 
 from __future__ import annotations
@@ -72,6 +73,7 @@ __all__ = [
     "StatusWrite",
     "Write",
     "plan_node",
+    "refused",
     "retry_class",
     "status_write",
 ]
@@ -239,6 +241,13 @@ def plan_node(
     return Plan(node_id, mode, tuple(sorted(actions, key=_order)))
 
 
+def refused(entry: Entry) -> bool:
+    """An add the node refused for good: it holds nothing of it (the executor undoes a partial apply), so it
+    needs nothing on the node either (its key set may go)."""
+    failed = _failed(entry)
+    return not entry.removal and failed is not None and failed is not RetryClass.TRANSIENT
+
+
 def _order(action: Action) -> tuple[int, int, int]:
     rank = {Op.APPLY: 0, Op.REMOVE: 1, Op.DROP: 2, Op.HOLD: 3}[action.op]
     band = action.bands[0]
@@ -267,7 +276,8 @@ def _with_dependencies(
             return Action(Op.HOLD, entry, f"waits for key set {key_set} on the node")
         return Action(op, entry, reason)
     if ref.kind is EntryKind.NODE_KEY_SET and op is Op.REMOVE:
-        users = [e for e in entries if e.ref.kind is EntryKind.ENDPOINT_GROUP and groups.get(e.ref.key) == ref.key]  # type: ignore[arg-type]
+        users = [e for e in entries if e.ref.kind is EntryKind.ENDPOINT_GROUP and groups.get(e.ref.key) == ref.key  # type: ignore[arg-type]
+                 and not refused(e)]
         if any(not e.removal for e in users):
             return Action(Op.HOLD, entry, "a live group of the node still uses the key set")
         removing = tuple(e.ref for e in users if decided.get(e.ref, (None,))[0] is Op.REMOVE)

@@ -35,7 +35,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import Any
 
-from clusters.joint_fabric_datastore.schema import DatastoreState
+from clusters.joint_fabric_datastore.schema import DatastoreState, GroupKeySet
 from jfds_device.clock import Clock, LoopClock, TimerHandle
 from jfds_device.codec.schema import NULL
 from jfds_device.datastore.jfds import JfdsStore
@@ -142,6 +142,9 @@ class Reconciler:
         """The subscriptions to the managed peers (``config.live`` and a client that can subscribe)."""
         self.before_list_write: ListWriteHook | None = None
         """Test seam (``peer.ListWriteHook``): awaited just before each conditional write of a peer's list."""
+        self.key_sets: Callable[[int], GroupKeySet | None] | None = None
+        """What a key set is pushed as (the task engine's rotation phases); None: its GroupKeySetList value."""
+        self._reachability: list[Callable[[int, bool], None]] = []
 
     @property
     def clock(self) -> Clock:
@@ -190,6 +193,19 @@ class Reconciler:
             self._stats.live_subscribes, self._stats.live_reports = self.live.subscribes, self.live.reports
             self._stats.live_lost = self.live.lost
         return self._stats
+
+    def add_reachability_listener(self, listener: Callable[[int, bool], None]) -> Callable[[], None]:
+        """``listener(node_id, reachable)`` on every reachability change the reconciler sees (a subscription
+        established or lost, a CASE session to the node); returns the function that removes it."""
+        self._reachability.append(listener)
+        return lambda: self._reachability.remove(listener) if listener in self._reachability else None
+
+    def _tell_reachability(self, node_id: int, reachable: bool) -> None:
+        for listener in list(self._reachability):
+            try:
+                listener(node_id, reachable)
+            except Exception:  # a listener's failure must not stop the reconciler
+                log.exception("reachability listener %r failed", listener)
 
     def reachable(self, node_id: int) -> bool | None:
         """The node's reachability as its subscription's liveness says (None: not watched, or not yet known)."""
@@ -284,6 +300,7 @@ class Reconciler:
             node.retry.succeeded()
             node.capacities = None  # a new session may be a new firmware: read the limits again
         self.request(peer.node_id, verify=True, force=True)
+        self._tell_reachability(peer.node_id, True)
 
     # --- live subscriptions (live.py) -----------------------------------------------------------------------
 
@@ -310,11 +327,13 @@ class Reconciler:
             node.capacities = capacities
         self._log_stats()
         self.request(node_id, verify=True, force=True)
+        self._tell_reachability(node_id, True)
 
     def _live_down(self, node_id: int) -> None:
         self._log_stats()
         log.info("reconciler: node 0x%016X unreachable (its subscription is lost); entries stay as they are",
                  node_id)
+        self._tell_reachability(node_id, False)
 
     def _watch_live(self, fabric_index: int, node_id: int, entries: list[Entry]) -> None:
         """Keep a subscription to every node with entries pushed to it (Binding on the endpoints they use)."""
@@ -458,7 +477,7 @@ class Reconciler:
             elif node.capacities is None or mode is not Mode.NORMAL:
                 node.capacities = await Capacities.read(io)
             ctx = PeerContext(io, node.node_id, self.store, entries, node.capacities, self._own(fabric_index),
-                              list_write_attempts=self.config.list_write_attempts)
+                              list_write_attempts=self.config.list_write_attempts, key_sets=self.key_sets)
             if report is not None:
                 adopt(self.store, node.node_id, await read_node(io, report), report)
                 ctx.entries = entries = self.store.entries_for_node(node.node_id)

@@ -277,6 +277,7 @@ class FakePeer:
         name = {(gkm.CLUSTER_ID, gkm.KEY_SET_WRITE): "KeySetWrite",
                 (gkm.CLUSTER_ID, gkm.KEY_SET_REMOVE): "KeySetRemove",
                 (gkm.CLUSTER_ID, gkm.KEY_SET_READ_ALL_INDICES): "KeySetReadAllIndices",
+                (gkm.CLUSTER_ID, gkm.KEY_SET_READ): "KeySetRead",
                 (groups.CLUSTER_ID, groups.ADD_GROUP): "AddGroup",
                 (groups.CLUSTER_ID, groups.REMOVE_GROUP): "RemoveGroup"}[(cluster, command)]
         await self._enter(name)
@@ -308,6 +309,13 @@ class FakePeer:
             return Status.NOT_FOUND
         self.group_map = [e for e in self.group_map if e[2] != key_set_id]
         return Status.SUCCESS
+
+    def _KeySetRead(self, _: int, fields: dict[int, Any]) -> dict[int, Any] | int:
+        """11.2.7.2: the set without its keys (EpochKey0..2 null), the start times as written."""
+        stored = self.key_sets.get(fields[0])
+        if stored is None:
+            return Status.NOT_FOUND
+        return {0: {**stored, 2: None, 4: None, 6: None}}
 
     def _KeySetReadAllIndices(self, _: int, fields: dict[int, Any]) -> dict[int, Any]:
         return {0: sorted(self.key_sets)}
