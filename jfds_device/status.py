@@ -3,10 +3,10 @@
 It opens the storage read-only (SQLite ``mode=ro``; WAL readers never block the running node's writer), so it works
 while the node runs and when it is stopped, and changes nothing. It reports the fabric the datastore belongs to,
 this node's own commissioning state, and per managed node its entries by state, with every CommitFailed entry's
-IM status by name and since when. ``build_report`` gathers the facts as one JSON-able dict (its shape is
-``STATUS_SCHEMA``, a JSON Schema); ``render_text`` prints them for a person; ``exit_code`` makes it scriptable:
-0 when everything is Committed, 1 when something is pending or failed. Unusable storage raises ``StatusError``
-(the CLI prints one line and exits 2).
+IM status by name and since when, and the multi-step tasks. ``build_report`` gathers the facts as one JSON-able
+dict (its shape is ``STATUS_SCHEMA``, a JSON Schema); ``render_text`` prints them for a person; ``exit_code`` makes
+it scriptable: 0 when everything is Committed and no task runs, 1 when something is pending, failed or running.
+Unusable storage raises ``StatusError`` (the CLI prints one line and exits 2).
 """
 
 from __future__ import annotations
@@ -21,14 +21,17 @@ from jfds_device.datastore.jfds import JfdsStore
 from jfds_device.datastore.jfds_records import Entry, EntryKind
 from jfds_device.datastore.jfds_tables import MATTER_EPOCH_UNIX
 from jfds_device.datastore.sqlite import Database
+from jfds_device.datastore.tasks import TaskState, TaskType
 from jfds_device.errors import MatterError
 from jfds_device.fabrics import FabricTable
 from jfds_device.im.provider import Status
 from jfds_device.node.app import STATE_FILE
 from jfds_device.onboarding import SetupPayload
+from jfds_device.reconciler.tasks import TaskView
 
 __all__ = ["STATUS_SCHEMA", "StatusError", "build_report", "exit_code", "render_text"]
 
+TASKS_SHOWN: Final = 20  # live tasks and the newest ended ones
 STATES: Final = ("Pending", "Committed", "DeletePending", "CommitFailed")
 _STATE_NAMES = {
     DatastoreState.PENDING: "Pending",
@@ -104,7 +107,22 @@ STATUS_SCHEMA: Final[dict[str, Any]] = {
                 }},
             },
         }},
-        "tasks": {"type": "array", "description": "running, parked and failed multi-step tasks"},
+        "tasks": {"type": "array", "description": "multi-step tasks, newest first: the live ones and the last ended",
+                  "items": {
+                      "type": "object", "additionalProperties": False,
+                      "required": ["id", "run", "type", "phase", "state", "members", "error", "rollback_of",
+                                   "rollback_run", "created", "updated"],
+                      "properties": {
+                          "id": {"type": "string"}, "run": {"type": "integer"},
+                          "type": {"enum": [t.value for t in TaskType]},
+                          "phase": {"type": "string"},
+                          "state": {"enum": [s.value for s in TaskState]},
+                          "members": {"type": "array", "items": {"type": "string"}},
+                          "error": {"type": ["string", "null"]},
+                          "rollback_of": {"type": ["integer", "null"]},
+                          "rollback_run": {"type": ["integer", "null"]},
+                          "created": {"type": "number"}, "updated": {"type": "number"},
+                      }}},
         "in_step": {"type": "boolean", "description": "every entry Committed (exit status 0)"},
     },
 }  # fmt: skip
@@ -210,8 +228,10 @@ def _report(db: Database, storage: Path, passcode: int, discriminator: int, vend
             "entries": {state: counts.get(state, 0) for state in STATES},
             "failed": failed,
         })  # fmt: skip
+    tasks = [TaskView.of(r).to_json() for r in store.tasks.recent(TASKS_SHOWN)]
     in_step = all(n["state"] == "Committed" and n["entries"]["Committed"] == sum(n["entries"].values()) for n in nodes)
-    return {"storage": str(storage), "node": node, "datastore": datastore, "nodes": nodes, "tasks": [],
+    in_step = in_step and not any(TaskState(t["state"]).live for t in tasks)
+    return {"storage": str(storage), "node": node, "datastore": datastore, "nodes": nodes, "tasks": tasks,
             "in_step": in_step}  # fmt: skip
 
 
@@ -248,5 +268,9 @@ def render_text(report: dict[str, Any]) -> str:
                 f"    CommitFailed {f['kind']} {f['key']}: {f['status']} (0x{f['code']:02X}) since {f['since']}"
             )
     lines.append(f"Tasks: {len(report['tasks']) or 'none'}")
+    for t in report["tasks"]:
+        members = ", ".join(t["members"]) or "-"
+        lines.append(f"  {t['id']} ({t['type']}, run {t['run']}): {t['state']}, phase {t['phase']}, "
+                     f"members {members}" + (f": {t['error']}" if t["error"] else ""))
     lines.append("In step: every entry Committed" if report["in_step"] else "Out of step: entries pending or failed")
     return "\n".join(lines)

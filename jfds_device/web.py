@@ -5,7 +5,9 @@
 * ``GET /``: a small semantic-HTML dashboard (the ``status`` report from ``build_report`` plus reconciler stats),
   updated live from ``GET /events`` (server-sent events, one per datastore change, from ``JfdsStore.observe``).
 * ``POST /api/nodes/<id>/refresh``: RefreshNode through the datastore API, as the JFDS command does
-  (Core spec 11.24.7.11); ``POST /api/entries/retry``: a CommitFailed entry becomes Pending again.
+  (Core spec 11.24.7.11); ``POST /api/entries/retry``: a CommitFailed entry becomes Pending again;
+  ``POST /api/tasks/<id>/cancel``: cancel a running task (its rollback starts); ``POST
+  /api/tasks/move-node-to-group``: MoveNodeToGroup (``TaskEngine.move_node_to_group``).
 
 Authorization: a random token, made at the node's first start and kept in the storage directory (mode 0600;
 ``jfds-device status --token`` prints it). Actions always need it in the ``Authorization: Bearer`` header (never a
@@ -38,8 +40,9 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 
 from clusters.joint_fabric_datastore.schema import DatastoreState
 from jfds_device.datastore.jfds import JfdsStore
-from jfds_device.datastore.jfds_records import DatastoreChange, EntryKind, EntryRef
-from jfds_device.errors import MatterError
+from jfds_device.datastore.jfds_records import EntryKind, EntryRef
+from jfds_device.errors import MatterError, TaskConflictError, TaskNotRevertibleError
+from jfds_device.im.provider import Status
 from jfds_device.status import STATES, StatusError, build_report
 
 TOKEN_FILE = "http-token"
@@ -90,6 +93,7 @@ class LiveNode:
     sessions_by_direction: Callable[[], dict[str, int]]
     subscriptions: Callable[[], int]
     setup: dict[str, int]  # passcode, discriminator, vendor_id, product_id, as given to run (for build_report)
+    tasks: Any = None  # the running node's TaskEngine (cancel, MoveNodeToGroup), None when there is none
 
     @classmethod
     def of_device(cls, device: Any) -> LiveNode:
@@ -104,6 +108,7 @@ class LiveNode:
             subscriptions=lambda: 0 if stack.im is None else len(stack.im.subscriptions),
             setup={"passcode": config.passcode, "discriminator": config.discriminator,
                    "vendor_id": config.vendor_id, "product_id": config.product_id},
+            tasks=device.tasks,
         )
 
     def report(self) -> dict[str, Any]:
@@ -169,8 +174,9 @@ new EventSource("/events" + tokenQuery).addEventListener("change", reload);
 document.addEventListener("submit", async (e) => {{
   e.preventDefault();
   const f = e.target;
+  const fieldsBody = JSON.stringify(Object.fromEntries([...new FormData(f)].map(([k, v]) => [k, Number(v)])));
   const r = await fetch(f.action, {{method: "POST", headers: {{"Authorization": "Bearer " +
-    document.getElementById("token").value, "Content-Type": "application/json"}}, body: f.dataset.body || "{{}}"}});
+    document.getElementById("token").value, "Content-Type": "application/json"}}, body: f.dataset.body || fieldsBody}});
   document.getElementById("result").textContent = r.status + " " + (await r.text());
 }});
 </script></body></html>
@@ -214,12 +220,41 @@ def render_view(report: dict[str, Any], stats: Any, failed: dict[int, list[Entry
                 parts.append(f" <form method=post action=\"/api/entries/retry\" data-body=\"{_esc(body)}\">"
                              "<button>Retry</button></form>")
             parts.append("</li>")
-    parts.append("</ul></section><section><h2>Reconciler</h2><dl>")
+    parts.append("</ul></section>")
+    parts.append(_render_tasks(report["tasks"]))
+    parts.append(_MOVE_FORM)
+    parts.append("<section><h2>Reconciler</h2><dl>")
     for f in fields(stats):
         value = getattr(stats, f.name)
         parts.append(f"<dt>{f.name}</dt><dd>{value:.3f}</dd>" if isinstance(value, float)
                      else f"<dt>{f.name}</dt><dd>{value}</dd>")
     parts.append("</dl></section>")
+    return "".join(parts)
+
+
+_MOVE_FORM = """<section><h2>Move a node to another group</h2><form method=post action="/api/tasks/move-node-to-group">
+<p><label>Node id <input name=node_id inputmode=numeric required></label>
+<label>Endpoint <input name=endpoint_id inputmode=numeric required></label>
+<label>From group <input name=from_group inputmode=numeric required></label>
+<label>To group <input name=to_group inputmode=numeric required></label> <button>Move</button></p></form></section>"""
+
+
+def _render_tasks(tasks: list[dict[str, Any]]) -> str:
+    """The task list: id, type, phase, state, members, last error; Cancel on running and parked tasks."""
+    parts = ["<section><h2>Tasks</h2>"]
+    if not tasks:
+        return "<section><h2>Tasks</h2><p>none</p></section>"
+    parts.append("<table><thead><tr>" + "".join(f"<th scope=col>{h}</th>" for h in (
+        "Task", "Type", "Phase", "State", "Members", "Last error", "Action")) + "</tr></thead><tbody>")
+    for t in tasks:
+        action = ""
+        if t["state"] in ("running", "parked") and t["type"] != "Rollback":
+            action = (f"<form method=post action=\"/api/tasks/{_esc(t['id'])}/cancel\"><button>Cancel</button>"
+                      "</form>")
+        parts.append(f"<tr><th scope=row>{_esc(t['id'])}</th><td>{_esc(t['type'])}</td><td>{_esc(t['phase'])}</td>"
+                     f"<td>{_esc(t['state'])}</td><td>{_esc(', '.join(t['members']))}</td>"
+                     f"<td>{_esc(t['error'] or '')}</td><td>{action}</td></tr>")
+    parts.append("</tbody></table></section>")
     return "".join(parts)
 
 
@@ -306,7 +341,7 @@ def build_app(node: LiveNode, token: str, *, loopback: bool) -> web.Application:
 
     async def events(request: web.Request) -> web.StreamResponse:
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
-        async with _changes(node.store) as changes:  # observing before the client sees the stream open
+        async with _changes(node.store, node.tasks) as changes:  # observing before the client sees the stream open
             await response.prepare(request)
             await response.write(b": connected\n\n")
             while True:
@@ -354,6 +389,35 @@ def build_app(node: LiveNode, token: str, *, loopback: bool) -> web.Application:
             node.store.renew(ref)
         return web.Response(text="entry is pending again")
 
+    async def cancel(request: web.Request) -> web.Response:
+        if node.tasks is None:
+            return web.Response(status=409, text="no task engine runs")
+        task_id = request.match_info["task_id"]
+        try:
+            rollback = node.tasks.cancel(task_id)
+        except TaskNotRevertibleError as exc:
+            status = 404 if node.tasks.task(task_id) is None else 409
+            return web.Response(status=status, text=str(exc))
+        return web.json_response(rollback.to_json(), status=202)
+
+    async def move(request: web.Request) -> web.Response:
+        if node.tasks is None:
+            return web.Response(status=409, text="no task engine runs")
+        try:
+            body = await request.json()
+            args = (_u64(body["node_id"]), _u64(body["endpoint_id"], 0xFFFF), _u64(body["from_group"], 0xFFFF),
+                    _u64(body["to_group"], 0xFFFF))
+        except (ValueError, KeyError, TypeError) as exc:
+            return web.Response(status=400, text=f"expected {{node_id, endpoint_id, from_group, to_group}}: {exc}")
+        try:
+            view = node.tasks.move_node_to_group(*args)
+        except TaskConflictError as exc:
+            return web.Response(status=409, text=str(exc))
+        except MatterError as exc:  # the datastore's answer: unknown node or endpoint, not in that group, ...
+            status = 404 if getattr(exc, "status", None) == Status.NOT_FOUND else 400
+            return web.Response(status=status, text=str(exc))
+        return web.json_response(view.to_json(), status=202)
+
     app = web.Application(middlewares=[guard])
     app.router.add_get("/", page)
     app.router.add_get("/api/view", view_fragment)
@@ -361,6 +425,8 @@ def build_app(node: LiveNode, token: str, *, loopback: bool) -> web.Application:
     app.router.add_get("/events", events)
     app.router.add_post("/api/nodes/{node_id}/refresh", refresh)
     app.router.add_post("/api/entries/retry", retry)
+    app.router.add_post("/api/tasks/move-node-to-group", move)
+    app.router.add_post("/api/tasks/{task_id}/cancel", cancel)
     return app
 
 
@@ -372,20 +438,23 @@ def _u64(value: object, maximum: int = 0xFFFF_FFFF_FFFF_FFFF) -> int:
 
 
 @contextlib.asynccontextmanager
-async def _changes(store: JfdsStore) -> AsyncIterator[asyncio.Queue[list[str]]]:
-    """Datastore changes as a queue (bounded: a change that finds it full is dropped, the next one still says
-    "something changed", and the page re-reads everything anyway)."""
+async def _changes(store: JfdsStore, tasks: Any) -> AsyncIterator[asyncio.Queue[list[str]]]:
+    """Datastore changes and task transitions as a queue (bounded: a change that finds it full is dropped, the
+    next one still says "something changed", and the page re-reads everything anyway)."""
     queue: asyncio.Queue[list[str]] = asyncio.Queue(SSE_QUEUE)
 
-    def changed(change: DatastoreChange) -> None:
+    def put(tables: list[str]) -> None:
         with contextlib.suppress(asyncio.QueueFull):
-            queue.put_nowait(sorted(t.value for t in change.tables))
+            queue.put_nowait(tables)
 
-    unsubscribe = store.observe(changed)
+    undo = [store.observe(lambda change: put(sorted(t.value for t in change.tables)))]
+    if tasks is not None:
+        undo.append(tasks.add_listener(lambda _view: put(["tasks"])))
     try:
         yield queue
     finally:
-        unsubscribe()
+        for unsubscribe in undo:
+            unsubscribe()
 
 
 def parse_listen(text: str) -> tuple[str, int]:

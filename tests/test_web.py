@@ -4,21 +4,27 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import stat
 from pathlib import Path
 
+import jsonschema
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client.parser import text_string_to_metric_families
 
+from clusters.joint_fabric_datastore import logic_tasks
 from clusters.joint_fabric_datastore.schema import DatastoreState
 from jfds_device.datastore.jfds import JfdsStore
 from jfds_device.datastore.jfds_records import EntryRef
 from jfds_device.im.provider import Status
-from jfds_device.reconciler.runner import ReconcilerStats
+from jfds_device.reconciler.runner import Reconciler, ReconcilerStats
+from jfds_device.reconciler.tasks import TaskEngine
+from jfds_device.status import STATUS_SCHEMA, build_report
 from jfds_device.web import LiveNode, build_app, load_or_create_token, parse_listen, read_token
 from tests.clusters.jfds_harness import CASE, VIEW, ace
+from tests.reconciler.fakes import group, key_set
 from tests.test_status import NODE, SETUP, make_storage
 
 
@@ -274,3 +280,44 @@ async def test_the_page_escapes_what_the_datastore_holds(world) -> None:  # type
             assert "&lt;script&gt;alert(1)&lt;/script&gt;" in body and "<script>alert" not in body
     finally:
         await client.close()
+
+
+async def test_move_node_to_group_and_cancel_from_the_api(world) -> None:  # type: ignore[no-untyped-def]
+    """MoveNodeToGroup and cancel (its rollback) through the token-guarded actions; the page lists both tasks and
+    the status report validates; bad requests get 400/404/409, never a traceback."""
+    storage, store, stats, token = world
+    store.add_key_set(key_set(0x42))
+    store.add_group(group(0x101, 0x42))
+    store.add_group(group(0x102, 0x42, "hall"))
+    with store.transaction():
+        logic_tasks.add_node_to_group(store, NODE, 1, 0x101)
+    engine = TaskEngine(store, Reconciler(store, object(), object(), fabric_index=lambda: 1))  # type: ignore[arg-type]
+    live = dataclasses.replace(_live(storage, store, stats), tasks=engine)
+    client = TestClient(TestServer(build_app(live, token, loopback=True)))
+    await client.start_server()
+    auth = {"Authorization": f"Bearer {token}"}
+    body = {"node_id": NODE, "endpoint_id": 1, "from_group": 0x101, "to_group": 0x102}
+    try:
+        assert (await client.post("/api/tasks/move-node-to-group", json=body)).status == 401
+        response = await client.post("/api/tasks/move-node-to-group", json=body, headers=auth)
+        assert response.status == 202, await response.text()
+        moved = await response.json()
+        assert (moved["type"], moved["state"], moved["members"]) == ("MoveNodeToGroup", "running",
+                                                                     [f"0x{NODE:016X}"])
+        assert (await client.post("/api/tasks/move-node-to-group", json={**body, "from_group": 0x999},
+                                  headers=auth)).status == 404  # not in that group
+        assert (await client.post("/api/tasks/move-node-to-group", json={"node_id": "x"}, headers=auth)).status == 400
+        assert (await client.post("/api/tasks/nope/cancel", headers=auth)).status == 404
+        response = await client.post(f"/api/tasks/{moved['id']}/cancel", headers=auth)
+        assert response.status == 202
+        assert (await response.json())["id"] == f"rollback:{moved['id']}"
+        assert (await client.post(f"/api/tasks/{moved['id']}/cancel", headers=auth)).status == 409
+        again = await client.post("/api/tasks/move-node-to-group", json=body, headers=auth)
+        assert again.status == 409 and "rollback" in await again.text()  # the rollback holds the membership
+        page = await (await client.get("/")).text()
+        assert f"rollback:{moved['id']}" in page and "cancelled by the operator" in page
+    finally:
+        await client.close()
+    report = build_report(storage, **SETUP)
+    jsonschema.validate(report, STATUS_SCHEMA)
+    assert [t["state"] for t in report["tasks"][:2]] == ["running", "cancelled"] and not report["in_step"]

@@ -133,6 +133,7 @@ class TaskEngine:
         self._loop: asyncio.AbstractEventLoop | None = None
         self.before_transition: Callable[[TaskRecord], Awaitable[None]] | None = None
         """Test seam: awaited after a gate resolved, before the task moves on (next phase, completion)."""
+        self._listeners: list[Callable[[TaskView], None]] = []
 
     @property
     def clock(self) -> Clock:
@@ -179,6 +180,9 @@ class TaskEngine:
             return
         for record in self.store.tasks.live():
             if record.run not in self._drivers:
+                view = TaskView.of(record)
+                log.info("task %s (%s, run %d): driving, %s, phase %s, members %s", view.id, view.type, view.run,
+                         view.state, view.phase, ", ".join(f"0x{m:016X}" for m in view.members) or "-")
                 self._wake[record.run] = asyncio.Event()
                 self._drivers[record.run] = self._loop.create_task(self._drive(record.run),
                                                                    name=f"task-{record.run}")
@@ -465,9 +469,19 @@ class TaskEngine:
                 return True
         return False
 
+    def add_listener(self, listener: Callable[[TaskView], None]) -> Callable[[], None]:
+        """``listener(view)`` after every transition (the operator's live view); returns its remover."""
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener) if listener in self._listeners else None
+
     def _transition(self, before: TaskRecord, after: TaskRecord) -> None:
-        """One log line per transition: id, type, phase, state, members, reason."""
+        """One log line per transition (id, type, phase, state, members, reason), and the listeners."""
         view = TaskView.of(after)
+        for listener in list(self._listeners):
+            try:
+                listener(view)
+            except Exception:  # an observer must not stop a task
+                log.exception("task listener %r failed", listener)
         log.info("task %s (%s, run %d): %s -> %s, phase %s, members %s%s", view.id, view.type, view.run,
                  before.state.value, view.state, view.phase, ", ".join(f"0x{m:016X}" for m in view.members) or "-",
                  f": {view.error}" if view.error else "")

@@ -13,11 +13,17 @@ read of a peer's list and its write, and have another administrator write that l
 * then it removes ``release`` and ``parked``: one arming holds one write; with no ``arm`` the gate does nothing.
 
 ``WriteGate`` is the test's side of the same files. Nothing here is imported by the node itself.
+
+It also holds the task engine at its phase boundaries (``TaskEngine.before_transition``, awaited after a task's
+gate resolved on verified state and before the task moves on), for ``test_tasks.py``: while ``tasks-hold`` exists
+in GATE_DIR, each transition writes ``task-held`` (``<task id> <phase index>``) and waits until the test removes
+it (``TaskGate``; at most ``RELEASE_TIMEOUT`` seconds).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import sys
@@ -31,6 +37,7 @@ from jfds_device.node.config import ConfigError, NodeConfig
 
 RELEASE_TIMEOUT = 60.0
 ARM, PARKED, RELEASE = "arm", "parked", "release"
+TASKS_HOLD, TASK_HELD = "tasks-hold", "task-held"
 
 log = logging.getLogger("tests.e2e.gated_device")
 
@@ -71,6 +78,54 @@ class GateHook:
         release.unlink(missing_ok=True)
         (self.directory / PARKED).unlink(missing_ok=True)
         log.info("write gate: released")
+
+
+class TaskHook:
+    """The device's side of the task gate: a ``TaskEngine.before_transition``."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    async def __call__(self, record: Any) -> None:
+        if not (self.directory / TASKS_HOLD).exists():
+            return
+        held = self.directory / TASK_HELD
+        _write_atomically(held, f"{record.task_id} {record.phase}")
+        log.info("task gate: %s holds before leaving phase %d", record.task_id, record.phase)
+        deadline = asyncio.get_running_loop().time() + RELEASE_TIMEOUT
+        while held.exists() and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.02)
+        held.unlink(missing_ok=True)
+
+
+class TaskGate:
+    """The test's side: ``hold()`` every task transition, ``wait_held`` for one (task id, phase index),
+    ``release()`` it; ``stop_holding()`` lets every later one pass."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        directory.mkdir(parents=True, exist_ok=True)
+
+    def hold(self) -> None:
+        _write_atomically(self.directory / TASKS_HOLD, "hold")
+
+    def wait_held(self, timeout: float) -> tuple[str, int]:
+        held = self.directory / TASK_HELD
+        deadline = time.monotonic() + timeout
+        while True:
+            with contextlib.suppress(FileNotFoundError, ValueError):
+                task_id, phase = held.read_text().split()
+                return task_id, int(phase)
+            if time.monotonic() >= deadline:
+                raise AssertionError(f"no task reached a phase boundary in {timeout} s")
+            time.sleep(0.05)
+
+    def release(self) -> None:
+        (self.directory / TASK_HELD).unlink(missing_ok=True)
+
+    def stop_holding(self) -> None:
+        (self.directory / TASKS_HOLD).unlink(missing_ok=True)
+        self.release()
 
 
 class WriteGate:
@@ -127,9 +182,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     from jfds_device.node.app import Device, run_until_signalled
 
     def install(device: Device) -> None:
-        assert device.reconciler is not None
+        assert device.reconciler is not None and device.tasks is not None
         device.reconciler.before_list_write = gate
-        log.info("write gate installed on the reconciler (%s)", gate.directory)
+        device.tasks.before_transition = TaskHook(gate.directory)
+        log.info("write gate installed on the reconciler, task gate on the task engine (%s)", gate.directory)
 
     return asyncio.run(run_until_signalled(config, on_started=install))
 
