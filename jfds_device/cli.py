@@ -7,8 +7,9 @@ import asyncio
 import json
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from jfds_device.node.config import ConfigError, NodeConfig
 from jfds_device.node.log_format import LOG_FORMATS, make_formatter
@@ -75,7 +76,9 @@ def status_main(args: argparse.Namespace) -> int:
     return exit_code(report)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, *, on_started: Callable[[Any], None] | None = None) -> int:
+    """The ``jfds-device`` command. ``on_started(device)``: called once the node runs (a seam for test-support
+    launchers, e.g. to hold the reconciler or the task engine at a point of a test's choosing)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "status":
@@ -103,7 +106,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     from jfds_device.node.app import StartupError, run_until_signalled
 
     try:
-        return asyncio.run(run_until_signalled(config, on_started=lambda device: _start_web(device, listen)))
+        def started(device: Any) -> None:
+            _start_web(device, listen)
+            if on_started is not None:
+                on_started(device)
+
+        return asyncio.run(run_until_signalled(config, on_started=started))
     except (StartupError, OSError) as exc:
         print(f"jfds-device: error: {exc}", file=sys.stderr)
         return EXIT_USAGE

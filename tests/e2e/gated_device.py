@@ -1,10 +1,12 @@
-"""jfds-device with a write gate on its reconciler: test support for ``test_reconciler_conditional.py``.
+"""jfds-device with a write gate on its reconciler and a task gate on its task engine: test support for
+``test_reconciler_conditional.py`` and ``test_tasks.py``.
 
 ``python -m tests.e2e.gated_device GATE_DIR run --storage DIR ...`` runs the node exactly as ``jfds-device run``
-does (its own command line follows GATE_DIR) and, once it has started, sets ``Reconciler.before_list_write`` (the
-reconciler's test seam, awaited just before each conditional write of a peer's list) to a gate driven by files in
-GATE_DIR. So a test in another process, outside the device's network namespace, can hold the reconciler between its
-read of a peer's list and its write, and have another administrator write that list meanwhile:
+does (``cli.main``; its own command line follows GATE_DIR, options before ``run`` such as ``--http`` are moved
+after it) and, once it has started, sets ``Reconciler.before_list_write`` (the reconciler's test seam, awaited just
+before each conditional write of a peer's list) to a gate driven by files in GATE_DIR. So a test in another
+process, outside the device's network namespace, can hold the reconciler between its read of a peer's list and its
+write, and have another administrator write that list meanwhile:
 
 * the test writes ``arm``: ``<node id> <endpoint> <cluster> <attribute>`` (decimal);
 * the next conditional write of that list on that node parks: the gate writes ``parked`` (the DataVersion the write
@@ -32,8 +34,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from jfds_device.cli import EXIT_USAGE, build_parser
-from jfds_device.node.config import ConfigError, NodeConfig
+from jfds_device import cli
+from jfds_device.cli import EXIT_USAGE
 
 RELEASE_TIMEOUT = 60.0
 ARM, PARKED, RELEASE = "arm", "parked", "release"
@@ -165,29 +167,21 @@ class WriteGate:
 def main(argv: Sequence[str] | None = None) -> int:
     args_in = list(sys.argv[1:] if argv is None else argv)
     if not args_in:
-        print("usage: python -m tests.e2e.gated_device GATE_DIR run --storage DIR ...", file=sys.stderr)
+        print("usage: python -m tests.e2e.gated_device GATE_DIR [--http=HOST:PORT] run --storage DIR ...",
+              file=sys.stderr)
         return EXIT_USAGE
     gate = GateHook(Path(args_in.pop(0)))
-    args = build_parser().parse_args(args_in)
-    try:  # as jfds_device.cli.main does
-        config = NodeConfig(storage=args.storage, passcode=args.passcode, discriminator=args.discriminator,
-                            port=args.port, interface=args.interface, vendor_id=args.vendor_id,
-                            product_id=args.product_id, friendly_name=args.friendly_name, certs_dir=args.certs,
-                            log_level=args.log_level)
-    except ConfigError as exc:
-        print(f"jfds-device: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    logging.basicConfig(level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-                        stream=sys.stderr)
-    from jfds_device.node.app import Device, run_until_signalled
+    # Options given before "run" (a launcher's own, e.g. --http) belong to it: DeviceProcess adds "run ..." after.
+    leading = [a for a in args_in[:args_in.index("run")] if a.startswith("--")] if "run" in args_in else []
+    args_in = [a for a in args_in if a not in leading] + leading
 
-    def install(device: Device) -> None:
+    def install(device: Any) -> None:
         assert device.reconciler is not None and device.tasks is not None
         device.reconciler.before_list_write = gate
         device.tasks.before_transition = TaskHook(gate.directory)
         log.info("write gate installed on the reconciler, task gate on the task engine (%s)", gate.directory)
 
-    return asyncio.run(run_until_signalled(config, on_started=install))
+    return cli.main(args_in, on_started=install)
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ import contextlib
 import itertools
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -88,8 +88,9 @@ def lan_topology(light_ids: list[int]) -> Iterator[tuple[Topology, dict[int, str
 class GroupCastEnv(ReconcilerEnv):
     """``ReconcilerEnv`` whose lights each run in their own namespace on port 5540."""
 
-    def __init__(self, net: Topology, tmp: Path, light_namespaces: dict[int, str]) -> None:
-        super().__init__(net, tmp)
+    def __init__(self, net: Topology, tmp: Path, light_namespaces: dict[int, str], *,
+                 device_launcher: tuple[str, ...] = ("-m", "jfds_device")) -> None:
+        super().__init__(net, tmp, device_launcher=device_launcher)
         self.light_namespaces = light_namespaces
 
     def _spawn_light(self, node_id: int, settings: dict[str, Any]) -> Light:
@@ -111,12 +112,15 @@ class GroupCastEnv(ReconcilerEnv):
 
 
 @contextlib.contextmanager
-def group_cast_env(prefix: str, lights: dict[int, dict[str, Any]]) -> Iterator[GroupCastEnv]:
+def group_cast_env(prefix: str, lights: dict[int, dict[str, Any]], *,
+                   device_launcher: Callable[[Path], tuple[str, ...]] | None = None) -> Iterator[GroupCastEnv]:
     """jfds-device (node 1), the lights (``{node id: MatterJsDevice keywords}``, each in its own namespace) and the
-    CHIP controller, all commissioned onto one fabric as ``reconciler_env`` does; torn down afterwards."""
+    CHIP controller, all commissioned onto one fabric as ``reconciler_env`` does; torn down afterwards.
+    ``device_launcher(workdir)``: how to start jfds-device, as in ``reconciler_env``."""
     ensure_matterjs()
     with lan_topology(sorted(lights)) as (net, namespaces), workdir(prefix) as tmp:
-        env = GroupCastEnv(net, tmp, namespaces)
+        env = GroupCastEnv(net, tmp, namespaces) if device_launcher is None else GroupCastEnv(
+            net, tmp, namespaces, device_launcher=device_launcher(tmp))
         try:
             env.build(lights)
             yield env

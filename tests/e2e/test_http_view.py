@@ -44,8 +44,10 @@ with urllib.request.urlopen(sys.argv[1], timeout=30) as r:
 """
 
 _FETCH = """import json, sys, urllib.request, urllib.error
-method, url, token = sys.argv[1], sys.argv[2], sys.argv[3]
-req = urllib.request.Request(url, method=method, data=b"" if method == "POST" else None)
+method, url, token, body = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
+req = urllib.request.Request(url, method=method, data=body.encode() if method == "POST" else None)
+if method == "POST":
+    req.add_header("Content-Type", "application/json")
 if token:
     req.add_header("Authorization", "Bearer " + token)
 try:
@@ -62,10 +64,12 @@ def _launcher(tmp: Path) -> tuple[str, ...]:
     return (str(path),)
 
 
-def fetch(env: ReconcilerEnv, path: str, *, method: str = "GET", token: str = "") -> dict[str, Any]:
+def fetch(env: ReconcilerEnv, path: str, *, method: str = "GET", token: str = "",
+          body: dict[str, Any] | None = None) -> dict[str, Any]:
     """An HTTP request from inside the device's namespace (the server listens on that namespace's loopback)."""
     done = subprocess.run(["ip", "netns", "exec", env.net.dev, sys.executable, "-c", _FETCH, method,
-                           f"http://{HTTP}{path}", token], capture_output=True, text=True, timeout=30, check=True)
+                           f"http://{HTTP}{path}", token, "" if body is None else json.dumps(body)],
+                          capture_output=True, text=True, timeout=30, check=True)
     return json.loads(done.stdout)
 
 
