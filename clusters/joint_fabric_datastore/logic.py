@@ -31,11 +31,13 @@ Other differences:
  10. Limits are the spec maxima (NodeList 1024, AdminList 32, GroupKeySetList and GroupList 254 including the
      bootstrap entries, each per-node list 8192 entries in total) and answer RESOURCE_EXHAUSTED; the reference
      has 256 nodes, 16 groups/bindings, 64 ACLs, 256 key sets and answers NO_MEMORY, i.e. FAILURE.
- 11. No BUSY: the datastore is durable and the reconciler works from it asynchronously, so there is no per-node
-     sync queue to fill; RefreshNode during a refresh answers SUCCESS (the reconciler coalesces) instead of
-     FAILURE (INCORRECT_STATE).
+ 11. BUSY only for a resource a multi-step task holds that it may not hand over (a rollback in progress, a group-key
+     rotation past activation): the datastore is durable and the reconciler works from it asynchronously, so there
+     is no per-node sync queue to fill; RefreshNode during a refresh answers SUCCESS (the reconciler coalesces)
+     instead of FAILURE (INCORRECT_STATE).
  12. UpdateKeySet on key set 0 -> CONSTRAINT_ERROR (the reference would push a new IPK to every node); an
-     UpdateKeySet that changes nothing pushes nothing.
+     UpdateKeySet that changes nothing pushes nothing; a new key for a single-epoch set that nodes hold is rotated
+     in three gated phases (RotateGroupKey, ``logic_tasks.py``), not written to each node independently.
  13. Inputs a node would reject unrecoverably are rejected up front with CONSTRAINT_ERROR: NodeIDs that are not
      operational node ids (AddPendingNode, AddAdmin, a binding's Node); group id 0 (AddGroup); ACL entries the
      node's AccessControl refuses (PASE, Group + Administer, invalid subjects or targets, Core spec 9.10.5);
