@@ -464,7 +464,8 @@ class Reconciler:
             elif node.capacities is None or mode is not Mode.NORMAL:
                 node.capacities = await Capacities.read(io)
             ctx = PeerContext(io, node.node_id, self.store, entries, node.capacities, self._own(fabric_index),
-                              list_write_attempts=self.config.list_write_attempts)
+                              list_write_attempts=self.config.list_write_attempts,
+                              acl_view=None if self.live is None else self.live.acl_view(node.node_id))
             if report is not None:
                 adopt(self.store, node.node_id, await read_node(io, report), report)
                 ctx.entries = entries = self.store.entries_for_node(node.node_id)
