@@ -69,9 +69,10 @@ class DriftRepairStore:
         rows = self._db.execute("SELECT rowid, node_id, kind, endpoint_id, entry_key, revision FROM drift_repairs"
                                 " WHERE node_id = ?", (node_id,)).fetchall()
         stale = [(row[0],) for row in rows if tuple(row[1:]) not in live]
-        with self._db.transaction():
-            for rowid in stale:
-                self._db.execute("DELETE FROM drift_repairs WHERE rowid = ?", rowid)
+        if stale:
+            with self._db.transaction():
+                for rowid in stale:
+                    self._db.execute("DELETE FROM drift_repairs WHERE rowid = ?", rowid)
         return len(stale)
 
     def expire(self, before: float, latest: float) -> int:

@@ -384,8 +384,7 @@ class MemoryDriftLedger:
     def keep_only(self, node_id: int, keep: Iterable[tuple[EntryRef, int]]) -> int:
         live = set(keep)
         stale = [k for k in self.rows if k[0].node_id == node_id and k not in live]
-        gone = sum(len(self.rows.pop(k)) for k in stale)
-        return gone
+        return sum(len(self.rows.pop(k)) for k in stale)
 
     def expire(self, before: float, latest: float) -> int:
         gone = 0

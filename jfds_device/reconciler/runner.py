@@ -135,7 +135,7 @@ class Reconciler:
         self.config = config or ReconcilerConfig()
         self.facets = facets or default_facets()
         self._rng = rng or random.Random()
-        self._drift_ledger = drift_ledger or DriftRepairStore(store.database)
+        self._drift_ledger = DriftRepairStore(store.database) if drift_ledger is None else drift_ledger
         self._nodes: dict[int, _Node] = {}
         self._stats = ReconcilerStats()
         self._logged_work = 0  # stats.case_n + read_n + write_n when the stats line was last logged
