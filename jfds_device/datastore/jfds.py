@@ -89,6 +89,11 @@ class JfdsStore:
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self._db.path!r})"
 
+    @property
+    def database(self) -> Database:
+        """The ``Database`` under the store (for stores of their own beside it, e.g. ``DriftRepairStore``)."""
+        return self._db
+
     # ------------------------------------------------------------------------------------------ transactions
 
     @property

@@ -36,7 +36,11 @@ class ReconcilerConfig:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     """Backoff of a node after recoverable failures (timeouts, busy, unreachable)."""
     drift_budget: int = 3
-    """Re-applies of one entry revision a verify pass may make before leaving the drift to the operator."""
+    """Re-applies of one entry revision verify passes may make within ``drift_window``; then the drift is left as
+    it is (logged, ``drift_exhausted``) until the oldest of them leaves the window. A new revision starts afresh."""
+    drift_window: float = 3600.0
+    """The sliding window (seconds, wall clock) of ``drift_budget``. The spent budget is kept in the node's
+    database (``datastore.drift_repairs``), so a restart does not renew it."""
     interaction_timeout: float = 30.0
     """Upper bound of one IM interaction, over the exchange layer's own MRP timeouts."""
     max_parallel_nodes: int = 4

@@ -6,11 +6,15 @@ binding by its target. Entries the datastore does not name (another administrato
 entry) are never removed or reordered. An ACL edit (UpdateGroup) replaces the superseded value in place. The
 entry that grants us Administer is never removed (we would lose the node). Capacity (9.10.6.3-5): an entry with
 more subjects or targets than the node supports, or that does not fit AccessControlEntriesPerFabric (which
-counts the admin entry), is RESOURCE_EXHAUSTED without a write that the node would refuse whole.
+counts the admin entry), is RESOURCE_EXHAUSTED without a write that the node would refuse whole; when the live
+subscription has a current ACL (``PeerContext.acl_view``) and it shows that none of the pass's adds fits, they are
+refused from it, without reading the list either (9.10.6.5 counts the accessing fabric's entries: the fabric-filtered
+list the subscription reports).
 """
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from collections.abc import Hashable, Sequence
 from typing import Any
@@ -29,7 +33,7 @@ from jfds_device.datastore.jfds_records import Entry, EntryKind, EntryRef
 from jfds_device.errors import IMStatusError, MatterError
 from jfds_device.im.provider import Status
 from jfds_device.reconciler.facets import ABSENT, Facet
-from jfds_device.reconciler.lists import ListOp, ListPath, write_merged
+from jfds_device.reconciler.lists import ListOp, ListPath, merge_list, write_merged
 from jfds_device.reconciler.peer import OwnIdentity, PeerContext
 from jfds_device.reconciler.plan import BAND_ACL, BAND_BINDING
 
@@ -38,6 +42,8 @@ __all__ = ["AclFacet", "BindingFacet", "ace_from_raw", "ace_to_raw", "binding_ke
 ACL = ListPath(0, ac.CLUSTER.attribute(ac.ACL))
 BINDING = binding.CLUSTER.attribute(binding.BINDING)
 _ACL, _BINDINGS = "acl", "bindings"
+
+log = logging.getLogger(__name__)
 
 
 # ---------------------------------------------------------------------------------------------- ACL values
@@ -107,6 +113,23 @@ def _count(value: Any) -> int:
     return 0 if value is NULL or value is None else len(value)
 
 
+def _refused_by_view(ctx: PeerContext, ops: Sequence[ListOp]) -> dict[EntryRef, int] | None:
+    """RESOURCE_EXHAUSTED for every op, when ``ops`` are all adds and the subscription's current ACL shows that
+    none of them fits AccessControlEntriesPerFabric (no read, no write); None when the list must be read."""
+    limit = ctx.capacities.acl_entries
+    if not ops or limit is None or ctx.acl_view is None or any(not op.is_add for op in ops):
+        return None
+    held = ctx.acl_view.current()
+    if held is None:
+        return None
+    _, codes = merge_list(held, ops, _acl_key, limit=limit)
+    if any(codes.get(op.ref) != Status.RESOURCE_EXHAUSTED for op in ops):
+        return None  # something fits (or is there already): the read-merge-write decides, on a fresh read
+    log.info("node 0x%016X: ACL full (%d of %d entries, as the subscription reports it): %d entr%s refused",
+             ctx.node_id, len(held), limit, len(ops), "y" if len(ops) == 1 else "ies")
+    return codes
+
+
 class AclFacet(Facet):
     band = BAND_ACL
     kind = EntryKind.ACL
@@ -141,10 +164,18 @@ class AclFacet(Facet):
             superseded = frozenset(k for k in map(acl_value_key, entry.superseded) if k not in others)
             ops.append(ListOp(entry.ref, drop=superseded, key=acl_value_key(ace),
                               raw=ace_to_raw(ace, caps.fabric_index)))
-        if ops:
-            written, ctx.cache[_ACL] = await write_merged(
-                ctx.io, ACL, ops, _acl_key, limit=caps.acl_entries, protected=lambda raw: grants_us(ctx.own, raw),
-                attempts=ctx.list_write_attempts)
+        full = _refused_by_view(ctx, ops)
+        if full is not None:
+            codes.update(full)
+        elif ops:
+            writes = ctx.io.write_n
+            try:
+                written, ctx.cache[_ACL] = await write_merged(
+                    ctx.io, ACL, ops, _acl_key, limit=caps.acl_entries,
+                    protected=lambda raw: grants_us(ctx.own, raw), attempts=ctx.list_write_attempts)
+            finally:
+                if ctx.acl_view is not None and ctx.io.write_n != writes:
+                    ctx.acl_view.wrote()  # the cached ACL is behind until the subscription reports our write
             codes.update(written)
         return codes
 

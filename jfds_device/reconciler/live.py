@@ -9,6 +9,9 @@ drift and reachability are reported by the peer instead of found by polling.
   (the runner checks what it can from the report and verifies, within its drift budget, what the report
   contradicts or cannot tell). A SoftwareVersion change is ``on_drift(node_id, True, report)``
   (new firmware: read the limits again and verify everything).
+* The ACL and the limits are cached from the reports (``capacities``, ``acl_view``): the capacity admission before
+  an ACL write refuses an entry that cannot fit without reading the list. The cached ACL is current only while
+  the subscription lives and no write of ours to the list is unreported (``ListView.wrote``).
 * Liveness is reachability (Core spec 8.5.4, the subscriber's liveness check): the priming report makes the peer
   reachable (``on_up(node_id, capacities)``, the limits read from it); a lost subscription (no report within
   MaxInterval + margin, or the session closed) makes it unreachable (``on_down``) and resubscribes with the
@@ -33,7 +36,7 @@ from jfds_device.datastore.jfds_records import Entry, EntryKind
 from jfds_device.errors import MatterError
 from jfds_device.im.client_messages import ReadResult
 from jfds_device.reconciler.facets_lists import list_holds
-from jfds_device.reconciler.peer import Capacities
+from jfds_device.reconciler.peer import Capacities, ListView
 from jfds_device.reconciler.plan import RetryPolicy, RetryState
 from jfds_device.reconciler.ports import PeerId, PeerSessions
 
@@ -44,6 +47,7 @@ log = logging.getLogger(__name__)
 Path = tuple[int, int, int]
 
 SOFTWARE_VERSION: Path = (0, basic.CLUSTER_ID, basic.SOFTWARE_VERSION)
+ACL: Path = (0, ac.CLUSTER_ID, ac.ACL)
 MANAGED_LISTS = {(ac.CLUSTER_ID, ac.ACL), (binding.CLUSTER_ID, binding.BINDING),
                  (gkm.CLUSTER_ID, gkm.GROUP_KEY_MAP), (gkm.CLUSTER_ID, gkm.GROUP_TABLE)}
 
@@ -58,7 +62,7 @@ class Subscriber(Protocol):
 
 def watched_paths(binding_endpoints: Sequence[int]) -> list[Path]:
     """Everything the reconciler manages on a peer (endpoint 0 for the node-wide clusters)."""
-    paths: list[Path] = [(0, ac.CLUSTER_ID, ac.ACL), (0, gkm.CLUSTER_ID, gkm.GROUP_KEY_MAP),
+    paths: list[Path] = [ACL, (0, gkm.CLUSTER_ID, gkm.GROUP_KEY_MAP),
                          (0, gkm.CLUSTER_ID, gkm.GROUP_TABLE), SOFTWARE_VERSION]
     paths += [(endpoint, attribute.cluster_id, attribute.attribute_id) for endpoint, attribute in Capacities.PATHS]
     paths += [(endpoint, binding.CLUSTER_ID, binding.BINDING) for endpoint in sorted(set(binding_endpoints))]
@@ -76,7 +80,25 @@ class _Watch:
     software_version: int | None = None
     reachable: bool | None = None
     capacities: Capacities | None = None
+    acl: list[Any] | None = None  # our fabric's ACL entries as last reported (TLV); None: unknown
+    acl_unreported_write: bool = False  # we wrote the ACL since that report
     generation: int = 0
+
+
+class _AclView:
+    """``peer.ListView`` of one watch's cached ACL."""
+
+    def __init__(self, watch: _Watch) -> None:
+        self._watch = watch
+
+    def current(self) -> list[Any] | None:
+        watch = self._watch
+        if watch.subscription is None or watch.reachable is not True or watch.acl_unreported_write:
+            return None
+        return None if watch.acl is None else list(watch.acl)
+
+    def wrote(self) -> None:
+        self._watch.acl_unreported_write = True
 
 
 class LiveWatch:
@@ -104,6 +126,11 @@ class LiveWatch:
     def capacities(self, node_id: int) -> Capacities | None:
         watch = self._watches.get(node_id)
         return None if watch is None else watch.capacities
+
+    def acl_view(self, node_id: int) -> ListView | None:
+        """The peer's ACL as its subscription reports it (None: not watched)."""
+        watch = self._watches.get(node_id)
+        return None if watch is None else _AclView(watch)
 
     def watching(self) -> set[int]:
         return set(self._watches)
@@ -174,6 +201,8 @@ class LiveWatch:
         watch.retry.succeeded()
         priming: ReadResult = subscription.priming
         watch.capacities = Capacities.from_result(priming)
+        watch.acl, watch.acl_unreported_write = None, False
+        _take_acl(watch, priming)
         watch.software_version = _int(priming, SOFTWARE_VERSION)
         watch.reachable = True
         log.info("live: node 0x%016X subscribed (max interval %d s)", peer.node_id, subscription.max_interval)
@@ -184,6 +213,7 @@ class LiveWatch:
             return
         self.reports += 1
         reported = {(p.endpoint, p.cluster, p.attribute) for p in (*result.attributes, *result.statuses)}
+        _take_acl(watch, result)
         if SOFTWARE_VERSION in reported:
             version = _int(result, SOFTWARE_VERSION)
             if version is None:  # a status, or not a uint32: nothing to compare (Core spec 11.1.5.10)
@@ -233,6 +263,18 @@ def contradicts(report: ReadResult, committed: Sequence[Entry]) -> bool:
         elif path.cluster == gkm.CLUSTER_ID and path.attribute in (gkm.GROUP_KEY_MAP, gkm.GROUP_TABLE):
             return True
     return False
+
+
+def _take_acl(watch: _Watch, result: ReadResult) -> None:
+    """Cache the ACL a report carries (a status for it, or a value that is not a list: unknown)."""
+    try:
+        value = result.value(*ACL)
+    except KeyError:
+        return  # not in this report: the cache stays as it was
+    except MatterError:
+        value = None
+    watch.acl = list(value) if type(value) is list else None
+    watch.acl_unreported_write = False
 
 
 def _capacity_paths() -> list[Path]:

@@ -36,7 +36,8 @@ from jfds_device.errors import DecodeError, IMStatusError, InteractionError, Loc
 from jfds_device.im.client_messages import InvokeResult, ReadResult, command_request, command_response
 from jfds_device.im.provider import Status
 
-__all__ = ["Capacities", "ListWriteHook", "OwnIdentity", "PeerClient", "PeerContext", "PeerIO", "decode_items"]
+__all__ = ["Capacities", "ListView", "ListWriteHook", "OwnIdentity", "PeerClient", "PeerContext", "PeerIO",
+           "decode_items"]
 
 log = logging.getLogger(__name__)
 
@@ -239,13 +240,29 @@ class OwnIdentity:
         return any(cat >> 16 == identifier and cat & 0xFFFF >= version for cat in self.cats)
 
 
+class ListView(Protocol):
+    """A peer's list attribute (our fabric's entries) as its subscription last reported it (``live.LiveWatch``):
+    enough to refuse what cannot fit without reading the list. Never a list to write back (a write always reads
+    afresh, with the DataVersion)."""
+
+    def current(self) -> list[Any] | None:
+        """The elements as last reported (TLV), or None when not known to be current: no live subscription, no
+        report of the list, or a write of ours since the last one."""
+        ...
+
+    def wrote(self) -> None:
+        """We wrote the list (or may have): not current until the subscription reports it again."""
+        ...
+
+
 @dataclass(slots=True)
 class PeerContext:
     """Everything the item kinds need during one pass on one node. ``entries``: the node's entries as planned
     (a facet may check siblings, e.g. whether another endpoint still uses a group); ``cache``: reads shared
     between facets within the pass (the key set indices, the GroupTable, ...; never a list to write back: every
     read-merge-write reads the list afresh, with its DataVersion); ``list_write_attempts``: how many times a
-    read-merge-write tries when the list keeps changing under it (DATA_VERSION_MISMATCH)."""
+    read-merge-write tries when the list keeps changing under it (DATA_VERSION_MISMATCH); ``acl_view``: the
+    peer's ACL as its live subscription reports it (None: no subscription), for the capacity admission."""
 
     io: PeerIO
     node_id: int
@@ -255,6 +272,7 @@ class PeerContext:
     own: OwnIdentity | None = None
     cache: dict[str, Any] = field(default_factory=dict)
     list_write_attempts: int = 3
+    acl_view: ListView | None = None
     key_sets: Callable[[int], GroupKeySet | None] | None = None
     """What a key set is pushed as (a rotation's phase, ``rotation.py``); None: its GroupKeySetList value."""
 

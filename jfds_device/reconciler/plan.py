@@ -3,7 +3,7 @@
 Given one node's datastore entries (``JfdsStore.entries_for_node``) and, on a verify pass, which Committed
 entries the peer was seen to hold, ``plan_node`` says what to do with each entry. ``status_write`` maps an
 action's outcome to the datastore call that records it. ``RetryState`` schedules retries of a node after
-recoverable failures; ``DriftBook`` bounds how often drift is repaired.
+recoverable failures; ``DriftBook`` bounds how often drift is repaired per time window.
 
 Lifecycles (Core spec 11.24.4; connectedhomeip src/app/server/JointFabricDatastore.cpp, MarkEntrySyncFailed):
 
@@ -33,7 +33,7 @@ node and endpoint entries are never pushed):
     CommitFailed  no       other         REFRESH: APPLY; else none (operator)
     CommitFailed  yes      transient     REMOVE (retry)
     CommitFailed  yes      other         REFRESH: REMOVE; else none
-    Committed     no       VERIFY        APPLY if the peer lacks it (drift, within budget)
+    Committed     no       VERIFY        APPLY if the peer lacks it (drift, within the budget of its window)
     ============  =======  ============  ===========================================
 
 Dependencies (the reference's rules, 11.24.7.15/16): a group is added only once the node holds its key set
@@ -48,10 +48,12 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from clusters.joint_fabric_datastore.schema import DatastoreState
 from jfds_device.backoff import Backoff, BackoffPolicy
 from jfds_device.datastore.jfds_records import Entry, EntryKind, EntryRef
+from jfds_device.errors import LocalProtocolError
 from jfds_device.im.provider import Status
 
 __all__ = [
@@ -63,6 +65,8 @@ __all__ = [
     "BAND_MEMBERSHIP",
     "Action",
     "DriftBook",
+    "DriftLedger",
+    "MemoryDriftLedger",
     "Mode",
     "Op",
     "Outcome",
@@ -221,10 +225,14 @@ def plan_node(
     key_set_of_group: Mapping[int, int | None] | None = None,
     observed: Mapping[EntryRef, bool] | None = None,
     drift: DriftBook | None = None,
+    now: float | None = None,
 ) -> Plan:
     """Plan one node. ``entries``: the node's entries (other nodes' are ignored); ``key_set_of_group``: each
     group's key set id from GroupList (dependencies between groups and key sets); ``observed``: on a VERIFY
-    pass, for Committed entries, whether the peer holds them; ``drift``: the repair budget (None: unlimited)."""
+    pass, for Committed entries, whether the peer holds them; ``drift``: the repair budget (None: unlimited),
+    as it stands at ``now`` (the time the book's repairs are recorded in; required with ``drift``)."""
+    if drift is not None and now is None:
+        raise LocalProtocolError("plan_node: a drift budget needs the time it is checked at (now)")
     mine = [e for e in entries if e.ref.node_id == node_id and e.ref.kind in BANDS]
     groups = dict(key_set_of_group or {})
     decided: dict[EntryRef, tuple[Op, str]] = {}
@@ -232,8 +240,9 @@ def plan_node(
         decision = _base_op(entry, mode, observed if mode is Mode.VERIFY else None)
         if decision is None:
             continue
-        if decision[1] == "drift" and drift is not None and not drift.allows(entry.ref, entry.revision):
-            continue  # another administrator keeps undoing it: stop fighting (reported by the runner)
+        if decision[1] == "drift" and drift is not None and now is not None and \
+                not drift.allows(entry.ref, entry.revision, now):
+            continue  # another administrator keeps undoing it: stop fighting for this window (reported by the runner)
         decided[entry.ref] = decision
     by_ref = {e.ref: e for e in mine}
     actions = [_with_dependencies(by_ref[ref], op, reason, decided, mine, groups) for ref, (op, reason) in
@@ -357,26 +366,84 @@ def RetryPolicy(
     return BackoffPolicy(initial=initial, factor=factor, maximum=maximum, jitter=jitter)
 
 
+class DriftLedger(Protocol):
+    """Where a ``DriftBook`` keeps its repairs: ``datastore.drift_repairs.DriftRepairStore`` (durable, the node's
+    database) or ``MemoryDriftLedger``. Times are the caller's ``now``."""
+
+    def repairs(self, ref: EntryRef, revision: int) -> list[float]: ...
+
+    def record(self, ref: EntryRef, revision: int, at: float) -> None: ...
+
+    def keep_only(self, node_id: int, keep: Iterable[tuple[EntryRef, int]]) -> int: ...
+
+    def expire(self, before: float, latest: float) -> int: ...
+
+
+@dataclass(slots=True)
+class MemoryDriftLedger:
+    """A ``DriftLedger`` in memory (tests, or a reconciler without a database)."""
+
+    rows: dict[tuple[EntryRef, int], list[float]] = field(default_factory=dict)
+
+    def repairs(self, ref: EntryRef, revision: int) -> list[float]:
+        return sorted(self.rows.get((ref, revision), ()))
+
+    def record(self, ref: EntryRef, revision: int, at: float) -> None:
+        self.rows.setdefault((ref, revision), []).append(at)
+
+    def keep_only(self, node_id: int, keep: Iterable[tuple[EntryRef, int]]) -> int:
+        live = set(keep)
+        stale = [k for k in self.rows if k[0].node_id == node_id and k not in live]
+        return sum(len(self.rows.pop(k)) for k in stale)
+
+    def expire(self, before: float, latest: float) -> int:
+        gone = 0
+        for key, times in list(self.rows.items()):
+            kept = [min(t, latest) for t in times if t > before]
+            gone += len(times) - len(kept)
+            if kept:
+                self.rows[key] = kept
+            else:
+                del self.rows[key]
+        return gone
+
+
 @dataclass(slots=True)
 class DriftBook:
-    """Drift repairs per entry revision (as matter.js packages/node-manager/src/reconcile/DriftBudget.ts, PR #4434):
-    a node or another administrator that keeps undoing an entry must not start a write fight that never ends. A
-    new revision (the intent changed) starts a new budget."""
+    """Drift repairs per entry revision within a sliding time window (as matter.js
+    packages/node-manager/src/reconcile/DriftBudget.ts, PR #4434, caps re-applies per item per window): a node or
+    another administrator that keeps undoing an entry must not start a write fight that never ends, yet an entry
+    that drifts now and then is repaired every time. At most ``budget`` repairs of one revision within any
+    ``window`` seconds; a new revision (the intent changed) starts a new budget. Sans-IO: every call takes ``now``
+    from the caller, and the repairs live in ``ledger`` (the runner's is durable, so a restart keeps what was
+    spent)."""
 
     budget: int = 3
-    spent: dict[tuple[EntryRef, int], int] = field(default_factory=dict)
+    window: float = 3600.0
+    ledger: DriftLedger = field(default_factory=MemoryDriftLedger)
 
-    def allows(self, ref: EntryRef, revision: int) -> bool:
-        return self.spent.get((ref, revision), 0) < self.budget
+    def _recent(self, ref: EntryRef, revision: int, now: float) -> list[float]:
+        # A repair stamped after ``now`` (the clock went backwards) still counts; ``forget`` brings it back to now.
+        return [t for t in self.ledger.repairs(ref, revision) if t > now - self.window]
 
-    def spend(self, ref: EntryRef, revision: int) -> int:
-        """Record one repair; returns how many are left."""
-        key = (ref, revision)
-        self.spent[key] = self.spent.get(key, 0) + 1
-        return self.budget - self.spent[key]
+    def allows(self, ref: EntryRef, revision: int, now: float) -> bool:
+        return len(self._recent(ref, revision, now)) < self.budget
 
-    def forget(self, keep: Iterable[tuple[EntryRef, int]]) -> None:
-        """Drop the books of revisions that no longer exist."""
-        live = set(keep)
-        for key in [k for k in self.spent if k not in live]:
-            del self.spent[key]
+    def spend(self, ref: EntryRef, revision: int, now: float) -> int:
+        """Record one repair at ``now``; returns how many are left in the window."""
+        self.ledger.record(ref, revision, now)
+        return max(0, self.budget - len(self._recent(ref, revision, now)))
+
+    def renewed_at(self, ref: EntryRef, revision: int, now: float) -> float:
+        """When the next repair is allowed (``now`` if it is now): the oldest repair that keeps the budget spent
+        leaves the window."""
+        recent = self._recent(ref, revision, now)
+        if len(recent) < self.budget:
+            return now
+        return min(recent[len(recent) - self.budget] + self.window, now + self.window)
+
+    def forget(self, node_id: int, keep: Iterable[tuple[EntryRef, int]], now: float) -> None:
+        """Prune: drop ``node_id``'s books of entries and revisions not in ``keep`` (its entries now), and every
+        repair that left the window (any node's, so erased nodes' books go too)."""
+        self.ledger.keep_only(node_id, keep)
+        self.ledger.expire(now - self.window, now)

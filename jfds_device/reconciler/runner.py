@@ -13,8 +13,8 @@
   backoff (the entries stay Pending), RefreshNode and reachability do not.
 * Verify pass (when a peer becomes reachable or reports a change, and every ``verify_interval``, a slow safety
   sweep, while it stays up): Committed entries
-  the peer no longer holds are re-applied, within a per-entry budget (``DriftBook``), so we never fight another
-  administrator forever.
+  the peer no longer holds are re-applied, within a per-entry budget per time window (``DriftBook``, kept in the
+  node's database), so we never fight another administrator forever, nor give up on an entry for ever.
 * Restart safety: all state is in the datastore; ``start()`` sweeps at once, which schedules every node with work.
   No peer list survives a pass: every read-merge-write reads the list (and its DataVersion) afresh and writes
   conditioned on it (``lists.py``), so nothing read before a crash or restart is ever written back.
@@ -38,6 +38,7 @@ from typing import Any
 from clusters.joint_fabric_datastore.schema import DatastoreState, GroupKeySet
 from jfds_device.clock import Clock, LoopClock, TimerHandle
 from jfds_device.codec.schema import NULL
+from jfds_device.datastore.drift_repairs import DriftRepairStore
 from jfds_device.datastore.jfds import JfdsStore
 from jfds_device.datastore.jfds_records import DatastoreChange, Entry, EntryKind, EntryRef
 from jfds_device.errors import IMStatusError, MatterError, TransportError
@@ -52,6 +53,7 @@ from jfds_device.reconciler.live import LiveWatch, Subscriber, contradicts
 from jfds_device.reconciler.peer import Capacities, ListWriteHook, OwnIdentity, PeerClient, PeerContext, PeerIO
 from jfds_device.reconciler.plan import (
     DriftBook,
+    DriftLedger,
     Mode,
     Op,
     Outcome,
@@ -118,19 +120,22 @@ def _pushed(entry: Entry) -> bool:
 class Reconciler:
     """See the module docstring. ``peers`` gives CASE sessions and reachability events (``ports.PeerSessions``);
     ``fabric_index()`` the anchor fabric (None: not bootstrapped, nothing to do); ``own_identity(index)`` who we
-    are there (protects the ACL entry that lets us manage nodes); ``clock`` defaults to the running loop's."""
+    are there (protects the ACL entry that lets us manage nodes); ``clock`` defaults to the running loop's;
+    ``drift_ledger`` (where the drift budget is kept) to a ``DriftRepairStore`` in the store's database."""
 
     def __init__(self, store: JfdsStore, client: PeerClient, peers: PeerSessions, *,
                  fabric_index: Callable[[], int | None],
                  own_identity: Callable[[int], OwnIdentity | None] | None = None,
                  clock: Clock | None = None, config: ReconcilerConfig | None = None,
-                 facets: dict[int, Facet] | None = None, rng: random.Random | None = None) -> None:
+                 facets: dict[int, Facet] | None = None, rng: random.Random | None = None,
+                 drift_ledger: DriftLedger | None = None) -> None:
         self.store, self.client, self.peers = store, client, peers
         self._fabric_index, self._own = fabric_index, own_identity or (lambda _: None)
         self._clock = clock
         self.config = config or ReconcilerConfig()
         self.facets = facets or default_facets()
         self._rng = rng or random.Random()
+        self._drift_ledger = DriftRepairStore(store.database) if drift_ledger is None else drift_ledger
         self._nodes: dict[int, _Node] = {}
         self._stats = ReconcilerStats()
         self._logged_work = 0  # stats.case_n + read_n + write_n when the stats line was last logged
@@ -234,7 +239,8 @@ class Reconciler:
         node = self._nodes.get(node_id)
         if node is None:
             node = self._nodes[node_id] = _Node(node_id, RetryState(self.config.retry),
-                                                DriftBook(self.config.drift_budget))
+                                                DriftBook(self.config.drift_budget, self.config.drift_window,
+                                                          self._drift_ledger))
         node.wanted = True
         node.verify |= verify
         node.refresh |= refresh
@@ -435,7 +441,7 @@ class Reconciler:
     def _plan(self, node: _Node, entries: list[Entry], mode: Mode,
               observed: dict[EntryRef, bool] | None = None) -> Plan:
         return plan_node(node.node_id, entries, mode=mode, key_set_of_group=self._groups(entries),
-                         observed=observed, drift=node.drift)
+                         observed=observed, drift=node.drift, now=self.clock.wall())
 
     async def _pass(self, node: _Node, *, verify: bool, refresh: bool) -> PassReport | None:
         fabric_index = self._fabric_index()
@@ -477,13 +483,14 @@ class Reconciler:
             elif node.capacities is None or mode is not Mode.NORMAL:
                 node.capacities = await Capacities.read(io)
             ctx = PeerContext(io, node.node_id, self.store, entries, node.capacities, self._own(fabric_index),
-                              list_write_attempts=self.config.list_write_attempts, key_sets=self.key_sets)
+                              list_write_attempts=self.config.list_write_attempts, key_sets=self.key_sets,
+                              acl_view=None if self.live is None else self.live.acl_view(node.node_id))
             if report is not None:
                 adopt(self.store, node.node_id, await read_node(io, report), report)
                 ctx.entries = entries = self.store.entries_for_node(node.node_id)
                 plan = self._plan(node, entries, mode)
             elif mode is Mode.VERIFY:
-                node.drift.forget((e.ref, e.revision) for e in entries)  # books of older revisions are moot
+                node.drift.forget(node.node_id, ((e.ref, e.revision) for e in entries), self.clock.wall())
                 plan = self._plan(node, entries, mode, await self._observe(node, ctx, entries))
             execution = await execute(plan, ctx, self.facets)
         except TransportError as exc:
@@ -519,10 +526,11 @@ class Reconciler:
             seen = [facet.present(ctx, entry) for facet in facets if facet.kind is entry.ref.kind]
             if any(s is False for s in seen):
                 observed[entry.ref] = False
-                if not node.drift.allows(entry.ref, entry.revision):
+                if not node.drift.allows(entry.ref, entry.revision, now := self.clock.wall()):
                     self._stats.drift_exhausted += 1
-                    log.warning("node 0x%016X: %s keeps disappearing from the node; drift budget spent, left to the "
-                                "operator", node.node_id, entry.ref)
+                    log.warning("node 0x%016X: %s keeps disappearing from the node; drift budget spent, left as it is "
+                                "for %.0f s", node.node_id, entry.ref,
+                                node.drift.renewed_at(entry.ref, entry.revision, now) - now)
             elif seen:
                 observed[entry.ref] = True
         ctx.cache.clear()  # the applies that follow must read fresh
@@ -559,7 +567,7 @@ class Reconciler:
                     counts[action.op] += 1
                     if action.reason == "drift":
                         stats.drift_repairs += 1
-                        node.drift.spend(action.ref, action.revision)
+                        node.drift.spend(action.ref, action.revision, self.clock.wall())
             node_state = self._node_status(node_entry, report, failed) if report is not None else None
         stats.passes += 1
         stats.refreshes += report is not None

@@ -8,7 +8,8 @@ it manages; the CHIP SDK controller is the admin that edits the datastore and, b
 * reachability: a stopped light is unreachable within its subscription's MaxInterval + margin; restarted, it is
   resubscribed and an entry added meanwhile is Committed within 5 s, with no command;
 * capacity: a light at its ACL capacity (matter.js default, 4 per fabric) gets no write for an entry that cannot
-  fit: CommitFailed(RESOURCE_EXHAUSTED), its ACL unchanged, the reconciler's write count unchanged.
+  fit: CommitFailed(RESOURCE_EXHAUSTED), its ACL unchanged, the reconciler's write and read counts unchanged (the
+  subscription's ACL shows it full).
 
 The environment is ``reconciler_env.py``'s, as in ``test_reconciler.py``.
 """
@@ -189,6 +190,7 @@ def test_an_entry_that_cannot_fit_is_refused_without_a_write(env: ReconcilerEnv)
     assert status_of(entry).failureCode == RESOURCE_EXHAUSTED
     after = quiet(env)
     assert after["write_n"] == before["write_n"]  # no write attempted
+    assert after["read_n"] == before["read_n"]  # refused from the subscription's ACL: not read either
     assert sorted(map(ace_key, env.peer_acl(FULL))) == before_acl
 
 

@@ -280,3 +280,77 @@ async def test_a_report_that_still_holds_every_committed_entry_costs_no_read(rig
     peer.report(ACL_PATH)
     await rig.until(lambda: any(e[3] == [0x55] for e in peer.acl))
     assert reads(peer) > before and rig.reconciler.stats.drift_repairs == 1
+
+
+async def full_peer(store: JfdsStore, acl: list[Any] | None = None) -> Rig:
+    """A rig whose peer holds the two admin entries (plus ``acl``) and two of ours, with room for nothing more; the
+    second of ours was written while subscribed, and the fake peer reports only when told: its echo is pending."""
+    entries = [*admin_entries(), *(acl or [])]
+    rig = Rig(store, LivePeer(acl=entries, acl_limit=len(entries) + 2), CONFIG)
+    rig.reconciler.start()
+    await committed_acl(rig)
+    second = store.add_acl(NODE, jace(VIEW, [0x56]))
+    await rig.until(lambda: rig.state(second) == (C, 0))
+    return rig
+
+
+def acl_traffic(rig: Rig) -> tuple[int, int, int]:
+    """(IM interactions of the reconciler, reads of the ACL, writes of the ACL) so far."""
+    acl_reads = [op for op in rig.peer.ops("read") if ACL_PATH in op[1]]
+    return rig.reconciler.stats.interactions, len(acl_reads), len(rig.peer.ops("write:acl"))
+
+
+async def test_a_full_acl_is_refused_from_the_subscription_without_a_read(store: JfdsStore) -> None:
+    rig = await full_peer(store)
+    try:
+        peer: LivePeer = rig.peer  # type: ignore[assignment]
+        peer.report(ACL_PATH)  # the echo of our write: the subscription's ACL is current again
+        await rig.idle()
+        before = acl_traffic(rig)
+        ref = store.add_acl(NODE, jace(VIEW, [0x99]))
+        await rig.until(lambda: rig.state(ref) is not None and rig.state(ref)[0] is DatastoreState.COMMIT_FAILED)
+        assert rig.state(ref) == (DatastoreState.COMMIT_FAILED, Status.RESOURCE_EXHAUSTED)
+        assert acl_traffic(rig) == before  # not one interaction: no read, no write
+        assert len(peer.acl) == 4
+    finally:
+        await rig.reconciler.stop()
+
+
+async def test_the_acl_is_read_while_our_last_write_is_unreported(store: JfdsStore) -> None:
+    rig = await full_peer(store)
+    try:
+        peer: LivePeer = rig.peer  # type: ignore[assignment]
+        peer.report(ACL_PATH)
+        await rig.idle()  # the subscription's ACL: full
+        found = store.find_acl(NODE, jace(VIEW, [0x56]))
+        assert found is not None
+        ours = found.ref
+        store.request_removal(ours)  # our removal frees a slot; its echo has not come
+        await rig.until(lambda: rig.state(ours) is None)
+        _, reads_before, writes = acl_traffic(rig)
+        ref = store.add_acl(NODE, jace(VIEW, [0x99]))
+        await rig.until(lambda: rig.state(ref) == (C, 0))  # not refused from the list as last reported
+        assert acl_traffic(rig)[1:] == (reads_before + 1, writes + 1)  # read afresh, then written
+        assert any(e[3] == [0x99] for e in peer.acl) and len(peer.acl) == 4
+    finally:
+        await rig.reconciler.stop()
+
+
+async def test_a_reported_free_slot_is_used_after_a_fresh_read(store: JfdsStore) -> None:
+    foreign = ace(VIEW, [0x4242])  # another administrator's entry
+    rig = await full_peer(store, [foreign])
+    try:
+        peer: LivePeer = rig.peer  # type: ignore[assignment]
+        peer.report(ACL_PATH)
+        await rig.idle()
+        peer.acl.remove(foreign)  # the other administrator frees a slot; the subscription says so
+        peer.report(ACL_PATH)
+        await rig.idle()
+        _, reads_before, writes = acl_traffic(rig)
+        ref = store.add_acl(NODE, jace(VIEW, [0x99]))
+        await rig.until(lambda: rig.state(ref) == (C, 0))
+        _, reads_after, writes_after = acl_traffic(rig)
+        assert (reads_after, writes_after) == (reads_before + 1, writes + 1)  # never a write from the cache
+        assert any(e[3] == [0x99] for e in peer.acl) and len(peer.acl) == 5
+    finally:
+        await rig.reconciler.stop()

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from clusters.joint_fabric_datastore.schema import DatastoreState, StatusEntry
+from jfds_device.datastore.drift_repairs import DriftRepairStore
 from jfds_device.datastore.jfds_records import Entry, EntryKind, EntryRef
 from jfds_device.errors import LocalProtocolError
 from jfds_device.im.provider import Status
@@ -20,6 +21,8 @@ from jfds_device.reconciler.plan import (
     BAND_MEMBERSHIP,
     Action,
     DriftBook,
+    DriftLedger,
+    MemoryDriftLedger,
     Mode,
     Op,
     Outcome,
@@ -215,16 +218,54 @@ def test_retry_policy_grows_exponentially_with_bounded_jitter() -> None:
 
 def test_drift_budget_stops_the_fight_and_renews_with_the_revision() -> None:
     book = DriftBook(budget=2)
-    committed = entry(ACL, C, revision=5)
+    committed, now = entry(ACL, C, revision=5), 1000.0
     for left in (1, 0):
-        assert ops(plan_node(NODE, [committed], mode=Mode.VERIFY, observed={ACL: False}, drift=book)) == [
+        assert ops(plan_node(NODE, [committed], mode=Mode.VERIFY, observed={ACL: False}, drift=book, now=now)) == [
             (Op.APPLY, ACL)]
-        assert book.spend(ACL, 5) == left
-    assert plan_node(NODE, [committed], mode=Mode.VERIFY, observed={ACL: False}, drift=book).empty
+        assert book.spend(ACL, 5, now) == left
+    assert plan_node(NODE, [committed], mode=Mode.VERIFY, observed={ACL: False}, drift=book, now=now).empty
     renewed = entry(ACL, C, revision=6)  # the intent changed: a new budget
-    assert not plan_node(NODE, [renewed], mode=Mode.VERIFY, observed={ACL: False}, drift=book).empty
-    book.forget([(ACL, 6)])
-    assert book.spent == {}
+    assert not plan_node(NODE, [renewed], mode=Mode.VERIFY, observed={ACL: False}, drift=book, now=now).empty
+    book.forget(NODE, [(ACL, 6)], now)
+    assert isinstance(book.ledger, MemoryDriftLedger) and book.ledger.rows == {}
+    with pytest.raises(LocalProtocolError):  # a budget means nothing without the time it is checked at
+        plan_node(NODE, [committed], mode=Mode.VERIFY, observed={ACL: False}, drift=book)
+
+
+def _ledger(kind: str) -> DriftLedger:
+    return MemoryDriftLedger() if kind == "memory" else DriftRepairStore(new_store().database)
+
+
+@pytest.mark.parametrize("kind", ["memory", "sqlite"])
+def test_drift_budget_is_a_sliding_window(kind: str) -> None:
+    book = DriftBook(budget=2, window=100.0, ledger=_ledger(kind))
+    book.spend(ACL, 5, 0.0)
+    book.spend(ACL, 5, 60.0)
+    assert not book.allows(ACL, 5, 99.9) and book.renewed_at(ACL, 5, 99.9) == 100.0  # two within the window
+    assert book.allows(ACL, 5, 100.0) and book.renewed_at(ACL, 5, 100.0) == 100.0  # the first one left it
+    assert book.spend(ACL, 5, 100.0) == 0
+    assert not book.allows(ACL, 5, 159.0) and book.renewed_at(ACL, 5, 159.0) == 160.0
+    assert book.allows(ACL, 5, 160.0)
+    assert book.allows(EntryRef.acl(NODE, 8), 5, 159.0) and book.allows(ACL, 6, 159.0)  # per entry, per revision
+
+
+@pytest.mark.parametrize("kind", ["memory", "sqlite"])
+def test_drift_books_are_pruned(kind: str) -> None:
+    ledger = _ledger(kind)
+    book = DriftBook(budget=3, window=100.0, ledger=ledger)
+    other_node, gone = EntryRef.acl(NODE + 1, 9), EntryRef.acl(NODE, 8)
+    for ref, revision, at in [(ACL, 4, 10.0), (ACL, 5, 20.0), (gone, 2, 30.0), (other_node, 1, 40.0),
+                              (other_node, 1, 90.0)]:
+        book.spend(ref, revision, at)
+    book.forget(NODE, [(ACL, 5)], 100.0)  # revision 4 and the erased entry go; nothing left the window yet
+    assert ledger.repairs(ACL, 4) == [] and ledger.repairs(gone, 2) == [] and ledger.repairs(ACL, 5) == [20.0]
+    assert ledger.repairs(other_node, 1) == [40.0, 90.0]  # another node's books are its own...
+    book.forget(NODE, [(ACL, 5)], 145.0)
+    assert ledger.repairs(ACL, 5) == [] and ledger.repairs(other_node, 1) == [90.0]  # ...until they leave the window
+    book.spend(ACL, 5, 500.0)
+    book.forget(NODE, [(ACL, 5)], 300.0)  # the clock went back 200 s: the repair counts, for one window from now
+    assert not DriftBook(budget=1, window=100.0, ledger=ledger).allows(ACL, 5, 399.0)
+    assert DriftBook(budget=1, window=100.0, ledger=ledger).allows(ACL, 5, 400.0)
 
 
 # ---------------------------------------------------------------------------------------------- revision races
