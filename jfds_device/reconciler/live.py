@@ -203,10 +203,13 @@ class LiveWatch:
         watch.capacities = Capacities.from_result(priming)
         watch.acl, watch.acl_unreported_write = None, False
         _take_acl(watch, priming)
-        watch.software_version = _int(priming, SOFTWARE_VERSION)
+        known, watch.software_version = watch.software_version, _int(priming, SOFTWARE_VERSION)
         watch.reachable = True
         log.info("live: node 0x%016X subscribed (max interval %d s)", peer.node_id, subscription.max_interval)
-        self._on_up(peer.node_id, watch.capacities)
+        if known is not None and watch.software_version != known:  # restarted on new firmware (an OTA update)
+            log.info("live: node 0x%016X software version changed (%s -> %s): full verify", peer.node_id, known,
+                     watch.software_version)
+        self._on_up(peer.node_id, watch.capacities)  # a verify pass with the limits of this priming report
 
     def _report(self, watch: _Watch, generation: int, result: ReadResult) -> None:
         if generation != watch.generation:
@@ -219,7 +222,8 @@ class LiveWatch:
             if version is None:  # a status, or not a uint32: nothing to compare (Core spec 11.1.5.10)
                 log.info("live: node 0x%016X reported an unreadable SoftwareVersion; ignored", watch.peer.node_id)
             elif version != watch.software_version:
-                log.info("live: node 0x%016X software version changed: full verify", watch.peer.node_id)
+                log.info("live: node 0x%016X software version changed (%s -> %s): full verify", watch.peer.node_id,
+                         watch.software_version, version)
                 watch.software_version = version
                 watch.capacities = Capacities.from_result(result)  # new firmware: only what this report says
                 self._on_drift(watch.peer.node_id, True, result)

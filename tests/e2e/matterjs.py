@@ -43,6 +43,7 @@ DEVICE_SETTINGS = {
     "acl_entries": "DEV_ACL_ENTRIES",
     "max_groups": "DEV_MAX_GROUPS",
     "max_group_keys": "DEV_MAX_GROUP_KEYS",
+    "software_version": "DEV_SOFTWARE_VERSION",
     "storage": "MATTER_STORAGE_PATH",
     "log_level": "MATTER_LOG_LEVEL",
 }

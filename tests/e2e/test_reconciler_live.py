@@ -195,3 +195,33 @@ def test_an_entry_that_cannot_fit_is_refused_without_a_write(env: ReconcilerEnv)
 
 
 
+
+
+def verify_passes(env: ReconcilerEnv, node_id: int) -> int:
+    """The reconciler's verify passes of ``node_id`` so far (one log line per pass; the device logs at debug)."""
+    assert env.device is not None
+    return env.device.output().count(f"reconcile node=0x{node_id:016X} mode=verify ")
+
+
+def test_a_light_restarted_with_another_software_version_gets_one_full_verify(env: ReconcilerEnv) -> None:
+    """The light comes back on new firmware: its new subscription's priming report shows the new SoftwareVersion,
+    and the node gets one verify pass (with the limits of the new report), not one per trigger."""
+    assert env.device is not None
+    node_id = QUIET
+    env.commit_node(node_id, f"live-{node_id}")
+    if not any(ace_key(e.ACLEntry) == ace_key(jf_ace(0xD0 + node_id))
+               for e in env.entries(JF.Attributes.NodeACLList, nodeID=node_id)):
+        push(env, node_id, 0xD0 + node_id)
+    wait_until(lambda: subscribed(env, node_id), 15, message="a subscription")
+    quiet(env)
+    passes, subscriptions = verify_passes(env, node_id), len(subscribed(env, node_id))
+    marker = f"live: node 0x{node_id:016X} software version changed"
+    changed = env.device.output().count(marker)
+    env.lights[node_id].settings["software_version"] = 7
+    env.restart_light(node_id)
+    wait_until(lambda: env.device.output().count(marker) > changed, 60, interval=0.2,
+               message="the new software version seen")
+    quiet(env)
+    assert f"{marker} (" in env.device.output() and "-> 7): full verify" in env.device.output()
+    assert len(subscribed(env, node_id)) == subscriptions + 1
+    assert verify_passes(env, node_id) - passes == 1

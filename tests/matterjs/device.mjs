@@ -20,6 +20,7 @@
  *   DEV_ACL_ENTRIES     AccessControl.AccessControlEntriesPerFabric               (matter.js default 4)
  *   DEV_MAX_GROUPS      GroupKeyManagement.MaxGroupsPerFabric                     (matter.js default 22)
  *   DEV_MAX_GROUP_KEYS  GroupKeyManagement.MaxGroupKeysPerFabric, IPK included    (matter.js default 20)
+ *   DEV_SOFTWARE_VERSION BasicInformation.SoftwareVersion (and "v<N>" as its string) (matter.js default 0)
  *   MATTER_STORAGE_PATH storage directory (default ./storage/device); one process per directory
  *   MATTER_LOG_LEVEL, MATTER_LOG_FORMAT=plain, MATTER_MDNS_NETWORKINTERFACE      (matter.js variables)
  *
@@ -53,6 +54,7 @@ const productId = int("DEV_PRODUCT_ID", 0x8000);
 const aclEntries = int("DEV_ACL_ENTRIES", undefined);
 const maxGroups = int("DEV_MAX_GROUPS", undefined);
 const maxGroupKeys = int("DEV_MAX_GROUP_KEYS", undefined);
+const softwareVersion = int("DEV_SOFTWARE_VERSION", undefined);
 const t0 = Date.now();
 
 /** JSON with bigints as bare integers and bytes as {"$bytes": hex}. */
@@ -87,6 +89,7 @@ const node = await ServerNode.create({
         nodeLabel: id,
         serialNumber: `mjs-${id}`,
         uniqueId: `mjs-${id}-uid`,
+        ...(softwareVersion !== undefined ? { softwareVersion, softwareVersionString: `v${softwareVersion}` } : {}),
     },
     ...(aclEntries !== undefined ? { accessControl: { accessControlEntriesPerFabric: aclEntries } } : {}),
     ...(Object.keys(groupKeyManagement).length ? { groupKeyManagement } : {}),
