@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 from clusters.joint_fabric_datastore.schema import DatastoreState
 from jfds_device.datastore.jfds_records import EntryRef
@@ -52,7 +52,9 @@ class ReconcilerConfig:
 
 @dataclass(slots=True)
 class ReconcilerStats:
-    """Counters since start (``Reconciler.stats``); ``queue_depth``: nodes with a pass running or queued."""
+    """Counters since start (``Reconciler.stats``); ``queue_depth``: nodes with a pass running or queued; and
+    cumulative phase timers (seconds and counts): CASE session establishment (``connect``, failed attempts
+    included), peer reads, peer writes and invokes."""
 
     passes: int = 0
     refreshes: int = 0
@@ -71,6 +73,17 @@ class ReconcilerStats:
     live_subscribes: int = 0  # subscription attempts (connect + SubscribeRequest), failed ones included
     live_reports: int = 0  # subscription reports with data (keep-alives not counted)
     live_lost: int = 0  # peers that became unreachable because their subscription was lost or refused
+    case_s: float = 0.0
+    case_n: int = 0
+    read_s: float = 0.0
+    read_n: int = 0
+    write_s: float = 0.0
+    write_n: int = 0
+
+    def line(self) -> str:
+        """``passes=.. applied=.. ... case_s=.. case_n=.. read_s=.. read_n=.. write_s=.. write_n=..``"""
+        return " ".join(f"{f.name}={getattr(self, f.name):.3f}" if isinstance(getattr(self, f.name), float)
+                        else f"{f.name}={getattr(self, f.name)}" for f in fields(self))
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,7 +32,7 @@ import logging
 import math
 import random
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 from clusters.joint_fabric_datastore.schema import DatastoreState, GroupKeySet
@@ -44,8 +44,7 @@ from jfds_device.datastore.jfds_records import DatastoreChange, Entry, EntryKind
 from jfds_device.errors import IMStatusError, MatterError, TransportError
 from jfds_device.im.client_messages import ReadResult
 from jfds_device.im.provider import Status
-from jfds_device.reconciler.config import PassReport, ReconcilerConfig
-from jfds_device.reconciler.config import ReconcilerStats as _Counters
+from jfds_device.reconciler.config import PassReport, ReconcilerConfig, ReconcilerStats
 from jfds_device.reconciler.execute import Execution, execute
 from jfds_device.reconciler.facet_registry import default_facets
 from jfds_device.reconciler.facets import Facet
@@ -72,24 +71,6 @@ from jfds_device.reconciler.refresh import RefreshReport, adopt, read_node
 __all__ = ["PassReport", "Reconciler", "ReconcilerConfig", "ReconcilerStats"]
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(slots=True)
-class ReconcilerStats(_Counters):
-    """The counters, plus cumulative phase timers (seconds and counts since start): CASE session establishment
-    (``connect``, failed attempts included), peer reads, peer writes and invokes."""
-
-    case_s: float = 0.0
-    case_n: int = 0
-    read_s: float = 0.0
-    read_n: int = 0
-    write_s: float = 0.0
-    write_n: int = 0
-
-    def line(self) -> str:
-        """``passes=.. applied=.. ... case_s=.. case_n=.. read_s=.. read_n=.. write_s=.. write_n=..``"""
-        return " ".join(f"{f.name}={getattr(self, f.name):.3f}" if isinstance(getattr(self, f.name), float)
-                        else f"{f.name}={getattr(self, f.name)}" for f in fields(self))
 
 
 @dataclass(slots=True)
