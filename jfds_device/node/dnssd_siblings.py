@@ -1,5 +1,5 @@
-"""The one adapter over python-zeroconf's responder: SRV and TXT answers that carry their sibling records, and
-withdrawn records taken out of the answers it has queued.
+"""The one adapter over python-zeroconf's responder: SRV and TXT answers that carry their sibling records, service
+types enumerated as registered (not lower-cased), and withdrawn records taken out of the answers it has queued.
 
 What: a question for the SRV or the TXT record of a service instance this node publishes (``_matter._tcp`` or
 ``_matterc._udp``) is answered with SRV, TXT, A and AAAA together: the asked record as the answer, the others as
@@ -8,6 +8,15 @@ answers this way; the CHIP SDK's minimal mDNS responder adds at least the host's
 answers (connectedhomeip ``src/lib/dnssd/Advertiser_ImplMinimalMdns.cpp``, ``SetReportAdditional(hostName)``).
 Resolvers need the siblings: python-zeroconf's ServiceInfo, which the SDK's certification tests use (TC_SC_4_3
 step 7 asks for the TXT alone), completes an instance only once it holds SRV, TXT and an address.
+
+Enumerated types: zeroconf answers a ``_services._dns-sd._udp.local.`` question (RFC 6763 §9) with the keys of its
+registry's type index, which are lower-cased (PTR questions are looked up by their lower-cased name), so our
+``_I<CFID>`` subtype went out as ``_i<cfid>._sub._matter._tcp.local.``. DNS compares names case-insensitively, but
+the Core spec (§4.3.2) spells the subtype in upper-case hex, every other record of ours carries it so, and queriers
+keep whichever spelling reached them first: the SDK's TC_SC_4_3 step 10 collects enumerated types with
+python-zeroconf's ZeroconfServiceTypes and compares them case-sensitively, and the test harness's own CHIP stack
+enumerates the same (upper-case) subtype for its own node on the fabric, so it failed whenever our answer won the
+race. ``enumerate_types_as_registered`` puts the registered spelling back (RFC 6762 §16: case is preserved).
 
 Why an adapter: python-zeroconf 0.154 answers a TXT question with the TXT alone and an SRV question with SRV and
 addresses, and has no hook into its answer construction. Its ``QueryHandler.async_response`` (a public ``cpdef``
@@ -33,10 +42,10 @@ import logging
 from typing import Any
 
 import zeroconf
-from zeroconf import DNSRecord, ServiceInfo, ServiceRegistry, Zeroconf
+from zeroconf import DNSPointer, DNSRecord, ServiceInfo, ServiceRegistry, Zeroconf
 from zeroconf._handlers.answers import QuestionAnswers
 from zeroconf._handlers.query_handler import QueryHandler
-from zeroconf.const import _TYPE_PTR, _TYPE_SRV, _TYPE_TXT
+from zeroconf.const import _SERVICE_TYPE_ENUMERATION_NAME, _TYPE_PTR, _TYPE_SRV, _TYPE_TXT
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +77,18 @@ def add_siblings(answers: QuestionAnswers, registry: ServiceRegistry, service_ty
             answer_set[record] = (answer_set[record] | sibling_records(info)) - {record}
 
 
+def enumerate_types_as_registered(answers: QuestionAnswers, registry: ServiceRegistry) -> None:
+    """Service type enumeration answers (RFC 6763 §9) name each type as its ServiceInfo spells it."""
+    for answer_set in (answers.ucast, answers.mcast_now, answers.mcast_aggregate,
+                       answers.mcast_aggregate_last_second):
+        for record in [r for r in answer_set if isinstance(r, DNSPointer) and r.key == _SERVICE_TYPE_ENUMERATION_NAME]:
+            infos = registry.async_get_infos_type(record.alias_key)  # the index zeroconf enumerated, lower-cased
+            if infos and infos[0].type != record.alias:
+                additionals = answer_set.pop(record)
+                answer_set[DNSPointer(record.name, _TYPE_PTR, record.class_, record.ttl, infos[0].type,
+                                      record.created)] = additionals
+
+
 def drop_queued_answers(zc: Zeroconf, instance: str, host: str | None = None) -> int:
     """Take ``instance``'s records (its SRV, TXT and the PTRs naming it) and, with ``host``, that host's address
     records out of the multicast answers zeroconf has queued and not sent yet. Returns how many answers went."""
@@ -92,7 +113,8 @@ def drop_queued_answers(zc: Zeroconf, instance: str, host: str | None = None) ->
 
 
 class SiblingQueryHandler(QueryHandler):
-    """zeroconf's responder, with sibling records on SRV and TXT answers about ``service_types``."""
+    """zeroconf's responder, with sibling records on SRV and TXT answers about ``service_types`` and enumerated
+    service types spelled as registered."""
 
     def __init__(self, zc: Any, service_types: frozenset[str]) -> None:
         super().__init__(zc)
@@ -103,6 +125,7 @@ class SiblingQueryHandler(QueryHandler):
         answers = super().async_response(msgs, ucast_source)
         if answers is not None:
             add_siblings(answers, self._services, self._service_types)
+            enumerate_types_as_registered(answers, self._services)
         return answers
 
 

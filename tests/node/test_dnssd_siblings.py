@@ -12,18 +12,29 @@ from typing import Any
 
 import pytest
 import zeroconf
-from zeroconf import DNSIncoming, DNSOutgoing, DNSQuestion, ServiceInfo, ServiceRegistry
+from zeroconf import DNSIncoming, DNSOutgoing, DNSPointer, DNSQuestion, ServiceInfo, ServiceRegistry
 from zeroconf._cache import DNSCache
 from zeroconf._handlers.multicast_outgoing_queue import MulticastOutgoingQueue
 from zeroconf._handlers.query_handler import QueryHandler
 from zeroconf._history import QuestionHistory
-from zeroconf.const import _CLASS_IN, _FLAGS_QR_QUERY, _TYPE_A, _TYPE_AAAA, _TYPE_SRV, _TYPE_TXT
+from zeroconf.const import (
+    _CLASS_IN,
+    _FLAGS_QR_QUERY,
+    _FLAGS_QR_RESPONSE,
+    _SERVICE_TYPE_ENUMERATION_NAME,
+    _TYPE_A,
+    _TYPE_AAAA,
+    _TYPE_PTR,
+    _TYPE_SRV,
+    _TYPE_TXT,
+)
 
 from jfds_device.node import dnssd_siblings
 from jfds_device.node.dnssd import (
     COMMISSIONABLE_TYPE,
     OPERATIONAL_TYPE,
     CommissionableInfo,
+    _registry_set_subtypes,
     commissionable_service_infos,
     operational_service_infos,
 )
@@ -31,10 +42,10 @@ from jfds_device.node.dnssd_siblings import SiblingQueryHandler, SiblingZeroconf
 
 MATTER_TYPES = frozenset({COMMISSIONABLE_TYPE, OPERATIONAL_TYPE})
 ADDRESSES = [ipaddress.ip_address("fd42::1").packed, ipaddress.ip_address("169.254.42.1").packed]
-OPERATIONAL, _ = operational_service_infos(bytes.fromhex("5D5E4932E92C812A"), 0x1234, port=5540, host="H.local.",
-                                           addresses=ADDRESSES)
-COMMISSIONABLE, _ = commissionable_service_infos("0123456789ABCDEF", CommissionableInfo(3840, 0xFFF1, 0x8000),
-                                                 port=5540, host="H.local.", addresses=ADDRESSES)
+OPERATIONAL, OPERATIONAL_SUBTYPES = operational_service_infos(bytes.fromhex("5D5E4932E92C812A"), 0x1234, port=5540,
+                                                             host="H.local.", addresses=ADDRESSES)
+COMMISSIONABLE, COMMISSIONABLE_SUBTYPES = commissionable_service_infos(
+    "0123456789ABCDEF", CommissionableInfo(3840, 0xFFF1, 0x8000), port=5540, host="H.local.", addresses=ADDRESSES)
 OTHER = ServiceInfo("_http._tcp.local.", "web._http._tcp.local.", port=80, server="H.local.", addresses=ADDRESSES,
                     properties={"path": "/"})
 
@@ -46,6 +57,7 @@ def fake_zeroconf() -> Any:
     zc.out_delay_queue = MulticastOutgoingQueue(zc, 1000, 500)
     for info in (OPERATIONAL, COMMISSIONABLE, OTHER):
         zc.registry.async_add(info)
+    _registry_set_subtypes(zc.registry, OPERATIONAL_SUBTYPES + COMMISSIONABLE_SUBTYPES, present=True)
     return zc
 
 
@@ -135,3 +147,51 @@ def test_sibling_zeroconf_installs_its_handler_before_the_sockets_exist(monkeypa
     zc.sibling_types = MATTER_TYPES
     zc.start()
     assert len(seen) == 1 and isinstance(seen[0], SiblingQueryHandler) and seen[0] is zc.query_handler
+
+
+def enumerated(handler: QueryHandler, *known: str, unicast: bool = False) -> list[str]:
+    """The service types a ``_services._dns-sd._udp.local.`` PTR question gets (RFC 6763 §9), as spelled on the wire
+    to a querier that already holds the ``known`` ones."""
+    out = DNSOutgoing(_FLAGS_QR_QUERY)
+    question = DNSQuestion(_SERVICE_TYPE_ENUMERATION_NAME, _TYPE_PTR, _CLASS_IN)
+    question.unicast = unicast
+    out.add_question(question)
+    for alias in known:
+        out.add_answer_at_time(DNSPointer(_SERVICE_TYPE_ENUMERATION_NAME, _TYPE_PTR, _CLASS_IN, 4500, alias), 0)
+    answers = handler.async_response([DNSIncoming(out.packets()[0])], False)
+    if answers is None:
+        return []
+    response = DNSOutgoing(_FLAGS_QR_RESPONSE)
+    for answer_set in (answers.ucast, answers.mcast_now, answers.mcast_aggregate,
+                       answers.mcast_aggregate_last_second):
+        for record in answer_set:
+            response.add_answer_at_time(record, 0)
+    return sorted(r.alias for r in DNSIncoming(response.packets()[0]).answers() if isinstance(r, DNSPointer))
+
+
+REGISTERED_TYPES = sorted({OPERATIONAL.type, COMMISSIONABLE.type, OTHER.type}
+                          | {info.type for info in OPERATIONAL_SUBTYPES + COMMISSIONABLE_SUBTYPES})
+
+
+@pytest.mark.parametrize("unicast", [False, True], ids=["QM", "QU"])
+def test_service_types_are_enumerated_as_registered(unicast: bool) -> None:
+    """The _I<CFID> subtype in upper-case hex (Core spec §4.3.2), as in our other records: TC_SC_4_3 step 10 looks
+    for exactly that spelling among the enumerated types."""
+    found = enumerated(SiblingQueryHandler(fake_zeroconf(), MATTER_TYPES), unicast=unicast)
+    assert found == REGISTERED_TYPES
+    assert "_I5D5E4932E92C812A._sub._matter._tcp.local." in found
+    assert "_L3840._sub._matterc._udp.local." in found
+
+
+def test_zeroconf_alone_enumerates_types_lower_cased() -> None:
+    """The behaviour the adapter changes, pinned on the zeroconf version it was written for."""
+    assert zeroconf.__version__ == dnssd_siblings.ZEROCONF_VERIFIED
+    found = enumerated(QueryHandler(fake_zeroconf()))  # type: ignore[arg-type]
+    assert found == sorted(t.lower() for t in REGISTERED_TYPES)
+
+
+def test_enumerated_types_a_querier_holds_in_any_case_are_suppressed() -> None:
+    """Known-answer suppression (RFC 6762 §7.1) compares names case-insensitively, before and after the respelling."""
+    handler = SiblingQueryHandler(fake_zeroconf(), MATTER_TYPES)
+    held = ["_i5d5e4932e92c812a._sub._matter._tcp.local.", "_L3840._SUB._MATTERC._UDP.LOCAL."]
+    assert enumerated(handler, *held) == [t for t in REGISTERED_TYPES if t.lower() not in {h.lower() for h in held}]
