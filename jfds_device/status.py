@@ -20,7 +20,7 @@ from typing import Any, Final
 
 from clusters.joint_fabric_datastore.schema import DatastoreState
 from jfds_device.datastore.jfds import JfdsStore
-from jfds_device.datastore.jfds_records import Entry, EntryKind
+from jfds_device.datastore.jfds_records import Entry, EntryKind, EntryRef
 from jfds_device.datastore.jfds_tables import MATTER_EPOCH_UNIX
 from jfds_device.datastore.sqlite import Database
 from jfds_device.datastore.tasks import TaskState, TaskType
@@ -32,8 +32,8 @@ from jfds_device.node.live_state import node_running, read_reachability
 from jfds_device.onboarding import SetupPayload
 from jfds_device.reconciler.tasks import TaskView
 
-__all__ = ["REACHABILITY", "STATUS_SCHEMA", "StatusError", "build_report", "exit_code", "reachability_text",
-           "render_text"]
+__all__ = ["REACHABILITY", "STATUS_SCHEMA", "StatusError", "build_report", "entry_key", "exit_code",
+           "reachability_text", "render_text"]
 
 TASKS_SHOWN: Final = 20  # live tasks and the newest ended ones
 STATES: Final = ("Pending", "Committed", "DeletePending", "CommitFailed")
@@ -160,10 +160,16 @@ def _status_name(code: int) -> str:
         return f"0x{code:02X}"
 
 
-def _key(entry: Entry) -> str:
-    ref = entry.ref
+def entry_key(ref: EntryRef) -> str:
+    """How an entry is named to a person: ``ListID 7``, ``endpoint 1 ListID 3``, ``endpoint 1 257``, ``endpoint 0``."""
     where = "" if ref.endpoint_id is None else f"endpoint {ref.endpoint_id} "
-    return f"{where}{'ListID ' if ref.kind in (EntryKind.ACL, EntryKind.BINDING) else ''}{ref.key}".strip()
+    if ref.key is None:
+        return where.strip()
+    return f"{where}{'ListID ' if ref.kind in (EntryKind.ACL, EntryKind.BINDING) else ''}{ref.key}"
+
+
+def _key(entry: Entry) -> str:
+    return entry_key(entry.ref)
 
 
 def _open(storage: Path) -> Database:

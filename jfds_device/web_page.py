@@ -20,7 +20,7 @@ from clusters.joint_fabric_datastore.schema import DatastoreState
 from jfds_device.datastore.jfds import JfdsStore
 from jfds_device.datastore.jfds_records import Entry, EntryKind, EntryRef
 from jfds_device.im.provider import Status
-from jfds_device.status import STATES, reachability_text
+from jfds_device.status import STATES, entry_key, reachability_text
 
 __all__ = ["PAGE", "LiveFigures", "node_entries", "ref_json", "render_view"]
 
@@ -30,7 +30,8 @@ PAGE = """<!doctype html>
 <style>body{{font-family:system-ui,sans-serif;max-width:60rem;margin:auto;padding:0 1rem}}
 table{{border-collapse:collapse;display:block;overflow-x:auto}}
 td,th{{border:1px solid;padding:.2rem .4rem;text-align:left}}
-input{{max-width:100%}}</style>
+dl{{display:grid;grid-template-columns:max-content auto;gap:.1rem 1rem}}dd{{margin:0}}
+body{{overflow-wrap:break-word}}input{{max-width:100%}}</style>
 </head><body>
 <header><h1>jfds-device</h1><p><label>Token for actions <input id="token" type="password"
 autocomplete="off"></label> <output id="result" role="status"></output></p></header>
@@ -43,7 +44,8 @@ async function reload() {{
   const r = await fetch("/api/view" + tokenQuery);
   if (r.ok) document.getElementById("view").innerHTML = await r.text();
 }}
-new EventSource("/events" + tokenQuery).addEventListener("change", reload);
+const events = new EventSource("/events" + tokenQuery);  // a global: tests read its readyState
+events.addEventListener("change", reload);
 document.addEventListener("submit", async (e) => {{
   e.preventDefault();
   const f = e.target;
@@ -73,11 +75,6 @@ class LiveFigures:
 
 def _esc(value: object) -> str:
     return html.escape(str(value))
-
-
-def _ref_key(ref: EntryRef) -> str:
-    where = "" if ref.endpoint_id is None else f"endpoint {ref.endpoint_id} "
-    return f"{where}{'ListID ' if ref.kind in (EntryKind.ACL, EntryKind.BINDING) else ''}{ref.key}".strip()
 
 
 def ref_json(ref: EntryRef) -> dict[str, Any]:
@@ -121,17 +118,16 @@ def render_view(report: dict[str, Any], live: LiveFigures, entries: dict[int, li
 
 
 def _render_nodes(report: dict[str, Any]) -> str:
-    parts = ["<section><h2>Nodes</h2><table id=nodes><thead><tr><th scope=col>Node</th><th scope=col>Name</th>"
-             "<th scope=col>State</th><th scope=col>Reachability</th>"
-             + "".join(f"<th scope=col>{s}</th>" for s in STATES) + "<th scope=col>Action</th></tr></thead><tbody>"]
+    parts = ["<section><h2>Nodes</h2><table id=nodes><thead><tr>" + "".join(f"<th scope=col>{h}</th>" for h in (
+        "Node", "Name", "State", "Reachability", "Entries", "Action")) + "</tr></thead><tbody>"]
     for n in report["nodes"]:
         node_id = int(n["node_id"], 16)
         reach = reachability_text(report, n).removeprefix("reachability ")
+        counts = ", ".join(f"{count} {state}" for state, count in n["entries"].items() if count) or "none"
         parts.append(f"<tr data-node=\"{_esc(n['node_id'])}\"><th scope=row>{_esc(n['node_id'])}</th>"
                      f"<td>{_esc(n['name'])}</td><td>{_esc(n['state'])}</td><td class=reachability>{_esc(reach)}</td>"
-                     + "".join(f"<td>{n['entries'][s]}</td>" for s in STATES)
-                     + f"<td><form method=post action=\"/api/nodes/0x{node_id:X}/refresh\"><button>Refresh</button>"
-                     "</form></td></tr>")
+                     f"<td class=entries>{counts}</td><td><form method=post "
+                     f"action=\"/api/nodes/0x{node_id:X}/refresh\"><button>Refresh</button></form></td></tr>")
     parts.append("</tbody></table></section>")
     return "".join(parts)
 
@@ -148,9 +144,9 @@ def _render_entries(report: dict[str, Any], entries: dict[int, list[Entry]]) -> 
         for e in node_entries:
             state = _STATE_NAMES[e.state]
             shown = f"{state}: {_status_name(e.status.failure_code)}" if state == "CommitFailed" else state
-            parts.append(f"<tr data-entry=\"{_esc(n['node_id'])} {_esc(e.ref.kind.value)} {_esc(_ref_key(e.ref))}\" "
+            parts.append(f"<tr data-entry=\"{_esc(n['node_id'])} {_esc(e.ref.kind.value)} {_esc(entry_key(e.ref))}\" "
                          f"data-state={state}>"
-                         f"<td>{_esc(e.ref.kind.value)}</td><th scope=row>{_esc(_ref_key(e.ref))}</th>"
+                         f"<td>{_esc(e.ref.kind.value)}</td><th scope=row>{_esc(entry_key(e.ref))}</th>"
                          f"<td>{_esc(shown)}</td></tr>")
         parts.append("</tbody></table></details>")
     parts.append("</section>")
@@ -167,7 +163,7 @@ def _status_name(code: int) -> str:
 def _render_failed(report: dict[str, Any], entries: dict[int, list[Entry]]) -> str:
     parts = ["<section><h2>CommitFailed</h2><ul id=failed>"]
     for n in report["nodes"]:
-        failed = {(e.ref.kind.value, _ref_key(e.ref)): e.ref for e in entries.get(int(n["node_id"], 16), [])
+        failed = {(e.ref.kind.value, entry_key(e.ref)): e.ref for e in entries.get(int(n["node_id"], 16), [])
                   if e.state is DatastoreState.COMMIT_FAILED}
         for f in n["failed"]:
             parts.append(f"<li>{_esc(n['node_id'])} {_esc(f['kind'])} {_esc(f['key'])}: {_esc(f['status'])} "

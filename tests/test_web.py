@@ -124,6 +124,8 @@ async def test_the_page_shows_entries_reachability_and_the_live_figures(world) -
         assert "<td>CommitFailed: RESOURCE_EXHAUSTED</td>" in page
         assert f'data-entry="0x{NODE:016X} acl ListID {pending.key}" data-state=Pending>' in page
         assert "<td class=reachability>unknown (node not running)</td>" in page
+        assert "<td class=entries>" in page and ", 1 CommitFailed</td>" in page
+        assert "<th scope=row>endpoint 1</th><td>Committed</td>" in page  # an endpoint entry has no key of its own
         assert "<tr data-fabric=1><th scope=row>1</th><td>2</td><td>1</td><td>3</td></tr>" in page
         assert "<tr data-fabric=2><th scope=row>2</th><td>1</td><td>0</td><td>1</td></tr>" in page
         assert "<tr><th scope=row>invoke</th><td>UNSUPPORTED_ACCESS</td><td>2</td></tr>" in page
