@@ -30,7 +30,7 @@ PAGE = """<!doctype html>
 <style>body{{font-family:system-ui,sans-serif;max-width:60rem;margin:auto;padding:0 1rem}}
 table{{border-collapse:collapse;display:block;overflow-x:auto}}
 td,th{{border:1px solid;padding:.2rem .4rem;text-align:left}}
-dl{{display:grid;grid-template-columns:max-content auto;gap:.1rem 1rem}}dd{{margin:0}}
+dl{{display:grid;grid-template-columns:max-content minmax(0,1fr);gap:.1rem 1rem}}dd{{margin:0}}
 body{{overflow-wrap:break-word}}input{{max-width:100%}}</style>
 </head><body>
 <header><h1>jfds-device</h1><p><label>Token for actions <input id="token" type="password"
