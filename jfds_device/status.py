@@ -2,11 +2,13 @@
 
 It opens the storage read-only (SQLite ``mode=ro``; WAL readers never block the running node's writer), so it works
 while the node runs and when it is stopped, and changes nothing. It reports the fabric the datastore belongs to,
-this node's own commissioning state, and per managed node its entries by state, with every CommitFailed entry's
-IM status by name and since when, and the multi-step tasks. ``build_report`` gathers the facts as one JSON-able
-dict (its shape is ``STATUS_SCHEMA``, a JSON Schema); ``render_text`` prints them for a person; ``exit_code`` makes
-it scriptable: 0 when everything is Committed and no task runs, 1 when something is pending, failed or running.
-Unusable storage raises ``StatusError`` (the CLI prints one line and exits 2).
+this node's own commissioning state, whether the node runs, and per managed node its reachability as the running
+node's reconciler sees it (``node/live_state.py``: the node's lock and its ``live-reachability`` namespace), its
+entries by state, with every CommitFailed entry's IM status by name and since when, and the multi-step tasks.
+``build_report`` gathers the facts as one JSON-able dict (its shape is ``STATUS_SCHEMA``, a JSON Schema);
+``render_text`` prints them for a person; ``exit_code`` makes it scriptable: 0 when everything is Committed and
+no task runs, 1 when something is pending, failed or running. Unusable storage raises ``StatusError`` (the CLI
+prints one line and exits 2).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import Any, Final
 
 from clusters.joint_fabric_datastore.schema import DatastoreState
 from jfds_device.datastore.jfds import JfdsStore
-from jfds_device.datastore.jfds_records import Entry, EntryKind
+from jfds_device.datastore.jfds_records import Entry, EntryKind, EntryRef
 from jfds_device.datastore.jfds_tables import MATTER_EPOCH_UNIX
 from jfds_device.datastore.sqlite import Database
 from jfds_device.datastore.tasks import TaskState, TaskType
@@ -26,13 +28,16 @@ from jfds_device.errors import MatterError
 from jfds_device.fabrics import FabricTable
 from jfds_device.im.provider import Status
 from jfds_device.node.app import STATE_FILE
+from jfds_device.node.live_state import node_running, read_reachability
 from jfds_device.onboarding import SetupPayload
 from jfds_device.reconciler.tasks import TaskView
 
-__all__ = ["STATUS_SCHEMA", "StatusError", "build_report", "exit_code", "render_text"]
+__all__ = ["REACHABILITY", "STATUS_SCHEMA", "StatusError", "build_report", "entry_key", "exit_code",
+           "reachability_text", "render_text"]
 
 TASKS_SHOWN: Final = 20  # live tasks and the newest ended ones
 STATES: Final = ("Pending", "Committed", "DeletePending", "CommitFailed")
+REACHABILITY: Final = ("reachable", "unreachable", "unknown")
 _STATE_NAMES = {
     DatastoreState.PENDING: "Pending",
     DatastoreState.COMMITTED: "Committed",
@@ -55,9 +60,10 @@ STATUS_SCHEMA: Final[dict[str, Any]] = {
         "node": {
             "description": "this node's own commissioning state",
             "type": "object",
-            "required": ["fabrics", "commissionable"],
+            "required": ["fabrics", "commissionable", "running"],
             "additionalProperties": False,
             "properties": {
+                "running": {"type": "boolean", "description": "a node runs on this storage now (node.lock is held)"},
                 "fabrics": {"type": "array", "items": {
                     "type": "object", "required": ["fabric_index", "fabric_id", "node_id", "vendor_id",
                                                    "compressed_fabric_id", "label"],
@@ -87,11 +93,13 @@ STATUS_SCHEMA: Final[dict[str, Any]] = {
         },
         "nodes": {"type": "array", "items": {
             "type": "object",
-            "required": ["node_id", "name", "state", "entries", "failed"],
+            "required": ["node_id", "name", "state", "reachability", "entries", "failed"],
             "additionalProperties": False,
             "properties": {
                 "node_id": {"type": "string", "pattern": "^0x[0-9A-F]{16}$"},
                 "name": {"type": "string"},
+                "reachability": {"enum": list(REACHABILITY), "description": "as the running node's reconciler sees "
+                                 "it; unknown when it does not know yet or no node runs (node.running)"},
                 "state": {"enum": list(STATES)},
                 "entries": _STATE_COUNTS,
                 "failed": {"type": "array", "items": {
@@ -152,10 +160,16 @@ def _status_name(code: int) -> str:
         return f"0x{code:02X}"
 
 
-def _key(entry: Entry) -> str:
-    ref = entry.ref
+def entry_key(ref: EntryRef) -> str:
+    """How an entry is named to a person: ``ListID 7``, ``endpoint 1 ListID 3``, ``endpoint 1 257``, ``endpoint 0``."""
     where = "" if ref.endpoint_id is None else f"endpoint {ref.endpoint_id} "
-    return f"{where}{'ListID ' if ref.kind in (EntryKind.ACL, EntryKind.BINDING) else ''}{ref.key}".strip()
+    if ref.key is None:
+        return where.strip()
+    return f"{where}{'ListID ' if ref.kind in (EntryKind.ACL, EntryKind.BINDING) else ''}{ref.key}"
+
+
+def _key(entry: Entry) -> str:
+    return entry_key(entry.ref)
 
 
 def _open(storage: Path) -> Database:
@@ -188,7 +202,10 @@ def _report(db: Database, storage: Path, passcode: int, discriminator: int, vend
             product_id: int) -> dict[str, Any]:  # fmt: skip
     fabrics = FabricTable(db).fabrics()
     store = JfdsStore(db)
+    running = node_running(storage)
+    reachable = read_reachability(db) if running else {}
     node: dict[str, Any] = {
+        "running": running,
         "fabrics": [
             {"fabric_index": f.fabric_index, "fabric_id": _hex64(f.fabric_id), "node_id": _hex64(f.node_id),
              "vendor_id": f.vendor_id, "compressed_fabric_id": _cfid(f.compressed_fabric_id), "label": f.label}
@@ -225,6 +242,7 @@ def _report(db: Database, storage: Path, passcode: int, discriminator: int, vend
             "node_id": _hex64(info.node_id),
             "name": info.friendly_name,
             "state": _STATE_NAMES[info.commissioning_status_entry.state],
+            "reachability": {True: "reachable", False: "unreachable"}.get(reachable.get(info.node_id), "unknown"),
             "entries": {state: counts.get(state, 0) for state in STATES},
             "failed": failed,
         })  # fmt: skip
@@ -240,9 +258,17 @@ def exit_code(report: dict[str, Any]) -> int:
     return 0 if report["in_step"] else 1
 
 
+def reachability_text(report: dict[str, Any], node: dict[str, Any]) -> str:
+    """``reachable``, ``unreachable``, ``reachability unknown`` or ``reachability unknown (node not running)``."""
+    if not report["node"]["running"]:
+        return "reachability unknown (node not running)"
+    return "reachability unknown" if node["reachability"] == "unknown" else node["reachability"]
+
+
 def render_text(report: dict[str, Any]) -> str:
     lines = [f"jfds-device state in {report['storage']}"]
     fabrics = report["node"]["fabrics"]
+    lines.append("The node is running" if report["node"]["running"] else "The node is not running")
     if report["node"]["commissionable"]:
         lines.append("This node: not commissioned; its commissioning window opens at start "
                      f"(manual pairing code {report['node']['manual_code']}, QR {report['node']['qr_payload']})")
@@ -262,7 +288,8 @@ def render_text(report: dict[str, Any]) -> str:
     lines.append(f"Managed nodes: {len(report['nodes'])}")
     for n in report["nodes"]:
         counts = ", ".join(f"{count} {state}" for state, count in n["entries"].items() if count) or "no entries"
-        lines.append(f"  {n['node_id']} {n['name']!r}: node {n['state']}; entries: {counts}")
+        lines.append(f"  {n['node_id']} {n['name']!r}: node {n['state']}, {reachability_text(report, n)}; "
+                     f"entries: {counts}")
         for f in n["failed"]:
             lines.append(
                 f"    CommitFailed {f['kind']} {f['key']}: {f['status']} (0x{f['code']:02X}) since {f['since']}"

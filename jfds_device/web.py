@@ -1,9 +1,11 @@
 """``jfds-device run --http HOST:PORT``: the operator's view of the running node.
 
-* ``GET /metrics``: Prometheus text format (prometheus-client): entries by state, nodes, the reconciler's counters
-  (``ReconcilerStats``), sessions by direction, subscriptions.
-* ``GET /``: a small semantic-HTML dashboard (the ``status`` report from ``build_report`` plus reconciler stats),
-  updated live from ``GET /events`` (server-sent events, one per datastore change, from ``JfdsStore.observe``).
+* ``GET /metrics``: Prometheus text format (prometheus-client): entries by state, nodes (and by reachability), the
+  reconciler's counters (``ReconcilerStats``), sessions by direction and fabric, subscriptions by fabric, the IM
+  interactions served by type and status (``InteractionServer.interactions``).
+* ``GET /``: a small semantic-HTML dashboard (``web_page.py``: the ``status`` report from ``build_report`` plus the
+  live figures), updated live from ``GET /events`` (server-sent events, one per datastore change, from
+  ``JfdsStore.observe``, and per task transition).
 * ``POST /api/nodes/<id>/refresh``: RefreshNode through the datastore API, as the JFDS command does
   (Core spec 11.24.7.11); ``POST /api/entries/retry``: a CommitFailed entry becomes Pending again;
   ``POST /api/tasks/<id>/cancel``: cancel a running task (its rollback starts); ``POST
@@ -22,15 +24,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
-import html
 import ipaddress
 import json
 import os
 import secrets
 import socket
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterable
-from dataclasses import dataclass, fields
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -39,15 +40,20 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from clusters.joint_fabric_datastore.schema import DatastoreState
+from jfds_device.codec.message import InteractionModelOpcode as Op
 from jfds_device.datastore.jfds import JfdsStore
 from jfds_device.datastore.jfds_records import EntryKind, EntryRef
 from jfds_device.errors import MatterError, TaskConflictError, TaskNotRevertibleError
 from jfds_device.im.provider import Status
-from jfds_device.status import STATES, StatusError, build_report
+from jfds_device.status import REACHABILITY, STATES, StatusError, build_report
+from jfds_device.web_page import PAGE, LiveFigures, node_entries, render_view
 
 TOKEN_FILE = "http-token"
 SSE_HEARTBEAT_S = 15.0
 SSE_QUEUE = 16  # changes a slow event-stream reader may lag behind; they coalesce (the page re-reads everything)
+
+_IM_TYPES = {Op.READ_REQUEST: "read", Op.SUBSCRIBE_REQUEST: "subscribe", Op.WRITE_REQUEST: "write",
+             Op.INVOKE_REQUEST: "invoke", Op.TIMED_REQUEST: "timed"}  # fmt: skip
 
 # Counters of ReconcilerStats that only grow; the rest are gauges (queue_depth) or timers (``*_s``: seconds).
 _GAUGE_STATS = frozenset({"queue_depth"})
@@ -55,6 +61,13 @@ _GAUGE_STATS = frozenset({"queue_depth"})
 
 class TokenError(MatterError):
     """The token file cannot be read or written."""
+
+
+def _status_name(code: int) -> str:
+    try:
+        return Status(code).name
+    except ValueError:
+        return f"0x{code:02X}"
 
 
 def load_or_create_token(storage: Path) -> str:
@@ -90,10 +103,11 @@ class LiveNode:
     storage: Path
     store: JfdsStore
     reconciler_stats: Callable[[], Any]  # a ReconcilerStats dataclass
-    sessions_by_direction: Callable[[], dict[str, int]]
-    subscriptions: Callable[[], int]
+    sessions_by_fabric: Callable[[], Mapping[tuple[str, int], int]]  # (inbound|outbound, fabric index) -> sessions
+    subscriptions_by_fabric: Callable[[], Mapping[int, int]]  # fabric index -> subscriptions we serve
     setup: dict[str, int]  # passcode, discriminator, vendor_id, product_id, as given to run (for build_report)
     tasks: Any = None  # the running node's TaskEngine (cancel, MoveNodeToGroup), None when there is none
+    im_interactions: Callable[[], Mapping[tuple[int, int], int]] = field(default=dict)  # (opcode, status) -> count
 
     @classmethod
     def of_device(cls, device: Any) -> LiveNode:
@@ -103,13 +117,22 @@ class LiveNode:
             storage=Path(config.storage),
             store=device.anchor.store,
             reconciler_stats=lambda: device.reconciler.stats,
-            sessions_by_direction=lambda: {"inbound": len(stack.sessions.inbound_sessions()),
-                                           "outbound": len(stack.sessions.outbound_sessions())},
-            subscriptions=lambda: 0 if stack.im is None else len(stack.im.subscriptions),
+            sessions_by_fabric=lambda: Counter(
+                [("inbound", s.fabric_index) for s in stack.sessions.inbound_sessions()]
+                + [("outbound", s.fabric_index) for s in stack.sessions.outbound_sessions()]),
+            subscriptions_by_fabric=lambda: Counter(
+                () if stack.im is None else (s.ctx.subject.fabric_index for s in stack.im.subscriptions)),
             setup={"passcode": config.passcode, "discriminator": config.discriminator,
                    "vendor_id": config.vendor_id, "product_id": config.product_id},
             tasks=device.tasks,
+            im_interactions=lambda: {} if stack.im is None else stack.im.interactions,
         )
+
+    def live(self) -> LiveFigures:
+        interactions = {(_IM_TYPES.get(op, f"0x{op:02X}"), _status_name(status)): n
+                        for (op, status), n in self.im_interactions().items()}
+        return LiveFigures(self.reconciler_stats(), self.sessions_by_fabric(), self.subscriptions_by_fabric(),
+                           interactions)
 
     def report(self) -> dict[str, Any]:
         return build_report(self.storage, **self.setup)
@@ -143,137 +166,28 @@ class _NodeCollector:
                                           f"Reconciler time spent in {f.name[:-2]}", value=value)
             else:
                 yield CounterMetricFamily(f"jfds_reconciler_{f.name}", f"Reconciler {f.name}", value=value)
-        sessions = GaugeMetricFamily("jfds_sessions", "Secure sessions by direction", labels=["direction"])
-        for direction, n in sorted(node.sessions_by_direction().items()):
-            sessions.add_metric([direction], n)
+        reach = GaugeMetricFamily("jfds_nodes_by_reachability", "Managed nodes by reachability as the running "
+                                  "node's reconciler sees it", labels=["reachability"])
+        by_reach = Counter(n["reachability"] for n in report["nodes"])
+        for state in REACHABILITY:
+            reach.add_metric([state], by_reach.get(state, 0))
+        yield reach
+        live = node.live()
+        sessions = GaugeMetricFamily("jfds_sessions", "Secure sessions by direction and fabric index (0: PASE)",
+                                     labels=["direction", "fabric_index"])
+        for (direction, index), n in sorted(live.sessions.items()):
+            sessions.add_metric([direction, str(index)], n)
         yield sessions
-        yield GaugeMetricFamily("jfds_subscriptions", "Live IM subscriptions", value=node.subscriptions())
-
-
-# ---------------------------------------------------------------------------------------------------- the page
-
-_PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>jfds-device</title>
-<style>body{{font-family:system-ui,sans-serif;max-width:60rem;margin:auto;padding:0 1rem}}
-table{{border-collapse:collapse;display:block;overflow-x:auto}}
-td,th{{border:1px solid;padding:.2rem .4rem;text-align:left}}</style>
-</head><body>
-<header><h1>jfds-device</h1><p><label>Token for actions <input id="token" type="password"
-autocomplete="off"></label> <output id="result" role="status"></output></p></header>
-<main id="view">{view}</main>
-<script>
-const q = new URLSearchParams(location.search).get("token");
-const tokenQuery = q ? "?token=" + encodeURIComponent(q) : "";
-if (q) document.getElementById("token").value = q;
-async function reload() {{
-  const r = await fetch("/api/view" + tokenQuery);
-  if (r.ok) document.getElementById("view").innerHTML = await r.text();
-}}
-new EventSource("/events" + tokenQuery).addEventListener("change", reload);
-document.addEventListener("submit", async (e) => {{
-  e.preventDefault();
-  const f = e.target;
-  const fieldsBody = JSON.stringify(Object.fromEntries([...new FormData(f)].map(([k, v]) => [k, Number(v)])));
-  const r = await fetch(f.action, {{method: "POST", headers: {{"Authorization": "Bearer " +
-    document.getElementById("token").value, "Content-Type": "application/json"}}, body: f.dataset.body || fieldsBody}});
-  document.getElementById("result").textContent = r.status + " " + (await r.text());
-}});
-</script></body></html>
-"""
-
-
-def _esc(value: object) -> str:
-    return html.escape(str(value))
-
-
-def render_view(report: dict[str, Any], stats: Any, failed: dict[int, list[EntryRef]]) -> str:
-    """The dashboard's content: the ``status`` report, reconciler counters, and the actions' forms."""
-    ds = report["datastore"]
-    parts = [f"<section><h2>{'In step' if report['in_step'] else 'Out of step'}</h2><dl>"]
-    if ds["bootstrapped"]:
-        for label, key in (("Datastore", "friendly_name"), ("State", "state"), ("Anchor node", "anchor_node_id"),
-                           ("Compressed fabric id", "compressed_fabric_id")):
-            parts.append(f"<dt>{label}</dt><dd>{_esc(ds.get(key))}</dd>")
-    else:
-        parts.append("<dt>Datastore</dt><dd>not bootstrapped</dd>")
-    parts.append(f"<dt>Fabrics of this node</dt><dd>{len(report['node']['fabrics'])}</dd></dl></section>")
-    parts.append("<section><h2>Nodes</h2><table><thead><tr><th scope=col>Node</th><th scope=col>Name</th>"
-                 "<th scope=col>State</th>" + "".join(f"<th scope=col>{s}</th>" for s in STATES)
-                 + "<th scope=col>Action</th></tr></thead><tbody>")
-    for n in report["nodes"]:
-        node_id = int(n["node_id"], 16)
-        parts.append(f"<tr><th scope=row>{_esc(n['node_id'])}</th><td>{_esc(n['name'])}</td><td>{_esc(n['state'])}"
-                     "</td>" + "".join(f"<td>{n['entries'][s]}</td>" for s in STATES)
-                     + f"<td><form method=post action=\"/api/nodes/0x{node_id:X}/refresh\"><button>Refresh</button>"
-                     "</form></td></tr>")
-    parts.append("</tbody></table></section><section><h2>CommitFailed</h2><ul>")
-    for n in report["nodes"]:
-        node_id = int(n["node_id"], 16)
-        refs = {(r.kind.value, r.endpoint_id, r.key): r for r in failed.get(node_id, [])}
-        for f in n["failed"]:
-            parts.append(f"<li>{_esc(n['node_id'])} {_esc(f['kind'])} {_esc(f['key'])}: {_esc(f['status'])} "
-                         f"(0x{f['code']:02X}) since <time>{_esc(f['since'])}</time>")
-            match = [r for (kind, _, _), r in refs.items() if kind == f["kind"] and _ref_key(r) == f["key"]]
-            if match:
-                body = json.dumps(_ref_json(match[0]))
-                parts.append(f" <form method=post action=\"/api/entries/retry\" data-body=\"{_esc(body)}\">"
-                             "<button>Retry</button></form>")
-            parts.append("</li>")
-    parts.append("</ul></section>")
-    parts.append(_render_tasks(report["tasks"]))
-    parts.append(_MOVE_FORM)
-    parts.append("<section><h2>Reconciler</h2><dl>")
-    for f in fields(stats):
-        value = getattr(stats, f.name)
-        parts.append(f"<dt>{f.name}</dt><dd>{value:.3f}</dd>" if isinstance(value, float)
-                     else f"<dt>{f.name}</dt><dd>{value}</dd>")
-    parts.append("</dl></section>")
-    return "".join(parts)
-
-
-_MOVE_FORM = """<section><h2>Move a node to another group</h2><form method=post action="/api/tasks/move-node-to-group">
-<p><label>Node id <input name=node_id inputmode=numeric required></label>
-<label>Endpoint <input name=endpoint_id inputmode=numeric required></label>
-<label>From group <input name=from_group inputmode=numeric required></label>
-<label>To group <input name=to_group inputmode=numeric required></label> <button>Move</button></p></form></section>"""
-
-
-def _render_tasks(tasks: list[dict[str, Any]]) -> str:
-    """The task list: id, type, phase, state, members, last error; Cancel on running and parked tasks."""
-    parts = ["<section><h2>Tasks</h2>"]
-    if not tasks:
-        return "<section><h2>Tasks</h2><p>none</p></section>"
-    parts.append("<table><thead><tr>" + "".join(f"<th scope=col>{h}</th>" for h in (
-        "Task", "Type", "Phase", "State", "Members", "Last error", "Action")) + "</tr></thead><tbody>")
-    for t in tasks:
-        action = ""
-        if t["state"] in ("running", "parked") and t["type"] != "Rollback":
-            action = (f"<form method=post action=\"/api/tasks/{_esc(t['id'])}/cancel\"><button>Cancel</button>"
-                      "</form>")
-        parts.append(f"<tr><th scope=row>{_esc(t['id'])}</th><td>{_esc(t['type'])}</td><td>{_esc(t['phase'])}</td>"
-                     f"<td>{_esc(t['state'])}</td><td>{_esc(', '.join(t['members']))}</td>"
-                     f"<td>{_esc(t['error'] or '')}</td><td>{action}</td></tr>")
-    parts.append("</tbody></table></section>")
-    return "".join(parts)
-
-
-def _ref_key(ref: EntryRef) -> str:
-    where = "" if ref.endpoint_id is None else f"endpoint {ref.endpoint_id} "
-    return f"{where}{'ListID ' if ref.kind in (EntryKind.ACL, EntryKind.BINDING) else ''}{ref.key}".strip()
-
-
-def _ref_json(ref: EntryRef) -> dict[str, Any]:
-    return {"kind": ref.kind.value, "node_id": ref.node_id, "endpoint_id": ref.endpoint_id, "key": ref.key}
-
-
-def _failed_refs(store: JfdsStore) -> dict[int, list[EntryRef]]:
-    found: dict[int, list[EntryRef]] = {}
-    for kind in EntryKind:
-        for entry in store.entries(kind):
-            if entry.state is DatastoreState.COMMIT_FAILED:
-                found.setdefault(entry.ref.node_id, []).append(entry.ref)
-    return found
+        subscriptions = GaugeMetricFamily("jfds_subscriptions", "IM subscriptions served, by fabric index",
+                                          labels=["fabric_index"])
+        for index, n in sorted(live.subscriptions.items()):
+            subscriptions.add_metric([str(index)], n)
+        yield subscriptions
+        interactions = CounterMetricFamily("jfds_im_interactions", "IM interactions served, by type and the status "
+                                           "they ended with", labels=["type", "status"])
+        for (kind, status), n in sorted(live.interactions.items()):
+            interactions.add_metric([kind, status], n)
+        yield interactions
 
 
 # ---------------------------------------------------------------------------------------------------- the app
@@ -325,11 +239,11 @@ def build_app(node: LiveNode, token: str, *, loopback: bool) -> web.Application:
         return web.Response(body=body, headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
 
     def view() -> str:
-        return render_view(node.report(), node.reconciler_stats(), _failed_refs(node.store))
+        return render_view(node.report(), node.live(), node_entries(node.store))
 
     async def page(_: web.Request) -> web.Response:
         try:
-            return web.Response(text=_PAGE.format(view=view()), content_type="text/html")
+            return web.Response(text=PAGE.format(view=view()), content_type="text/html")
         except StatusError as exc:
             return web.Response(status=503, text=str(exc))
 

@@ -3,11 +3,14 @@ read-only access (nothing in the storage changes, also while another connection 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import jsonschema
 import pytest
@@ -19,6 +22,7 @@ from jfds_device.datastore.sqlite import Database
 from jfds_device.fabrics import FabricTable
 from jfds_device.im.provider import Status
 from jfds_device.node.app import STATE_FILE
+from jfds_device.node.live_state import REACHABILITY, LiveState, node_running, read_reachability
 from jfds_device.status import STATUS_SCHEMA, build_report, exit_code, render_text
 from tests.clusters.jfds_harness import CASE, IPK, VIEW, ace, key_set
 
@@ -100,3 +104,97 @@ def test_unusable_storage_gives_one_line_and_exit_2(tmp_path: Path, problem: str
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("jfds-device: error: ") and "Traceback" not in done.stderr
+
+
+class _Reconciler:
+    """The reachability seam of ``Reconciler`` (add_reachability_listener), driven by the test."""
+
+    def __init__(self) -> None:
+        self.listeners: list[Any] = []
+
+    def add_reachability_listener(self, listener: Any) -> Any:
+        self.listeners.append(listener)
+        return lambda: self.listeners.remove(listener)
+
+    def tell(self, node_id: int, reachable: bool) -> None:
+        for listener in list(self.listeners):
+            listener(node_id, reachable)
+
+
+def _reachability(storage: Path) -> tuple[bool, str]:
+    report = build_report(storage, **SETUP)
+    jsonschema.validate(report, STATUS_SCHEMA)
+    [node] = report["nodes"]
+    return report["node"]["running"], node["reachability"]
+
+
+def test_reachability_from_the_running_node(tmp_path: Path) -> None:
+    storage = tmp_path / "state"
+    make_storage(storage)
+    assert _reachability(storage) == (False, "unknown")
+    assert "reachability unknown (node not running)" in render_text(build_report(storage, **SETUP))
+
+    node_db = Database(storage / STATE_FILE)  # the running node's own connection
+    live, reconciler = LiveState(storage, node_db), _Reconciler()
+    live.start(reconciler)
+    try:
+        assert _reachability(storage) == (True, "unknown")  # running, nothing known yet
+        text = render_text(build_report(storage, **SETUP))
+        assert "The node is running" in text and "reachability unknown;" in text
+        reconciler.tell(NODE, True)
+        assert _reachability(storage) == (True, "reachable")
+        # Another process (the status CLI) sees the lock and the value too.
+        done = _cli("--storage", str(storage), "--json")
+        report = json.loads(done.stdout)
+        assert report["node"]["running"] and report["nodes"][0]["reachability"] == "reachable"
+        assert ", reachable;" in _cli("--storage", str(storage)).stdout
+        reconciler.tell(NODE, False)
+        assert _reachability(storage) == (True, "unreachable")
+    finally:
+        live.stop()
+    assert not reconciler.listeners
+    assert _reachability(storage) == (False, "unknown")
+    # A new run starts from nothing known: no value of the last run is taken for news.
+    node_db.put(REACHABILITY, f"{NODE:016X}", b"1")
+    live.start(reconciler)
+    try:
+        assert _reachability(storage) == (True, "unknown")
+    finally:
+        live.stop()
+        node_db.close()
+
+
+async def test_a_change_told_inside_a_transaction_is_written_after_it(tmp_path: Path) -> None:
+    storage = tmp_path / "state"
+    make_storage(storage)
+    node_db = Database(storage / STATE_FILE)
+    live, reconciler = LiveState(storage, node_db), _Reconciler()
+    live.start(reconciler)
+    try:
+        with contextlib.suppress(RuntimeError), node_db.transaction():
+            reconciler.tell(NODE, True)
+            raise RuntimeError("the unit of work fails and rolls back")
+        await asyncio.sleep(0)
+        assert read_reachability(node_db) == {NODE: True}
+    finally:
+        live.stop()
+        node_db.close()
+
+
+def test_the_lock_goes_with_the_process_even_on_kill_9(tmp_path: Path) -> None:
+    storage = tmp_path / "state"
+    make_storage(storage)
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys; from pathlib import Path; from jfds_device.datastore.sqlite import Database; "
+        "from jfds_device.node.live_state import LiveState; "
+        f"p = Path({str(storage)!r}); "
+        "LiveState(p, Database(p / 'jfds.sqlite3')).start(type('R', (), {'add_reachability_listener': "
+        "lambda self, f: None})()); print('locked', flush=True); sys.stdin.read()")],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        assert node_running(storage)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert not node_running(storage)

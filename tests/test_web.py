@@ -16,9 +16,13 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from clusters.joint_fabric_datastore import logic_tasks
 from clusters.joint_fabric_datastore.schema import DatastoreState
+from jfds_device.codec.message import InteractionModelOpcode as Op
 from jfds_device.datastore.jfds import JfdsStore
 from jfds_device.datastore.jfds_records import EntryRef
+from jfds_device.datastore.sqlite import Database
 from jfds_device.im.provider import Status
+from jfds_device.node.app import STATE_FILE
+from jfds_device.node.live_state import LiveState
 from jfds_device.reconciler.runner import Reconciler, ReconcilerStats
 from jfds_device.reconciler.tasks import TaskEngine
 from jfds_device.status import STATUS_SCHEMA, build_report
@@ -27,10 +31,15 @@ from tests.clusters.jfds_harness import CASE, VIEW, ace
 from tests.reconciler.fakes import group, key_set
 from tests.test_status import NODE, SETUP, make_storage
 
+# What the IM server counted (InteractionServer.interactions: request opcode, status -> interactions).
+INTERACTIONS = {(Op.READ_REQUEST, Status.SUCCESS): 7, (Op.INVOKE_REQUEST, Status.UNSUPPORTED_ACCESS): 2,
+                (Op.TIMED_REQUEST, Status.SUCCESS): 1}  # fmt: skip
+
 
 def _live(storage: Path, store: JfdsStore, stats: ReconcilerStats) -> LiveNode:
     return LiveNode(storage=storage, store=store, reconciler_stats=lambda: stats,
-                    sessions_by_direction=lambda: {"inbound": 2, "outbound": 1}, subscriptions=lambda: 3,
+                    sessions_by_fabric=lambda: {("inbound", 1): 2, ("inbound", 2): 1, ("outbound", 1): 1},
+                    subscriptions_by_fabric=lambda: {1: 3, 2: 1}, im_interactions=lambda: INTERACTIONS,
                     setup=SETUP)
 
 
@@ -90,9 +99,52 @@ async def test_metrics_follow_the_datastore_and_the_reconciler(world) -> None:  
     assert after["jfds_reconciler_failures_total"][()] == 1
     assert after["jfds_reconciler_drift_repairs_total"][()] == 2
     assert after["jfds_reconciler_interactions_total"][()] == 9
-    assert after["jfds_sessions"][(("direction", "inbound"),)] == 2
-    assert after["jfds_sessions"][(("direction", "outbound"),)] == 1
-    assert after["jfds_subscriptions"][()] == 3
+    assert after["jfds_sessions"][(("direction", "inbound"), ("fabric_index", "1"))] == 2
+    assert after["jfds_sessions"][(("direction", "inbound"), ("fabric_index", "2"))] == 1
+    assert after["jfds_sessions"][(("direction", "outbound"), ("fabric_index", "1"))] == 1
+    assert after["jfds_subscriptions"] == {(("fabric_index", "1"),): 3, (("fabric_index", "2"),): 1}
+    assert after["jfds_im_interactions_total"] == {
+        (("status", "SUCCESS"), ("type", "read")): 7, (("status", "UNSUPPORTED_ACCESS"), ("type", "invoke")): 2,
+        (("status", "SUCCESS"), ("type", "timed")): 1}
+    # No node runs on this storage (nobody holds its lock): the reconciler's view is not known.
+    assert after["jfds_nodes_by_reachability"] == {(("reachability", "reachable"),): 0,
+                                                   (("reachability", "unreachable"),): 0,
+                                                   (("reachability", "unknown"),): 1}
+
+
+async def test_the_page_shows_entries_reachability_and_the_live_figures(world) -> None:  # type: ignore[no-untyped-def]
+    storage, store, _, _ = world
+    failed = store.add_acl(NODE, ace(VIEW, CASE, [0x101]))
+    store.set_status(failed, DatastoreState.COMMIT_FAILED, Status.RESOURCE_EXHAUSTED)
+    pending = store.add_acl(NODE, ace(VIEW, CASE, [0x102]))
+    client = await _client(world)
+    try:
+        page = await (await client.get("/")).text()
+        assert f'data-entry="0x{NODE:016X} acl ListID {failed.key}" data-state=CommitFailed>' in page
+        assert "<td>CommitFailed: RESOURCE_EXHAUSTED</td>" in page
+        assert f'data-entry="0x{NODE:016X} acl ListID {pending.key}" data-state=Pending>' in page
+        assert "<td class=reachability>unknown (node not running)</td>" in page
+        assert "<td class=entries>" in page and ", 1 CommitFailed</td>" in page
+        assert "<th scope=row>endpoint 1</th><td>Committed</td>" in page  # an endpoint entry has no key of its own
+        assert "<tr data-fabric=1><th scope=row>1</th><td>2</td><td>1</td><td>3</td></tr>" in page
+        assert "<tr data-fabric=2><th scope=row>2</th><td>1</td><td>0</td><td>1</td></tr>" in page
+        assert "<tr><th scope=row>invoke</th><td>UNSUPPORTED_ACCESS</td><td>2</td></tr>" in page
+        # The running node records a reachability change: the next view shows it (no restart, no reload).
+        node_db = Database(storage / STATE_FILE)
+        live, listeners = LiveState(storage, node_db), []
+        live.start(type("R", (), {"add_reachability_listener": lambda _self, f: listeners.append(f) or (
+            lambda: None)})())  # fmt: skip
+        try:
+            listeners[0](NODE, True)
+            view = await (await client.get("/api/view")).text()
+            assert "<td class=reachability>reachable</td>" in view
+            metrics = _families(await (await client.get("/metrics")).text())
+            assert metrics["jfds_nodes_by_reachability"][(("reachability", "reachable"),)] == 1
+        finally:
+            live.stop()
+            node_db.close()
+    finally:
+        await client.close()
 
 
 async def test_actions_need_the_token_in_a_header(world) -> None:  # type: ignore[no-untyped-def]

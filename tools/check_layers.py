@@ -162,8 +162,10 @@ LAYERS: tuple[Layer, ...] = (
     Layer(
         14,
         "cli",
-        ("jfds_device.cli", "jfds_device.status", "jfds_device.web", "jfds_device.__main__", "jfds_device"),
-        "the `jfds-device` command (with its `status` report and its `--http` view: metrics, dashboard, actions) "
+        ("jfds_device.cli", "jfds_device.status", "jfds_device.web", "jfds_device.web_page", "jfds_device.__main__",
+         "jfds_device"),
+        "the `jfds-device` command (with its `status` report and its `--http` view: metrics and actions, and the "
+        "dashboard's HTML in `web_page.py`) "
         "and the package's public surface (`jfds_device/__init__.py`)",
     ),
 )

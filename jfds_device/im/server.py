@@ -23,7 +23,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import logging
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
@@ -193,6 +193,9 @@ class InteractionServer:
         self._session_fabric: dict[int, int] = {}  # each session's accessing fabric (a WriteSession lacks it)
         self._next_local_exchange = 0
         self._events = events
+        self.interactions: Counter[tuple[Op, int]] = Counter()
+        """Interactions by request opcode and the status they ended with: SUCCESS, or the StatusResponse that
+        refused the request (per-path statuses inside a report or response are not counted; diagnostics)."""
         provider.subscribe_changes(self)
         if events is not None:
             events.add_listener(self.event_emitted)
@@ -223,16 +226,22 @@ class InteractionServer:
             op = None
         self._session_fabric[ctx.session_id] = ctx.subject.fabric_index
         pending = self._pending.pop(exchange, None)
+        # A request that starts an interaction (a timed window's Write/Invoke too; not a chunk or its ack) is counted.
+        counted = op if (pending is None or type(pending) is _TimedWindow) and op in _INITIAL else None
         try:
             if pending is not None:
                 continuation = _CONTINUATIONS[type(pending)].get(op)  # type: ignore[arg-type]
                 if continuation is None:
                     raise RequestError(Status.INVALID_ACTION, f"{op!r} not expected here")
-                return continuation(self, exchange, ctx, pending, payload, now)
-            handler = _INITIAL.get(op)  # type: ignore[arg-type]
-            if handler is None:
-                return self._unsolicited(exchange, ctx, op)
-            return handler(self, exchange, ctx, payload, now)
+                out = continuation(self, exchange, ctx, pending, payload, now)
+            else:
+                handler = _INITIAL.get(op)  # type: ignore[arg-type]
+                if handler is None:
+                    return self._unsolicited(exchange, ctx, op)
+                out = handler(self, exchange, ctx, payload, now)
+            if counted is not None:
+                self.interactions[counted, Status.SUCCESS] += 1
+            return out
         except RequestError as exc:
             log.info("IM request on %r refused: %s", exchange, exc)
             status = exc.status
@@ -247,6 +256,8 @@ class InteractionServer:
         for subscription in self._subscriptions:
             if subscription.exchange == exchange and subscription.state is SubscriptionState.PRIMING:
                 self._drop_subscription(subscription)
+        if counted is not None:
+            self.interactions[counted, status] += 1
         return [self._status_reply(exchange, ctx.session_id, status)]
 
     def on_exchange_closed(self, exchange: Hashable, failed: bool) -> None:

@@ -35,6 +35,7 @@ from jfds_device.node.commissioning_attempt import CommissioningAttempt
 from jfds_device.node.config import NodeConfig
 from jfds_device.node.dnssd import Advertiser, CommissionableInfo, MrpIntervals, Resolver
 from jfds_device.node.links import udp_link
+from jfds_device.node.live_state import LiveState
 from jfds_device.node.root import RootNode, RootNodeConfig, build_root_node
 from jfds_device.node.stack import SessionBudget, Stack
 from jfds_device.node.storage_dir import StartupError, prepare_storage_dir
@@ -69,6 +70,7 @@ class Device:
         self.resolver: Resolver | None = None
         self.reconciler: Reconciler | None = None
         self.tasks: TaskEngine | None = None
+        self.live_state: LiveState | None = None
         self._background: set[asyncio.Task[None]] = set()
         self._advertised: set[tuple[bytes, int]] = set()
         self._listening = False  # start() completed; a failed start ends with its one error line, no "stopped"
@@ -164,6 +166,9 @@ class Device:
                                      fabric_index=lambda: self.anchor.anchor_fabric_index,
                                      own_identity=self._own_identity)
         self.reconciler.start()
+        # Issue 14: that the node runs and what its reconciler sees reachable, for `jfds-device status`.
+        self.live_state = LiveState(storage, db)
+        self.live_state.start(self.reconciler)
         # Issue 11: multi-step tasks (key rotation, group membership) over the reconciler, resumed after a restart.
         self.tasks = TaskEngine(self.anchor.store, self.reconciler)
         self.tasks.start()
@@ -197,6 +202,8 @@ class Device:
             await self.tasks.stop()  # live tasks stay live in storage and resume at the next start
         if self.reconciler is not None:
             await self.reconciler.stop()  # before the sessions it uses go away
+        if self.live_state is not None:
+            self.live_state.stop()
         if self.stack is not None:
             await self.stack.close()  # CloseSession to the peers, then the socket
         if self.resolver is not None:

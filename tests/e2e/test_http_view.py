@@ -1,7 +1,8 @@
 """``jfds-device run --http 127.0.0.1:PORT`` inside the test's namespace (issue 14): after the CHIP controller's
 JFDS AddACLToNode is pushed to a matter.js light, /metrics (fetched from inside the namespace) shows the reconciler's
-passes and interactions grown and the new entry counted; the dashboard answers, and an action needs the token that
-``jfds-device status --token`` prints.
+passes and interactions grown, the new entry counted, the IM interactions our server served (the controller's invoke)
+and the light reachable; the dashboard answers, an action needs the token that ``jfds-device status --token``
+prints, and ``status --json`` says the node runs and sees the light reachable.
 """
 
 from __future__ import annotations
@@ -108,7 +109,13 @@ def test_metrics_move_after_a_chip_controller_add_acl_to_node() -> None:
         assert after["jfds_reconciler_passes_total"] > before["jfds_reconciler_passes_total"]
         assert after["jfds_reconciler_interactions_total"] > before["jfds_reconciler_interactions_total"]
         assert after["jfds_entries{state=Committed}"] == before["jfds_entries{state=Committed}"] + 1
-        assert after["jfds_sessions{direction=outbound}"] >= 1
+        assert sum(v for k, v in after.items() if k.startswith("jfds_sessions{direction=outbound}{fabric_index=")) >= 1
+        # The controller's AddACLToNode (and the reads around it) are interactions our IM server counted.
+        invokes = "jfds_im_interactions_total{status=SUCCESS}{type=invoke}"
+        assert after[invokes] >= before.get(invokes, 0) + 1
+        assert after["jfds_im_interactions_total{status=SUCCESS}{type=read}"] >= 1
+        # The light's subscription is up: the running node sees it reachable, and says so to status too.
+        assert after["jfds_nodes_by_reachability{reachability=reachable}"] == 1
 
         page = fetch(env, "/")
         assert page["status"] == 200 and "lamp" in page["body"] and "<table>" in page["body"]
@@ -119,3 +126,7 @@ def test_metrics_move_after_a_chip_controller_add_acl_to_node() -> None:
         assert fetch(env, f"/api/nodes/0x{LIGHT:X}/refresh", method="POST")["status"] == 401
         assert fetch(env, f"/api/nodes/0x{LIGHT:X}/refresh", method="POST", token=token)["status"] == 200
         assert token not in env.device.output()
+        report = json.loads(subprocess.run([sys.executable, "-m", "jfds_device", "status", "--json", "--storage",
+                                            str(env.device.storage)], capture_output=True, text=True,
+                                           timeout=30).stdout)  # fmt: skip
+        assert report["node"]["running"] and [n["reachability"] for n in report["nodes"]] == ["reachable"]

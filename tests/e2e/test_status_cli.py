@@ -1,7 +1,8 @@
 """``jfds-device status`` on the state of a real reconciler run (issue 14): matter.js lights, one with a full ACL,
 commissioned with jfds-device by the CHIP controller. While the node runs and after it stopped, the report names
 the refused entry's status (RESOURCE_EXHAUSTED), counts Pending and Committed entries, validates against its JSON
-schema and exits 1 (something is not Committed).
+schema and exits 1 (something is not Committed); while the node runs it shows the lights reachable as the node's
+reconciler sees them, after it stopped "unknown (node not running)".
 """
 
 from __future__ import annotations
@@ -77,6 +78,15 @@ def test_status_names_why_a_node_is_out_of_step() -> None:
         assert running.returncode == 1, running.stderr
         assert "RESOURCE_EXHAUSTED (0x89)" in running.stdout and "full lamp" in running.stdout
         assert "never refreshed" in running.stdout
+        # Reachability as the running node's reconciler sees it: both lights' subscriptions are up; the node
+        # nobody refreshed was never reached.
+        def reachability() -> dict[int, str]:
+            report = json.loads(status(env, "--json").stdout)
+            assert report["node"]["running"]
+            return {int(n["node_id"], 16): n["reachability"] for n in report["nodes"]}
+        wait_until(lambda: reachability() == {ROOMY: "reachable", FULL: "reachable", NEVER: "unknown"}, 20,
+                   message="both lights reachable, the never refreshed node unknown")  # fmt: skip
+        assert "'roomy lamp': node Committed, reachable;" in status(env).stdout
 
         assert env.device is not None and env.device.stop() == 0
         stopped = status(env, "--json")
@@ -89,5 +99,7 @@ def test_status_names_why_a_node_is_out_of_step() -> None:
                                                                          RESOURCE_EXHAUSTED)  # fmt: skip
         assert nodes[ROOMY]["entries"]["Committed"] >= 1 and nodes[ROOMY]["entries"]["CommitFailed"] == 0
         assert nodes[NEVER]["state"] == "Pending"
+        assert not report["node"]["running"] and {n["reachability"] for n in report["nodes"]} == {"unknown"}
+        assert "reachability unknown (node not running)" in status(env).stdout
         assert report["datastore"]["bootstrapped"] and report["datastore"]["anchor_node_id"] == "0x0000000000000001"
         assert len(report["node"]["fabrics"]) == 1 and not report["node"]["commissionable"]
