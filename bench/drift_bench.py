@@ -8,8 +8,9 @@ makes each light a Committed node holding ceil(R/N) Committed ACL entries that t
 
 * idle: the reconciler's counters (its ``reconciler stats:`` log line) before and after an idle window, as
   interactions per node per hour: reads, writes and invokes (``interactions``) plus subscription attempts
-  (``live_subscribes``); the verify passes, CASE connects and data reports received are shown too. The reconciler
-  does not count the subscriptions' keep-alive (empty) reports: the table shows the rate their MaxInterval implies.
+  (``live_subscribes``); verify passes, session connects (a live CASE session is reused) and data reports
+  received are shown too. The reconciler does not count the subscriptions' keep-alive (empty) reports: the table
+  shows the rate their MaxInterval implies.
 * drift: R times, after a random pause (uniform 0..--jitter s, so polling is met at every phase of its verify
   cycle), the controller deletes a Committed entry from a light's ACL (round robin over the lights, a different
   entry each time: the drift budget allows 3 repairs per entry revision). Latency: from the controller's write
@@ -159,16 +160,19 @@ def main() -> None:
     results = {mode: run_mode(mode, args, random.Random(args.seed)) for mode in ("polling", "subscriptions")}
     poll, live = results["polling"], results["subscriptions"]
     n = args.lights
+
+    def rate(label: str, *keys: str) -> tuple[str, ...]:
+        return (label, *(f"{per_node_hour(r, n, *keys):.0f}" for r in (poll, live)))
+
     rows = [
         (f"drift repair p50, s (n={args.repeats})", *(f"{percentile(r.latencies, 50):.2f}" for r in (poll, live))),
         (f"drift repair p95, s (n={args.repeats})", *(f"{percentile(r.latencies, 95):.2f}" for r in (poll, live))),
         ("drift repair max, s", *(f"{max(r.latencies):.2f}" for r in (poll, live))),
-        ("idle interactions /node/h (rd+wr+inv+sub)",
-         *(f"{per_node_hour(r, n, 'interactions', 'live_subscribes'):.0f}" for r in (poll, live))),
-        ("  of which reads /node/h", *(f"{per_node_hour(r, n, 'read_n'):.0f}" for r in (poll, live))),
-        ("idle verify passes /node/h", *(f"{per_node_hour(r, n, 'passes'):.0f}" for r in (poll, live))),
-        ("idle CASE connects /node/h", *(f"{per_node_hour(r, n, 'case_n'):.0f}" for r in (poll, live))),
-        ("idle data reports received /node/h", *(f"{per_node_hour(r, n, 'live_reports'):.0f}" for r in (poll, live))),
+        rate("idle interactions /node/h (rd+wr+inv+sub)", "interactions", "live_subscribes"),
+        rate("  of which reads /node/h", "read_n"),
+        rate("idle verify passes /node/h", "passes"),
+        rate("idle session connects /node/h (live reused)", "case_n"),
+        rate("idle data reports received /node/h", "live_reports"),
         ("keep-alive reports /node/h (3600/MaxInterval)", keep_alives(poll), keep_alives(live)),
     ]
     print(f"\n{n} lights; idle window measured {poll.idle_s:.1f} s (polling) / {live.idle_s:.1f} s (subscriptions); "
