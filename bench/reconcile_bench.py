@@ -55,7 +55,8 @@ class BenchEnv(ReconcilerEnv):
         for node_id, settings in lights.items():
             self._spawn_light(node_id, settings)
         self.device = JfdsDevice(self.net.dev, self.tmp / "jfds", "--interface", self.net.dev_ifname,
-                                 "--friendly-name", "jfds-bench", "--log-level", "info")
+                                 "--friendly-name", "jfds-bench", "--log-level", "info",
+                                 launcher=self.device_launcher)
         self.ctrl = ChipController(self.net.ctl, self.tmp / "ctrl")
         assert self.ctrl.call("CommissionOnNetwork", JFDS_NODE_ID, PASSCODE, DiscoveryFilterType.LONG_DISCRIMINATOR,
                               JFDS_DISCRIMINATOR, timeout=90) == JFDS_NODE_ID

@@ -40,7 +40,7 @@ from jfds_device.node.root import RootNode, RootNodeConfig, build_root_node
 from jfds_device.node.stack import SessionBudget, Stack
 from jfds_device.node.storage_dir import StartupError, prepare_storage_dir
 from jfds_device.onboarding import SetupPayload
-from jfds_device.reconciler import OwnIdentity, Reconciler
+from jfds_device.reconciler import OwnIdentity, Reconciler, ReconcilerConfig
 from jfds_device.reconciler.tasks import TaskEngine
 from jfds_device.transport.sessions import MIN_CASE_SESSIONS_PER_FABRIC, SecureSession, SessionAuthMode
 from jfds_device.transport.udp import UdpBindError
@@ -57,8 +57,9 @@ STATE_FILE = "jfds.sqlite3"
 class Device:
     """One running jfds-device node."""
 
-    def __init__(self, config: NodeConfig) -> None:
+    def __init__(self, config: NodeConfig, *, reconciler_config: ReconcilerConfig | None = None) -> None:
         self.config = config
+        self.reconciler_config = reconciler_config  # None: the default; no CLI option (a seam for benchmarks)
         self.loop = asyncio.get_running_loop()
         self.clock = LoopClock(self.loop)
         self.db: Database | None = None
@@ -164,7 +165,7 @@ class Device:
         # Issue 6: converge the anchor fabric's nodes to the datastore (idle until the datastore is bootstrapped).
         self.reconciler = Reconciler(self.anchor.store, stack.client, stack.peers, clock=self.clock,
                                      fabric_index=lambda: self.anchor.anchor_fabric_index,
-                                     own_identity=self._own_identity)
+                                     own_identity=self._own_identity, config=self.reconciler_config)
         self.reconciler.start()
         # Issue 14: that the node runs and what its reconciler sees reachable, for `jfds-device status`.
         self.live_state = LiveState(storage, db)
@@ -318,14 +319,16 @@ class Device:
         self.db.reserve(GLOBAL_COUNTER, upto, 0, modulus=1 << 32)
 
 
-async def run_until_signalled(config: NodeConfig, *, on_started: Callable[[Device], None] | None = None) -> int:
+async def run_until_signalled(config: NodeConfig, *, on_started: Callable[[Device], None] | None = None,
+                              reconciler_config: ReconcilerConfig | None = None) -> int:
     """Run a Device until SIGINT or SIGTERM, then shut it down cleanly; returns the exit status. ``on_started``
-    sees the started device (a seam for test-support launchers, e.g. to set ``Reconciler.before_list_write``)."""
+    sees the started device (a seam for test-support launchers, e.g. to set ``Reconciler.before_list_write``);
+    ``reconciler_config`` replaces the reconciler's default (a seam for benchmarks, e.g. polling vs live)."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):  # before start(): a signal during start-up still stops cleanly
         loop.add_signal_handler(sig, stop.set)
-    device = Device(config)
+    device = Device(config, reconciler_config=reconciler_config)
     try:
         await device.start()
         if on_started is not None:
