@@ -7,6 +7,8 @@ commissioned with jfds-device by the CHIP controller; the second light's ACL is 
 * A JFDS AddACLToNode by the CHIP controller shows up as Pending while the write is held, then as Committed, with
   no reload: a marker set on ``window`` before is still there after.
 * An entry the full light refuses shows as CommitFailed with its status name, RESOURCE_EXHAUSTED.
+* RefreshNode from the page's button with the token typed in answers 200 and the node's log shows the refresh
+  pass; without the token 401; a page of another origin posting with the token is refused and nothing happens.
 * The page keeps to semantic HTML (a language, one h1, labelled inputs, header cells with a scope), names every
   state in words (no colour needed), and does not scroll sideways at a phone's width.
 * Screenshots at a desktop and a phone width are saved under ``$JFDS_ARTIFACTS`` (else the test's tmp dir) and
@@ -16,11 +18,13 @@ commissioned with jfds-device by the CHIP controller; the second light's ACL is 
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from jfds_device.web import read_token
 from tests.e2e.browser import Browser, missing
 from tests.e2e.gated_device import WriteGate
 from tests.e2e.reconciler_env import AC, JF, SUCCESS, ReconcilerEnv, reconciler_env, wait_until
@@ -144,5 +148,31 @@ def test_dashboard_updates_live_in_headless_chromium(tmp_path: Path) -> None:
                 assert Path(shot["path"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
                 print(f"dashboard screenshot: {shot['path']} ({shot['height']} px high)")
             assert browser.js("return window.jfdsMarker") == MARKER
+
+            # RefreshNode from the page: with the token typed in it is done (and the node's log shows the pass),
+            # without it 401.
+            assert env.device is not None
+            refreshes = f"reconcile node=0x{ROOMY:016X} mode=refresh"
+            before = env.device.output().count(refreshes)
+            click = f"document.querySelector('form[action=\"/api/nodes/0x{ROOMY:X}/refresh\"] button').click()"
+            result = "return document.getElementById('result').textContent.slice(0, 3)"
+            browser.js(f"document.getElementById('token').value = {read_token(env.device.storage)!r}; {click}")
+            browser.wait_js(result, "200", 20, message="the page's refresh answered 200")
+            wait_until(lambda: env.device.output().count(refreshes) > before, 20, message="a refresh pass logged")
+            browser.js(f"document.getElementById('result').textContent = ''; "
+                       f"document.getElementById('token').value = ''; {click}")
+            browser.wait_js(result, "401", 20, message="the page's refresh without the token answered 401")
+
+            # A page of another origin (the same server as http://localhost:PORT) posting with the token: refused
+            # (its CORS preflight gets 403), and no refresh happens.
+            before = env.device.output().count(refreshes)
+            browser.get(f"http://localhost:{HTTP.rsplit(':', 1)[1]}/")
+            assert browser.js("return [document.title, location.hostname]") == ["jfds-device", "localhost"]
+            browser.js(f"window.crossSite = null; fetch('http://{HTTP}/api/nodes/0x{ROOMY:X}/refresh', "
+                       f"{{method: 'POST', headers: {{Authorization: 'Bearer {read_token(env.device.storage)}'}}}})"
+                       ".then(r => window.crossSite = r.status, () => window.crossSite = 'refused')")
+            browser.wait_js("return window.crossSite", "refused", 20, message="the cross-origin POST refused")
+            time.sleep(1)
+            assert env.device.output().count(refreshes) == before
         finally:
             browser.close()
