@@ -1,6 +1,6 @@
 """Binding cluster 0x001E (Core spec 9.6): ids and the TargetStruct.
 
-Schema only: jfds-device does not serve Binding; the reconciler read-merge-writes a peer endpoint's Binding
+jfds-device itself does not serve Binding (the fleet simulator's peers do, ``server.py``); the reconciler read-merge-writes a peer endpoint's Binding
 list to push EndpointBindingList entries (Core spec 11.24.7.17/18). Tags cross-checked with
 ``chip.clusters.Objects.Binding`` (home-assistant-chip-clusters 2025.7.0) in tests/reconciler/test_schemas.py.
 
