@@ -153,11 +153,12 @@ LAYERS: tuple[Layer, ...] = (
     Layer(
         13,
         "node",
-        ("jfds_device.node.**",),
+        ("jfds_device.node.**", "jfds_device.fleet.**"),
         "composition: the one stack (endpoint, sessions, handshakes, IM server and client, peer connections, and the "
         "routing of every transport event), the process shell, the root node layout (which mounts the Descriptor "
         "server on every endpoint) and the fail-safe-bounded commissioning attempt, start-up lines, DNS-SD, the "
-        "anchor role, CLI config",
+        "anchor role, CLI config; the fleet simulator (`fleet/`: many simulated peer nodes, each a root node and a "
+        "stack, in one process, advertised by one DNS-SD responder, joined by commissioning or fast provisioning)",
     ),
     Layer(
         14,

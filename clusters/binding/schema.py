@@ -1,8 +1,9 @@
 """Binding cluster 0x001E (Core spec 9.6): ids and the TargetStruct.
 
-Schema only: jfds-device does not serve Binding; the reconciler read-merge-writes a peer endpoint's Binding
-list to push EndpointBindingList entries (Core spec 11.24.7.17/18). Tags cross-checked with
-``chip.clusters.Objects.Binding`` (home-assistant-chip-clusters 2025.7.0) in tests/reconciler/test_schemas.py.
+jfds-device itself does not serve Binding (the fleet simulator's peers do, ``server.py``); the reconciler
+read-merge-writes a peer endpoint's Binding list to push EndpointBindingList entries (Core spec 11.24.7.17/18).
+Tags cross-checked with ``chip.clusters.Objects.Binding`` (home-assistant-chip-clusters 2025.7.0) in
+tests/reconciler/test_schemas.py.
 
 TargetStruct presence rules (9.6.5.1): Node needs Endpoint; Group only without Endpoint; Endpoint is mandatory
 without Group. A peer checks them per entry on write (matter.js answers CONSTRAINT_ERROR, and a chunked list

@@ -1,8 +1,9 @@
 """Groups cluster 0x0004 (Application Cluster spec 1.3): ids, structs and commands.
 
-Schema only: jfds-device does not serve Groups; the reconciler invokes AddGroup / RemoveGroup on peer
-endpoints to push EndpointGroupIDList entries (Core spec 11.24.7.15/16). Tags cross-checked with
-``chip.clusters.Objects.Groups`` (home-assistant-chip-clusters 2025.7.0) in tests/reconciler/test_schemas.py.
+jfds-device itself does not serve Groups (the fleet simulator's peers do, ``server.py``); the reconciler
+invokes AddGroup / RemoveGroup on peer endpoints to push EndpointGroupIDList entries (Core spec 11.24.7.15/16).
+Tags cross-checked with ``chip.clusters.Objects.Groups`` (home-assistant-chip-clusters 2025.7.0) in
+tests/reconciler/test_schemas.py.
 
 A peer answers AddGroup with UNSUPPORTED_ACCESS in the response's Status field when the group has no
 GroupKeyMap entry for the caller's fabric (1.3.7.1; matter.js packages/node/src/behaviors/groups/GroupsServer.ts),

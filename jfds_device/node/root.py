@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from clusters.access_control import schema as access_control_schema
 from clusters.access_control.server import AccessControlServer
 from clusters.administrator_commissioning.server import AdministratorCommissioningServer
 from clusters.basic_information.server import BasicInformationConfig, BasicInformationServer
@@ -19,11 +20,13 @@ from clusters.general_commissioning.logic import FailSafe
 from clusters.general_commissioning.server import GeneralCommissioningServer
 from clusters.general_diagnostics.schema import BootReasonEnum, NetworkInterface
 from clusters.general_diagnostics.server import GeneralDiagnosticsServer
+from clusters.group_key_management import schema as group_key_management_schema
 from clusters.group_key_management.server import GroupKeyManagementServer
 from clusters.network_commissioning.server import EthernetNetworkCommissioningServer
 from clusters.operational_credentials.server import OperationalCredentialsServer
 from clusters.user_label.server import UserLabelServer
 from jfds_device.crypto.attestation import AttestationMaterial, load_attestation
+from jfds_device.datamodel.cluster import ClusterServer
 from jfds_device.datamodel.commissioning_window import CommissioningWindow
 from jfds_device.datamodel.node import DeviceType, Node
 from jfds_device.datastore.sqlite import Database
@@ -57,6 +60,12 @@ class RootNodeConfig:
     """General Diagnostics NetworkInterfaces at start (the shell updates them later)."""
     boot_reason: BootReasonEnum = BootReasonEnum.UNSPECIFIED
     """General Diagnostics BootReason."""
+    acl_entries_per_fabric: int = access_control_schema.ENTRIES_PER_FABRIC
+    """Access Control AccessControlEntriesPerFabric (Core spec 9.10.6.5; at least 4)."""
+    max_groups_per_fabric: int = group_key_management_schema.MAX_GROUPS_PER_FABRIC
+    """Group Key Management MaxGroupsPerFabric (Core spec 11.2.6.3)."""
+    max_group_keys_per_fabric: int = group_key_management_schema.MAX_GROUP_KEYS_PER_FABRIC
+    """Group Key Management MaxGroupKeysPerFabric, the IPK included (Core spec 11.2.6.4)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +104,8 @@ def build_root_node(
     attestation: AttestationMaterial | None = None,
     window: CommissioningWindow | None = None,
     set_ipk: Callable[[int, bytes], None] | None = None,
+    application_endpoint: tuple[DeviceType, Callable[[GroupKeyManagementServer], Sequence[ClusterServer]]]
+    | None = None,
 ) -> RootNode:
     """Build endpoints 0 and 1 on a new ``Node`` over ``db`` (None: memory only).
 
@@ -106,11 +117,14 @@ def build_root_node(
     ``attestation`` to the repository's development DAC/PAI/CD; ``window`` to a closed window for the
     default passcode (the node passes its own). AddNOC's IPK lands in GroupKeyManagement key set 0, which is
     also where CASE takes it from; ``set_ipk`` replaces that sink (tests use it to observe or break it).
+    ``application_endpoint``: endpoint 1's device type and a factory of its servers (given the Group Key
+    Management server, which a Groups server keeps its membership in) instead of the JFA endpoint (the fleet
+    simulator's peers mount Groups and Binding there, as a light does).
     """
     config = config or RootNodeConfig()
     node = Node(db, endpoint_servers=lambda tree: [DescriptorServer(tree)])
     failsafe = FailSafe()
-    access_control = AccessControlServer()
+    access_control = AccessControlServer(entries_per_fabric=config.acl_entries_per_fabric)
     # ACL writes by the fail-safe holder are undone if the fail-safe expires (see AccessControlServer).
     access_control.track_failsafe(failsafe)
     basic_information = BasicInformationServer(config.basic_information)
@@ -118,7 +132,8 @@ def build_root_node(
         fabric_table = FabricTable(db if db is not None else Database(":memory:"))
     if window is None:
         window = CommissioningWindow(20202021, 3840)
-    group_key_management = GroupKeyManagementServer(db)
+    group_key_management = GroupKeyManagementServer(db, max_groups_per_fabric=config.max_groups_per_fabric,
+                                                    max_group_keys_per_fabric=config.max_group_keys_per_fabric)
     fabric_table.set_ipk_provider(_ipk_provider(group_key_management))
     fabric_table.add_listener(group_key_management)
     fabric_table.add_listener(window)
@@ -159,7 +174,11 @@ def build_root_node(
             UserLabelServer(),
         ],
     )
-    node.add_endpoint(JFA_ENDPOINT, [JFA_DEVICE_TYPE])
+    if application_endpoint is None:
+        node.add_endpoint(JFA_ENDPOINT, [JFA_DEVICE_TYPE])
+    else:
+        device_type, servers = application_endpoint
+        node.add_endpoint(JFA_ENDPOINT, [device_type], list(servers(group_key_management)))
     node.set_acl_source(access_control)
     return RootNode(
         node=node,

@@ -16,6 +16,12 @@ drift and reachability are reported by the peer instead of found by polling.
   reachable (``on_up(node_id, capacities)``, the limits read from it); a lost subscription (no report within
   MaxInterval + margin, or the session closed) makes it unreachable (``on_down``) and resubscribes with the
   reconciler's backoff (``RetryState``), on the ``Clock`` so tests run it on virtual time.
+* A subscription whose session our own outbound session budget evicted (``SecureSession.evicted``: more peers are
+  watched than the budget holds) is no reachability change, as ``PeerConnections`` treats an eviction: no
+  ``on_down``, and the watch resubscribes only after ``evicted_resubscribe`` seconds (jittered, 0.5x to 1.5x).
+  Resubscribing at once would evict another watch's session, which would resubscribe at once in turn: with 64
+  peers and a budget of 16 that loop ran at ~30 evictions per second, killing the reconciler's own passes
+  mid-read. The priming report of the new subscription triggers the verify pass that catches what changed meanwhile.
 """
 
 from __future__ import annotations
@@ -108,7 +114,8 @@ class LiveWatch:
     def __init__(self, client: Subscriber, peers: PeerSessions, clock: Clock, *,
                  on_drift: Callable[[int, bool, ReadResult], None], on_up: Callable[[int, Capacities], None],
                  on_down: Callable[[int], None], retry: RetryPolicy | None = None, min_interval: int = 0,
-                 max_interval: int = 10, rng: random.Random | None = None) -> None:
+                 max_interval: int = 10, rng: random.Random | None = None,
+                 evicted_resubscribe: float = 10.0) -> None:
         self._client, self._peers, self._clock = client, peers, clock
         self._on_drift, self._on_up, self._on_down = on_drift, on_up, on_down
         self._retry, self._rng = retry or RetryPolicy(), rng or random.Random()
@@ -117,6 +124,8 @@ class LiveWatch:
         self.reports = 0  # reports with data (keep-alives are not delivered by the client)
         self.subscribes = 0  # subscription attempts (connect + SubscribeRequest)
         self.lost = 0  # times a watched peer went from reachable (or unknown) to unreachable
+        self.evicted_resubscribe = evicted_resubscribe
+        self.evicted = 0  # subscriptions (or attempts) whose session our outbound budget evicted
 
     def reachable(self, node_id: int) -> bool | None:
         """The subscription's liveness: True (reports arrive), False (lost), None (not watched or not yet up)."""
@@ -181,6 +190,7 @@ class LiveWatch:
     async def _subscribe(self, watch: _Watch, generation: int) -> None:
         peer = watch.peer
         self.subscribes += 1
+        session: Any = None
         try:
             session = await self._peers.connect(peer, ignore_backoff=True)
             subscription = await self._client.subscribe(
@@ -192,7 +202,10 @@ class LiveWatch:
         except Exception as exc:  # unreachable, refused, timed out: all mean "try again later"
             if generation == watch.generation:
                 watch.task = None
-                self._failed(watch, f"subscribe failed: {exc}")
+                if _evicted(session):
+                    self._evicted(watch)
+                else:
+                    self._failed(watch, f"subscribe failed: {exc}")
             return
         if generation != watch.generation:  # unwatched or rewatched meanwhile
             subscription.cancel()
@@ -236,9 +249,21 @@ class LiveWatch:
     def _lost(self, watch: _Watch, generation: int, error: MatterError) -> None:
         if generation != watch.generation:
             return
+        session = getattr(watch.subscription, "session", None)
         watch.subscription = None
+        if _evicted(session):
+            self._evicted(watch)
+            return
         self._peers.session_failed(watch.peer)  # the session is as dead as the subscription
         self._failed(watch, f"subscription lost: {error}")
+
+    def _evicted(self, watch: _Watch) -> None:
+        """See the module docstring: no reachability change; resubscribe later, not at once."""
+        self.evicted += 1
+        delay = self.evicted_resubscribe * (0.5 + self._rng.random())
+        log.info("live: node 0x%016X: our outbound session budget evicted the subscription's session; "
+                 "resubscribing in %.1f s", watch.peer.node_id, delay)
+        watch.timer = self._clock.call_at(self._clock.now() + delay, self._start, watch)
 
     def _failed(self, watch: _Watch, why: str) -> None:
         now = self._clock.now()
@@ -267,6 +292,11 @@ def contradicts(report: ReadResult, committed: Sequence[Entry]) -> bool:
         elif path.cluster == gkm.CLUSTER_ID and path.attribute in (gkm.GROUP_KEY_MAP, gkm.GROUP_TABLE):
             return True
     return False
+
+
+def _evicted(session: Any) -> bool:
+    """Whether our session table evicted ``session`` to make room (``transport.sessions.SecureSession.evicted``)."""
+    return getattr(session, "evicted", False) is True
 
 
 def _take_acl(watch: _Watch, result: ReadResult) -> None:

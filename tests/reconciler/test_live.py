@@ -187,6 +187,33 @@ async def test_lost_subscription_marks_unreachable_and_resubscribes_then_converg
     assert len(peer.live()) == 1
 
 
+class EvictedSession:
+    """What the IM client's subscription holds: a session our outbound budget evicted (``SecureSession.evicted``)."""
+
+    evicted = True
+
+
+async def test_a_subscription_evicted_by_our_own_budget_is_no_reachability_change(rig: Rig) -> None:
+    """More peers watched than the outbound budget holds: the eviction is ours, the peer did not go away. No
+    on_down, and no resubscribe at once (it would evict another watch, which would do the same): one after about
+    the sweep interval (0.2 s here, jittered 0.5x to 1.5x), whose priming report brings a verify pass."""
+    peer: LivePeer = rig.peer  # type: ignore[assignment]
+    await committed_acl(rig)
+    [sub] = peer.live()
+    sub.session = EvictedSession()  # type: ignore[attr-defined]
+    sub.active = False
+    subscribes, before = rig.reconciler.stats.live_subscribes, reads(peer)
+    assert sub.on_lost is not None
+    sub.on_lost(InteractionError("session_closed", "the subscription's session closed"))
+    await rig.clock.advance(0.09)
+    assert rig.reconciler.reachable(NODE) is True and rig.reconciler.stats.live_lost == 0
+    assert rig.reconciler.stats.live_subscribes == subscribes and peer.live() == []
+    await rig.clock.advance(0.3)
+    await rig.idle()
+    assert rig.reconciler.stats.live_subscribes == subscribes + 1 and len(peer.live()) == 1
+    assert reads(peer) > before  # the verify pass of the new priming report
+
+
 async def test_software_version_change_triggers_a_full_verify(rig: Rig) -> None:
     peer: LivePeer = rig.peer  # type: ignore[assignment]
     await committed_acl(rig)
