@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from clusters.basic_information.server import BasicInformationConfig
+from clusters.joint_fabric_datastore.schema import MAX_NODES
 from jfds_device.clock import LoopClock
 from jfds_device.crypto.attestation import AttestationMaterial, load_attestation
 from jfds_device.crypto.certs import MatterCertificate
@@ -42,7 +43,12 @@ from jfds_device.node.storage_dir import StartupError, prepare_storage_dir
 from jfds_device.onboarding import SetupPayload
 from jfds_device.reconciler import OwnIdentity, Reconciler, ReconcilerConfig
 from jfds_device.reconciler.tasks import TaskEngine
-from jfds_device.transport.sessions import MIN_CASE_SESSIONS_PER_FABRIC, SecureSession, SessionAuthMode
+from jfds_device.transport.sessions import (
+    DEFAULT_OUTBOUND_SESSIONS,
+    MIN_CASE_SESSIONS_PER_FABRIC,
+    SecureSession,
+    SessionAuthMode,
+)
 from jfds_device.transport.udp import UdpBindError
 
 log = logging.getLogger("jfds_device")
@@ -132,7 +138,10 @@ class Device:
             resumption=self.resumption,
             # Inbound: 3 CASE sessions per supported fabric + 2, as the CHIP SDK sizes its pool (CHIPConfig.h);
             # outbound (the reconciler's peers) has its own budget, so reconciling never evicts a controller.
+            # Outbound: one per node the datastore can manage (NodeList's maximum, Core spec 11.24.6.5) plus room,
+            # so every managed peer keeps the session its live subscription rides on (a secure session is ~2 KiB).
             budget=SessionBudget(max_inbound_sessions=MIN_CASE_SESSIONS_PER_FABRIC * self.fabrics.max_fabrics + 2,
+                                 max_outbound_sessions=MAX_NODES + DEFAULT_OUTBOUND_SESSIONS,
                                  global_counter_start=db.counter_limit(GLOBAL_COUNTER),
                                  on_counter_reserve=self._reserve_global_counter),
             clock=self.clock,

@@ -44,6 +44,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+MAX_CONCURRENT_HANDSHAKES = 8  # half the unsecured initiator budget (16), the rest for a node's own retries
+
 
 @dataclass(frozen=True, slots=True)
 class PeerStatus:
@@ -99,7 +101,7 @@ class PeerConnections:
                  identities: Callable[[], Sequence[OperationalIdentity]], resumption: ResumptionStore,
                  resolver: PeerResolver | None = None, *, backoff: BackoffPolicy | None = None,
                  resolve_timeout: float = 3.0, handshake_timeout: float | None = None,
-                 rng: random.Random | None = None) -> None:
+                 max_handshakes: int = MAX_CONCURRENT_HANDSHAKES, rng: random.Random | None = None) -> None:
         self.endpoint, self.dispatcher = endpoint, dispatcher
         self._identities, self._resumption, self.resolver = identities, resumption, resolver
         self._policy = backoff or BackoffPolicy()
@@ -114,6 +116,9 @@ class PeerConnections:
         self._watchers: dict[PeerId, asyncio.Task[None]] = {}
         self._listeners: list[PeerListener] = []
         self._remove_listener = dispatcher.add_session_listener(self._session_closed)
+        # Handshakes at once: below the unsecured initiator budget (transport/sessions.py), so a burst of connects
+        # (a restart with a thousand managed peers) queues here instead of evicting each other's handshakes.
+        self._handshakes = asyncio.Semaphore(max_handshakes)
 
     # --- observing ---------------------------------------------------------------------------------------
 
@@ -248,7 +253,8 @@ class PeerConnections:
             errors: list[Exception] = []
             for address in await self._addresses(peer, identity):
                 try:
-                    session, result = await self._case(peer, identity, address)
+                    async with self._handshakes:  # each handshake holds an unsecured session until it ends
+                        session, result = await self._case(peer, identity, address)
                 except (MatterError, OSError) as exc:
                     log.info("CASE to %s at %s failed: %s", peer, address, exc)
                     errors.append(exc)
