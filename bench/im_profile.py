@@ -2,8 +2,10 @@
 directory) served by a ``Stack`` on ``::1`` in its own thread and event loop, driven by our own IM client in the
 main thread over PASE (the commissioner's implicit Administer; same AES-CCM and IM paths as CASE).
 
-Three workloads: reads (BasicInformation VendorName), invokes (OperationalCredentials CertificateChainRequest for the
-DAC) and subscription reports (a subscription to NodeLabel, one write per report). For each it prints the serving
+Four workloads: reads (BasicInformation VendorName), invokes (OperationalCredentials CertificateChainRequest for the
+DAC), subscription reports alone (a subscription to GeneralDiagnostics NetworkInterfaces, changed in memory on the
+node's side, one report per change) and write+report (a subscription to NodeLabel, one write per report; the write
+is durable, so SQLite's fsync is in its wall time). For each it prints the serving
 thread's CPU per round trip (``time.thread_time``, without the profiler) and, with ``--profile``, the serving
 thread's cProfile top-N by cumulative and by own time.
 
@@ -29,6 +31,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from clusters.basic_information import schema as bi  # noqa: E402
+from clusters.general_diagnostics import schema as gd  # noqa: E402
 from clusters.operational_credentials import schema as oc  # noqa: E402
 from jfds_device.datastore.sqlite import Database  # noqa: E402
 from jfds_device.node.links import udp_link  # noqa: E402
@@ -63,7 +66,7 @@ class ServingThread:
 
     async def _open(self) -> None:
         self.db = Database(self.state_dir / "jfds.sqlite3")
-        root = build_root_node(self.db, monotonic=time.monotonic)
+        self.root = root = build_root_node(self.db, monotonic=time.monotonic)
         root.window.open_initial(time.monotonic())
         self.stack = await Stack(data_model=root.node, window=root.window).open(udp_link(0, host="::1"))
         self.port = self.stack.endpoint.local_address[1]
@@ -91,12 +94,22 @@ class ServingThread:
         self.thread.join(10)
 
 
-async def workloads(client: Stack, session: SecureSession) -> dict[str, Callable[[], Awaitable[None]]]:
+async def workloads(node: ServingThread, client: Stack,
+                    session: SecureSession) -> dict[str, Callable[[], Awaitable[None]]]:
     reports: asyncio.Queue[Any] = asyncio.Queue()
     await client.client.subscribe(session, [(0, bi.CLUSTER_ID, bi.NODE_LABEL)], 0, 60,
                                   on_report=lambda report: reports.put_nowait(report))
-    await reports.get() if not reports.empty() else None
+    interface_reports: asyncio.Queue[Any] = asyncio.Queue()
+    await client.client.subscribe(session, [(0, gd.CLUSTER_ID, gd.NETWORK_INTERFACES)], 0, 60,
+                                  on_report=lambda report: interface_reports.put_nowait(report))
     labels = iter(range(1 << 30))
+
+    def change_interfaces() -> None:
+        name = f"eth{next(labels) % 10}"
+        node.root.general_diagnostics.update_network_interfaces([gd.NetworkInterface(
+            name=name, is_operational=True, off_premise_services_reachable_ipv4=None,
+            off_premise_services_reachable_ipv6=None, hardware_address=bytes(6), ipv4_addresses=[],
+            ipv6_addresses=[bytes(16)], type=gd.InterfaceTypeEnum.ETHERNET)])
 
     async def read() -> None:
         await client.client.read_attribute(session, 0, bi.CLUSTER_ID, bi.VENDOR_NAME)
@@ -108,7 +121,11 @@ async def workloads(client: Stack, session: SecureSession) -> dict[str, Callable
         await client.client.write_attribute(session, 0, bi.CLUSTER_ID, bi.NODE_LABEL, f"label-{next(labels)}")
         await asyncio.wait_for(reports.get(), 5)
 
-    return {"read": read, "invoke": invoke, "write+report": report}
+    async def interface_report() -> None:
+        node.call(change_interfaces)
+        await asyncio.wait_for(interface_reports.get(), 5)
+
+    return {"read": read, "invoke": invoke, "report": interface_report, "write+report": report}
 
 
 async def main_async(args: argparse.Namespace) -> None:
@@ -118,7 +135,7 @@ async def main_async(args: argparse.Namespace) -> None:
         client = await Stack().open(udp_link(0, host="::1"))
         try:
             session = await pase(client, ("::1", node.port))
-            runs = await workloads(client, session)
+            runs = await workloads(node, client, session)
             for name, once in runs.items():
                 for _ in range(50):  # warm up caches and the session
                     await once()

@@ -50,6 +50,7 @@ from tests.e2e.reconciler_env import (  # noqa: E402
 )
 
 LIGHT = 2
+KINDS = ("read", "invoke", "invoke-small")
 PORTS = {"jfds-device": 5540, "matter.js light": 5539 + LIGHT}
 # A standalone ack over CASE is 34 bytes of UDP payload (header 8, protocol header with ack 10, MIC 16); a request
 # or a response carries an IM payload and is longer.
@@ -58,6 +59,7 @@ ETH_P_ALL = 0x0003
 SO_TIMESTAMPNS = 35
 BI = Clusters.BasicInformation
 OC = Clusters.OperationalCredentials
+GKM = Clusters.GroupKeyManagement
 DAC = OC.Enums.CertificateChainTypeEnum.kDACCertificate
 
 
@@ -132,6 +134,7 @@ def interactions(node_id: int) -> dict[str, tuple[str, tuple[Any, ...], dict[str
     return {
         "read": ("ReadAttribute", (node_id, [(0, BI.Attributes.VendorName)]), {}),
         "invoke": ("SendCommand", (node_id, 0, OC.Commands.CertificateChainRequest(certificateType=DAC)), {}),
+        "invoke-small": ("SendCommand", (node_id, 0, GKM.Commands.KeySetReadAllIndices()), {}),
     }
 
 
@@ -207,7 +210,7 @@ def main() -> None:
     print(f"{'':<29}{'end to end (controller)':>24}{'device turnaround (wire)':>32}{'device CPU':>22}")
     print(f"{'device':<17}{'interaction':<12}{'p50 ms':>12}{'p95 ms':>12}{'p50 ms':>12}{'p95 ms':>12}{'n':>8}"
           f"{'ms/op':>10}{'ms/200':>12}")
-    for kind in ("read", "invoke"):
+    for kind in KINDS:
         for name in devices:
             values, turns = latencies[(name, kind)], wire[(name, kind)]
             per_op = cpu[(name, kind)] / n * 1e3
@@ -215,7 +218,7 @@ def main() -> None:
                   f"{percentile(turns, 0.5) * 1e3:>12.3f}{percentile(turns, 0.95) * 1e3:>12.3f}{len(turns):>8}"
                   f"{per_op:>10.3f}{per_op * 200:>12.1f}")
     ours, theirs = "jfds-device", "matter.js light"
-    for kind in ("read", "invoke"):
+    for kind in KINDS:
         end_to_end = statistics.median(latencies[(ours, kind)]) / statistics.median(latencies[(theirs, kind)])
         turnaround = statistics.median(wire[(ours, kind)]) / statistics.median(wire[(theirs, kind)])
         print(f"{ours} / {theirs}, {kind}: end-to-end p50 {end_to_end:.2f}x, turnaround p50 {turnaround:.2f}x, "
