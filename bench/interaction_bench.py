@@ -10,19 +10,24 @@ per round trip.
   device's own latency, without the controller's (the CHIP Python controller spends ~1.5 ms per read and ~14 ms per
   invoke of its own, the same for both devices, which the end-to-end p50 includes).
 * CPU: the device process's on-CPU time over the timed calls, all its threads (``/proc/<pid>/task/*/schedstat``,
-  nanoseconds), divided by the number of round trips; it includes whatever else the process does meanwhile.
+  nanoseconds), divided by the number of round trips ("all": whatever else the process does meanwhile included;
+  "net of idle": less the process's idle CPU rate, measured over ``--idle`` seconds before the rounds, times the
+  window's length, which matters for the invokes, each of which lasts ~10 ms in the controller).
 
 The two devices are measured in alternation, ``--rounds`` times ``--count`` calls each, after a warm-up; jfds-device
 runs at ``--log-level info`` and the matter.js light at its default (info).
 
 Run as root (two private network namespaces, deleted afterwards): ``python bench/interaction_bench.py
-[--count 500] [--rounds 3]``. Needs the test extras and matter.js (see README).
+[--count 500] [--rounds 3] [--baseline DIR]``; ``--baseline`` runs a second jfds-device from another checkout (e.g.
+``git worktree add --detach /tmp/base <commit>``) in the same run, for before/after figures on a shared machine.
+Needs the test extras and matter.js (see README).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import math
 import signal
 import socket
 import statistics
@@ -50,13 +55,15 @@ from tests.e2e.reconciler_env import (  # noqa: E402
 )
 
 LIGHT = 2
+BASELINE, BASELINE_NODE_ID, BASELINE_DISCRIMINATOR = "jfds-device@baseline", 12, 0x7A5  # short 7: unlike the others
 KINDS = ("read", "invoke", "invoke-small")
-PORTS = {"jfds-device": 5540, "matter.js light": 5539 + LIGHT}
+PORTS = {"jfds-device": 5540, "matter.js light": 5539 + LIGHT, BASELINE: 5560}
 # A standalone ack over CASE is 34 bytes of UDP payload (header 8, protocol header with ack 10, MIC 16); a request
 # or a response carries an IM payload and is longer.
 ACK_MAX = 40
 ETH_P_ALL = 0x0003
 SO_TIMESTAMPNS = 35
+SO_RCVBUFFORCE = 33  # root may exceed rmem_max
 BI = Clusters.BasicInformation
 OC = Clusters.OperationalCredentials
 GKM = Clusters.GroupKeyManagement
@@ -64,9 +71,12 @@ DAC = OC.Enums.CertificateChainTypeEnum.kDACCertificate
 
 
 class BenchEnv(ReconcilerEnv):
-    """ReconcilerEnv with jfds-device at ``--log-level info`` (the harness default is debug) and one light."""
+    """ReconcilerEnv with jfds-device at ``--log-level info`` (the harness default is debug), one light, and
+    optionally a second jfds-device run from another checkout (``baseline``: the same bench before a change)."""
 
-    def build(self, lights: dict[int, dict[str, Any]]) -> None:
+    baseline_device: JfdsDevice | None = None
+
+    def build_with(self, lights: dict[int, dict[str, Any]], baseline: Path | None) -> None:
         for node_id, settings in lights.items():
             self._spawn_light(node_id, settings)
         self.device = JfdsDevice(self.net.dev, self.tmp / "jfds", "--interface", self.net.dev_ifname,
@@ -74,6 +84,17 @@ class BenchEnv(ReconcilerEnv):
         self.ctrl = ChipController(self.net.ctl, self.tmp / "ctrl")
         assert self.ctrl.call("CommissionOnNetwork", JFDS_NODE_ID, PASSCODE, DiscoveryFilterType.LONG_DISCRIMINATOR,
                               JFDS_DISCRIMINATOR, timeout=90) == JFDS_NODE_ID
+        if baseline is not None:
+            # ``python -c`` with the other checkout first on sys.path: its jfds_device and clusters, our harness.
+            code = (f"import sys; sys.path.insert(0, {str(baseline.resolve())!r}); "
+                    "from jfds_device.cli import main; sys.exit(main())")
+            self.baseline_device = JfdsDevice(
+                self.net.dev, self.tmp / "baseline", "--interface", self.net.dev_ifname, "--port",
+                str(PORTS[BASELINE]), "--discriminator", str(BASELINE_DISCRIMINATOR), "--friendly-name",
+                "jfds-baseline", "--log-level", "info", launcher=("-c", code))
+            assert self.ctrl.call("CommissionOnNetwork", BASELINE_NODE_ID, PASSCODE,
+                                  DiscoveryFilterType.LONG_DISCRIMINATOR, BASELINE_DISCRIMINATOR,
+                                  timeout=90) == BASELINE_NODE_ID
         for node_id in lights:
             self.lights[node_id].device.wait_ready()
             self._commission_light(node_id)
@@ -90,15 +111,29 @@ def cpu_seconds(pid: int) -> float:
 
 def sniff(ifname: str, out: Path) -> None:
     """Run inside the device namespace: one line per UDP datagram on ``ifname`` (kernel time, src and dst port,
-    payload length) until SIGTERM."""
+    payload length). SIGTERM stops it after it has drained what the socket still holds, so a capture that lags
+    behind on a busy machine loses nothing; the receive buffer is large for the same reason."""
     sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
+    sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, 64 << 20)
     sock.bind((ifname, 0))
     sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    with out.open("w", buffering=1) as f:
+    stopping = False
+
+    def stop(*_: object) -> None:
+        nonlocal stopping
+        stopping = True
+        sock.setblocking(False)
+
+    signal.signal(signal.SIGTERM, stop)
+    with out.open("w") as f:
         print("SNIFFING", flush=True)
         while True:
-            frame, ancillary, _, _ = sock.recvmsg(2048, 64)
+            try:
+                frame, ancillary, _, _ = sock.recvmsg(2048, 64)
+            except BlockingIOError:
+                return
+            except InterruptedError:
+                continue
             stamp = next((struct.unpack("qq", data[:16]) for level, kind, data in ancillary
                           if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS), None)
             ethertype = int.from_bytes(frame[12:14], "big")
@@ -111,20 +146,22 @@ def sniff(ifname: str, out: Path) -> None:
             if stamp is not None and len(udp) >= 8:
                 src, dst, length = struct.unpack("!HHH", udp[:6])
                 f.write(f"{stamp[0] + stamp[1] / 1e9:.9f} {src} {dst} {length - 8}\n")
+            if stopping:
+                sock.setblocking(False)
 
 
 def turnarounds(capture: Path, port: int, since: float, until: float) -> list[float]:
     """Request-to-response delays at ``port`` between two times: each non-ack datagram the device sends, timed
     from the latest non-ack datagram it received before it."""
+    packets = sorted((float(stamp), int(src), int(dst), int(length))  # two CPUs may deliver them out of order
+                     for stamp, src, dst, length in (line.split() for line in capture.read_text().splitlines()))
     delays, request_at = [], None
-    for line in capture.read_text().splitlines():
-        stamp, src, dst, length = line.split()
-        t = float(stamp)
-        if not since <= t <= until or int(length) <= ACK_MAX:
+    for t, src, dst, length in packets:
+        if not since <= t <= until or length <= ACK_MAX:
             continue
-        if int(dst) == port:
+        if dst == port:
             request_at = t
-        elif int(src) == port and request_at is not None:
+        elif src == port and request_at is not None:
             delays.append(t - request_at)
             request_at = None
     return delays
@@ -151,8 +188,13 @@ def realtime() -> float:
 
 
 def percentile(values: list[float], p: float) -> float:
+    """The p-quantile; NaN for no values (a capture that saw none of a window prints nan, not a traceback)."""
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(p * len(ordered)))]
+    return ordered[min(len(ordered) - 1, int(p * len(ordered)))] if ordered else math.nan
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values) if values else math.nan
 
 
 def main() -> None:
@@ -160,6 +202,9 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=500, help="calls per interaction, device and round")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--warmup", type=int, default=50)
+    parser.add_argument("--idle", type=float, default=5.0, help="seconds of idle CPU measured before the rounds")
+    parser.add_argument("--baseline", type=Path, help="another checkout (e.g. a git worktree of an earlier commit) "
+                        "whose jfds-device runs alongside, as a third device")
     parser.add_argument("--sniff", nargs=2, metavar=("IFNAME", "OUT"), help=argparse.SUPPRESS)  # internal
     args = parser.parse_args()
     if args.sniff:
@@ -167,15 +212,20 @@ def main() -> None:
         return
     ensure_matterjs()
     devices = {"jfds-device": JFDS_NODE_ID, "matter.js light": LIGHT}
+    if args.baseline is not None:
+        devices[BASELINE] = BASELINE_NODE_ID
     latencies: dict[tuple[str, str], list[float]] = {}
     cpu: dict[tuple[str, str], float] = {}
     wire: dict[tuple[str, str], list[float]] = {}
+    busy: dict[tuple[str, str], float] = {}  # wall seconds of each device's timed windows
     with topology() as net, workdir("jfds-interaction-bench-") as tmp:
         env = BenchEnv(net, tmp)
         try:
-            env.build({LIGHT: {}})
+            env.build_with({LIGHT: {}}, args.baseline)
             assert env.ctrl is not None and env.device is not None and env.device.proc is not None
             pids = {"jfds-device": env.device.proc.pid, "matter.js light": env.lights[LIGHT].device.proc.pid}
+            if env.baseline_device is not None and env.baseline_device.proc is not None:
+                pids[BASELINE] = env.baseline_device.proc.pid
             capture = tmp / "capture.txt"
             sniffer = subprocess.Popen(["ip", "netns", "exec", net.dev, sys.executable, __file__, "--sniff",
                                         net.dev_ifname, str(capture)], stdout=subprocess.PIPE)
@@ -184,6 +234,10 @@ def main() -> None:
                 for name, node_id in devices.items():
                     for call in interactions(node_id).values():
                         measure(env.ctrl, pids[name], call, args.warmup)
+                time.sleep(1)  # the warm-up's stragglers (acks, closes) settle before the idle window
+                idle_from = {name: cpu_seconds(pid) for name, pid in pids.items()}
+                time.sleep(args.idle)
+                idle = {name: (cpu_seconds(pid) - idle_from[name]) / args.idle for name, pid in pids.items()}
                 windows = []
                 for _ in range(args.rounds):
                     for name, node_id in devices.items():
@@ -191,11 +245,12 @@ def main() -> None:
                             started = realtime()
                             durations, seconds = measure(env.ctrl, pids[name], call, args.count)
                             windows.append((name, kind, started, realtime()))
+                            busy[(name, kind)] = busy.get((name, kind), 0.0) + realtime() - started
                             latencies.setdefault((name, kind), []).extend(durations)
                             cpu[(name, kind)] = cpu.get((name, kind), 0.0) + seconds
             finally:
                 sniffer.terminate()
-                sniffer.wait(10)
+                sniffer.wait(60)
             for name, kind, started, ended in windows:
                 wire.setdefault((name, kind), []).extend(turnarounds(capture, PORTS[name], started, ended))
         except BaseException:
@@ -203,26 +258,34 @@ def main() -> None:
                 print("jfds-device log (tail):\n" + env.device.output()[-6000:], file=sys.stderr)
             raise
         finally:
+            if env.baseline_device is not None:
+                env.baseline_device.stop()
             env.close()
     n = args.count * args.rounds
     print(f"\nper interaction, CHIP controller over CASE, {args.rounds} rounds x {args.count} calls per device "
           f"(alternating), {time.strftime('%Y-%m-%d %H:%M')}")
-    print(f"{'':<29}{'end to end (controller)':>24}{'device turnaround (wire)':>32}{'device CPU':>22}")
-    print(f"{'device':<17}{'interaction':<12}{'p50 ms':>12}{'p95 ms':>12}{'p50 ms':>12}{'p95 ms':>12}{'n':>8}"
-          f"{'ms/op':>10}{'ms/200':>12}")
+    print(f"{'':<34}{'end to end (controller)':>24}{'device turnaround (wire)':>32}{'device CPU ms/op':>28}")
+    print(f"{'device':<22}{'interaction':<12}{'p50 ms':>12}{'p95 ms':>12}{'p50 ms':>12}{'p95 ms':>12}{'n':>8}"
+          f"{'all':>10}{'net of idle':>14}")
+    net = {key: (cpu[key] - idle[key[0]] * busy[key]) / n * 1e3 for key in cpu}
     for kind in KINDS:
         for name in devices:
             values, turns = latencies[(name, kind)], wire[(name, kind)]
-            per_op = cpu[(name, kind)] / n * 1e3
-            print(f"{name:<17}{kind:<12}{percentile(values, 0.5) * 1e3:>12.3f}{percentile(values, 0.95) * 1e3:>12.3f}"
+            print(f"{name:<22}{kind:<12}{percentile(values, 0.5) * 1e3:>12.3f}{percentile(values, 0.95) * 1e3:>12.3f}"
                   f"{percentile(turns, 0.5) * 1e3:>12.3f}{percentile(turns, 0.95) * 1e3:>12.3f}{len(turns):>8}"
-                  f"{per_op:>10.3f}{per_op * 200:>12.1f}")
-    ours, theirs = "jfds-device", "matter.js light"
-    for kind in KINDS:
-        end_to_end = statistics.median(latencies[(ours, kind)]) / statistics.median(latencies[(theirs, kind)])
-        turnaround = statistics.median(wire[(ours, kind)]) / statistics.median(wire[(theirs, kind)])
-        print(f"{ours} / {theirs}, {kind}: end-to-end p50 {end_to_end:.2f}x, turnaround p50 {turnaround:.2f}x, "
-              f"CPU {cpu[(ours, kind)] / cpu[(theirs, kind)]:.2f}x")
+                  f"{cpu[(name, kind)] / n * 1e3:>10.3f}{net[(name, kind)]:>14.3f}")
+    rates = ", ".join(f"{name} {rate * 100:.1f}% of a core" for name, rate in idle.items())
+    print(f"idle CPU before the rounds: {rates}")
+    pairs = [(name, "matter.js light") for name in devices if name != "matter.js light"]
+    if BASELINE in devices:
+        pairs.append(("jfds-device", BASELINE))
+    for ours, theirs in pairs:
+        for kind in KINDS:
+            end_to_end = median(latencies[(ours, kind)]) / median(latencies[(theirs, kind)])
+            turnaround = median(wire[(ours, kind)]) / median(wire[(theirs, kind)])
+            print(f"{ours} / {theirs}, {kind}: end-to-end p50 {end_to_end:.2f}x, turnaround p50 {turnaround:.2f}x, "
+                  f"CPU {cpu[(ours, kind)] / cpu[(theirs, kind)]:.2f}x "
+                  f"(net of idle {net[(ours, kind)] / net[(theirs, kind)]:.2f}x)")
 
 
 if __name__ == "__main__":
