@@ -79,7 +79,7 @@ LAYERS: tuple[Layer, ...] = (
         "codec",
         ("jfds_device.codec.**",),
         "`tlv.py` (Matter TLV, hand-written, strict), `schema.py` (typed structs with field ids and bounds), "
-        "`model.py` (cluster/attribute/command tables), `message.py` (message and protocol headers, `construct`)",
+        "`model.py` (cluster/attribute/command tables), `message.py` (message and protocol headers, over `struct`)",
     ),
     Layer(
         3,
