@@ -131,6 +131,7 @@ class Reconciler:
         self.key_sets: Callable[[int], GroupKeySet | None] | None = None
         """What a key set is pushed as (the task engine's rotation phases); None: its GroupKeySetList value."""
         self._reachability: list[Callable[[int, bool], None]] = []
+        self._watch_all = True  # the next sweep watches every node with pushed entries (start, after a wipe)
 
     @property
     def clock(self) -> Clock:
@@ -260,6 +261,7 @@ class Reconciler:
             if self.live is not None:
                 for node_id in self.live.watching():
                     self.live.unwatch(node_id)
+            self._watch_all = True
             return
         for ref in change.erased:  # RemoveNode: forget the node (a pass in flight finds its entries gone)
             if ref.kind is EntryKind.NODE and (node := self._nodes.get(ref.node_id)) is not None:
@@ -345,7 +347,8 @@ class Reconciler:
                 work.setdefault(entry.ref.node_id, []).append(entry)
             fabric_index = self._fabric_index()
             assert fabric_index is not None
-            if self.live is not None:
+            if self.live is not None and self._watch_all:  # once: after that a pass's end keeps its node's watch
+                self._watch_all = False
                 for node_info in self.store.nodes():
                     self._watch_live(fabric_index, node_info.node_id,
                                      self.store.entries_for_node(node_info.node_id))

@@ -227,6 +227,23 @@ def test_chunked_change_report(server: InteractionServer, provider: FakeProvider
     assert server.subscriptions[0].state is SubscriptionState.IDLE
 
 
+def test_a_burst_of_changes_to_a_big_list_is_one_report_per_min_interval(
+    server: InteractionServer, provider: FakeProvider
+) -> None:
+    """Issue 13: a thousand status changes of a big list (one datastore transaction each) inside the MinInterval
+    make one report of the list as it is at the end, not one per change."""
+    path = AttributePath(1, TEST, BIG_LIST)
+    subscribe(server, apath(1, TEST, BIG_LIST), floor=2, ceiling=60, now=0.0)
+    for i in range(1000):
+        provider.set_value(path, big_list(40, size=1 + i % 40))
+    assert server.on_timer(1.9) == []
+    first = server.on_timer(2.0)
+    assert len(first) == 1
+    result = drive_chunks(server, first, make_ctx(), 2.0, ack_last=True)
+    assert reassemble(result.reports)[0] == {path: big_list(40, size=1 + 999 % 40)}
+    assert server.next_deadline() == 62.0  # nothing else pending: the next is the keep-alive
+
+
 def test_failed_report_exchange_drops_the_subscription(server: InteractionServer, provider: FakeProvider) -> None:
     subscribe(server, apath(1, TEST, SMALL))
     [out] = server.on_timer(60.0)
