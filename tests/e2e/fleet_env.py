@@ -86,12 +86,14 @@ class FleetEnv(ReconcilerEnv):
     def node_id(self, index: int) -> int:
         return FIRST_NODE_ID + index
 
-    def build_fleet(self, nodes: int, commissioned: int, *fleet_args: str) -> None:
+    def build_fleet(self, nodes: int, commissioned: int, *fleet_args: str, device_args: tuple[str, ...] = ()) -> None:
+        """``fleet_args`` go to the fleet process, ``device_args`` to jfds-device (after the harness's own: a
+        later ``--log-level`` wins)."""
         started = time.monotonic()
         self.fleet = FleetProcess(self.net.dev, self.tmp, nodes, "--interface", self.net.dev_ifname,
                                   "--commissionable", str(commissioned), *fleet_args)
         self.device = JfdsDevice(self.net.dev, self.tmp / "jfds", "--interface", self.net.dev_ifname,
-                                 "--friendly-name", "jfds-fleet")
+                                 "--friendly-name", "jfds-fleet", *device_args)
         self.ctrl = ChipController(self.net.ctl, self.tmp / "ctrl")
         self.timings["processes"] = time.monotonic() - started
         t = time.monotonic()
@@ -138,12 +140,13 @@ def _long_discriminator() -> Any:
 
 
 @contextlib.contextmanager
-def fleet_env(prefix: str, nodes: int, commissioned: int, *fleet_args: str) -> Iterator[FleetEnv]:
+def fleet_env(prefix: str, nodes: int, commissioned: int, *fleet_args: str,
+              device_args: tuple[str, ...] = ()) -> Iterator[FleetEnv]:
     """Build the environment; tear it all down afterwards, also when building fails."""
     with topology() as net, workdir(prefix) as tmp:
         env = FleetEnv(net, tmp)
         try:
-            env.build_fleet(nodes, commissioned, *fleet_args)
+            env.build_fleet(nodes, commissioned, *fleet_args, device_args=device_args)
             yield env
         finally:
             env.close()
