@@ -28,6 +28,9 @@ class ReconcilerConfig:
     live_max_interval: int = 10
     """The MaxIntervalCeiling we ask for (seconds): a peer gone quiet is unreachable after this plus the exchange
     layer's response margin (Core spec 8.5.4); the peer may choose a longer interval."""
+    live_keepalives_per_second: float = 40.0
+    """What idle peers may cost together: past ``live_max_interval`` x this many watched peers, new subscriptions ask
+    for a longer MaxIntervalCeiling so their keep-alive reports stay at this rate (``LiveWatch.ceiling``)."""
     live_resubscribe_max: float = 2.0
     """Ceiling (seconds) of the resubscribe backoff (``retry`` otherwise): a restarted peer is back in a few
     seconds, and an attempt to an absent peer costs one CASE attempt (Core spec 4.14.2)."""

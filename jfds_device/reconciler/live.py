@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -109,23 +110,32 @@ class _AclView:
 
 class LiveWatch:
     """See the module docstring. ``min_interval`` / ``max_interval``: the subscription's floor and our requested
-    ceiling (seconds; the peer may raise the ceiling, Core spec 8.5.1)."""
+    ceiling (seconds; the peer may raise the ceiling, Core spec 8.5.1). ``keepalives_per_second`` bounds what idle
+    peers cost: with more watched peers than ``max_interval`` times it, the ceiling asked for grows so that their
+    keep-alive reports together stay at that rate (``ceiling``): 1024 peers at 40/s ask for 26 s, and a peer gone
+    quiet is noticed that much later."""
 
     def __init__(self, client: Subscriber, peers: PeerSessions, clock: Clock, *,
                  on_drift: Callable[[int, bool, ReadResult], None], on_up: Callable[[int, Capacities], None],
                  on_down: Callable[[int], None], retry: RetryPolicy | None = None, min_interval: int = 0,
-                 max_interval: int = 10, rng: random.Random | None = None,
+                 max_interval: int = 10, keepalives_per_second: float = 40.0, rng: random.Random | None = None,
                  evicted_resubscribe: float = 10.0) -> None:
         self._client, self._peers, self._clock = client, peers, clock
         self._on_drift, self._on_up, self._on_down = on_drift, on_up, on_down
         self._retry, self._rng = retry or RetryPolicy(), rng or random.Random()
         self.min_interval, self.max_interval = min_interval, max_interval
+        self.keepalives_per_second = keepalives_per_second
         self._watches: dict[int, _Watch] = {}
         self.reports = 0  # reports with data (keep-alives are not delivered by the client)
         self.subscribes = 0  # subscription attempts (connect + SubscribeRequest)
         self.lost = 0  # times a watched peer went from reachable (or unknown) to unreachable
         self.evicted_resubscribe = evicted_resubscribe
         self.evicted = 0  # subscriptions (or attempts) whose session our outbound budget evicted
+
+    @property
+    def ceiling(self) -> int:
+        """The MaxIntervalCeiling a new subscription asks for (see the class docstring)."""
+        return max(self.max_interval, math.ceil(len(self._watches) / self.keepalives_per_second))
 
     def reachable(self, node_id: int) -> bool | None:
         """The subscription's liveness: True (reports arrive), False (lost), None (not watched or not yet up)."""
@@ -194,7 +204,7 @@ class LiveWatch:
         try:
             session = await self._peers.connect(peer, ignore_backoff=True)
             subscription = await self._client.subscribe(
-                session, watched_paths(watch.endpoints), self.min_interval, self.max_interval,
+                session, watched_paths(watch.endpoints), self.min_interval, self.ceiling,
                 lambda result: self._report(watch, generation, result),
                 on_lost=lambda error: self._lost(watch, generation, error))
         except asyncio.CancelledError:

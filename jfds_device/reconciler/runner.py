@@ -153,7 +153,8 @@ class Reconciler:
                                   on_down=self._live_down, retry=_capped(self.config.retry,
                                                                          self.config.live_resubscribe_max),
                                   min_interval=self.config.live_min_interval,
-                                  max_interval=self.config.live_max_interval, rng=self._rng,
+                                  max_interval=self.config.live_max_interval,
+                                  keepalives_per_second=self.config.live_keepalives_per_second, rng=self._rng,
                                   evicted_resubscribe=self.config.sweep_interval)
         self._sweeper = self.clock.call_at(self.clock.now(), self._sweep)
 

@@ -13,12 +13,13 @@ import pytest
 from clusters.access_control import schema as ac
 from clusters.basic_information import schema as basic
 from clusters.joint_fabric_datastore.schema import DatastoreState
+from jfds_device.clock import ManualClock
 from jfds_device.datastore.jfds import JfdsStore
 from jfds_device.errors import InteractionError, MatterError
 from jfds_device.im.client_messages import AttributePath, AttributeStatus, ReadResult
 from jfds_device.im.provider import Status
 from jfds_device.reconciler import ReconcilerConfig, RetryPolicy
-from jfds_device.reconciler.live import watched_paths
+from jfds_device.reconciler.live import LiveWatch, watched_paths
 from jfds_device.reconciler.peer import Capacities
 from tests.reconciler.fakes import VIEW, FakePeer, ace, admin_entries, jace, new_store
 from tests.reconciler.test_runner import NODE, C, Rig
@@ -381,3 +382,18 @@ async def test_a_reported_free_slot_is_used_after_a_fresh_read(store: JfdsStore)
         assert any(e[3] == [0x99] for e in peer.acl) and len(peer.acl) == 5
     finally:
         await rig.reconciler.stop()
+
+
+def test_the_ceiling_grows_with_the_watched_peers_to_bound_idle_keep_alives(store: JfdsStore) -> None:
+    """Issue 13: 1024 idle peers at the 10 s ceiling would send 102 keep-alive reports a second; past 400 watched
+    peers (10 s x 40/s) new subscriptions ask for a longer ceiling instead, the peers' reports staying at 40/s."""
+    peers = FakePeer()
+    live = LiveWatch(peers, peers, ManualClock(), on_drift=lambda *_: None, on_up=lambda *_: None,  # type: ignore[arg-type]
+                     on_down=lambda *_: None, max_interval=10, keepalives_per_second=40.0)
+    assert live.ceiling == 10
+    for node_id in range(1, 401):
+        live._watches[node_id] = object()  # type: ignore[assignment]
+    assert live.ceiling == 10
+    for node_id in range(401, 1025):
+        live._watches[node_id] = object()  # type: ignore[assignment]
+    assert live.ceiling == 26 and 1024 / live.ceiling <= 40.0
