@@ -285,14 +285,7 @@ class InteractionServer:
 
     def on_timer(self, now: float) -> list[Outgoing]:
         """Send the change reports and keep-alives that are due (Core spec 8.5.4)."""
-        out = []
-        for subscription in self._subscriptions.due(now):
-            try:
-                out.append(self._start_report(subscription, now))
-            except Exception:
-                log.exception("report for subscription %#x failed", subscription.subscription_id)
-                self._drop_subscription(subscription)
-        return out
+        return self._start_reports(self._subscriptions.due(now), now)
 
     def event_emitted(self, record: EventRecord) -> None:
         """EventStore listener: an urgent event makes reports due after MinInterval (subscriptions.py)."""
@@ -304,14 +297,7 @@ class InteractionServer:
         the ShutDown path (the CHIP SDK's BasicInformation shutdown runs ScheduleUrgentEventDeliverySync)."""
         if self._events is None:
             return []
-        out = []
-        for subscription in self._subscriptions.with_unreported_events(self._provider, self._events):
-            try:
-                out.append(self._start_report(subscription, now))
-            except Exception:
-                log.exception("report for subscription %#x failed", subscription.subscription_id)
-                self._drop_subscription(subscription)
-        return out
+        return self._start_reports(self._subscriptions.with_unreported_events(self._provider, self._events), now)
 
     def reports_in_flight(self) -> bool:
         """Whether some subscription report still waits for its subscriber's answer (the stop path waits on it)."""
@@ -496,6 +482,17 @@ class InteractionServer:
             subscription.event_next = self._events.next_number
         self._subscriptions.add(subscription)
         return [self._send_chunks(exchange, ctx.session_id, Op.REPORT_DATA, payloads, _ChunkKind.PRIMING, subscription)]
+
+    def _start_reports(self, subscriptions: Iterable[Subscription], now: float) -> list[Outgoing]:
+        """The first message of each one's report; a subscription whose report cannot be built is dropped."""
+        out = []
+        for subscription in subscriptions:
+            try:
+                out.append(self._start_report(subscription, now))
+            except Exception:
+                log.exception("report for subscription %#x failed", subscription.subscription_id)
+                self._drop_subscription(subscription)
+        return out
 
     def _start_report(self, subscription: Subscription, now: float) -> Outgoing:
         """A change report, or an empty keep-alive, on a new exchange (Core spec 8.5.4)."""
