@@ -339,6 +339,16 @@ class ReconcilerEnv:
     def peer_acl(self, node_id: int) -> list[Any]:
         return list(self.read_peer(node_id, (0, AC.Attributes.Acl)))
 
+    def fill_acl(self, node_id: int, capacity: int = 4) -> None:
+        """Fill the light's ACL up to ``capacity`` entries of our fabric (matter.js default: 4) with View entries,
+        so it refuses one more."""
+        acl = self.peer_acl(node_id)
+        fillers = [AC.Structs.AccessControlEntryStruct(
+            privilege=AC.Enums.AccessControlEntryPrivilegeEnum.kView,
+            authMode=AC.Enums.AccessControlEntryAuthModeEnum.kCase, subjects=[0xF000 + i], targets=NullValue)
+            for i in range(capacity - len(acl))]  # fmt: skip
+        self.write_peer(node_id, 0, AC.Attributes.Acl([*acl, *fillers]))
+
     def peer_bindings(self, node_id: int, endpoint: int = LIGHT_ENDPOINT) -> list[Any]:
         return list(self.read_peer(node_id, (endpoint, Clusters.Binding.Attributes.Binding)))
 

@@ -97,13 +97,7 @@ def test_dashboard_updates_live_in_headless_chromium(tmp_path: Path) -> None:
                         device_launcher=_launcher) as env:  # fmt: skip
         env.commit_node(ROOMY, "roomy lamp")
         env.commit_node(FULL, "full lamp")
-        # Fill the light's ACL (matter.js default: 4 entries per fabric), so it refuses one more.
-        acl = env.peer_acl(FULL)
-        fillers = [AC.Structs.AccessControlEntryStruct(
-            privilege=AC.Enums.AccessControlEntryPrivilegeEnum.kView,
-            authMode=AC.Enums.AccessControlEntryAuthModeEnum.kCase, subjects=[0xF000 + i], targets=NullValue)
-            for i in range(4 - len(acl))]  # fmt: skip
-        env.write_peer(FULL, 0, AC.Attributes.Acl([*acl, *fillers]))
+        env.fill_acl(FULL)  # matter.js default: 4 entries per fabric; it refuses one more
         gate = WriteGate(env.tmp / "gate")
         browser = Browser(env.net.dev, tmp_path / "browser")
         try:

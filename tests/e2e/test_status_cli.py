@@ -17,7 +17,6 @@ import pytest
 
 from jfds_device.status import STATUS_SCHEMA
 from tests.e2e.reconciler_env import (
-    AC,
     COMMIT_FAILED,
     COMMITTED,
     JF,
@@ -54,13 +53,7 @@ def test_status_names_why_a_node_is_out_of_step() -> None:
     with reconciler_env("jfds-e2e-status-", {ROOMY: {"acl_entries": 16}, FULL: {}}) as env:
         env.commit_node(ROOMY, "roomy lamp")
         env.commit_node(FULL, "full lamp")
-        # Fill the light's ACL (matter.js default: 4 entries per fabric), then ask for one more.
-        acl = env.peer_acl(FULL)
-        fillers = [AC.Structs.AccessControlEntryStruct(
-            privilege=AC.Enums.AccessControlEntryPrivilegeEnum.kView,
-            authMode=AC.Enums.AccessControlEntryAuthModeEnum.kCase, subjects=[0xF000 + i], targets=NullValue)
-            for i in range(4 - len(acl))]  # fmt: skip
-        env.write_peer(FULL, 0, AC.Attributes.Acl([*acl, *fillers]))
+        env.fill_acl(FULL)  # matter.js default: 4 entries per fabric; it refuses one more
         assert env.jfds(JF.Commands.AddACLToNode(nodeID=FULL, ACLEntry=jf_ace(0xF100))) == SUCCESS
         assert env.jfds(JF.Commands.AddACLToNode(nodeID=ROOMY, ACLEntry=jf_ace(0xF200))) == SUCCESS
         assert env.jfds(JF.Commands.AddPendingNode(nodeID=NEVER, friendlyName="never refreshed")) == SUCCESS
