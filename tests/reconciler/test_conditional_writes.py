@@ -54,14 +54,6 @@ OTHER_ADMIN = ace(OPERATE, [0xBEEF])  # another administrator writes it on the p
 LOGGER = "jfds_device.reconciler"
 
 
-@pytest.fixture
-def store() -> JfdsStore:
-    s = new_store()
-    s.add_node(NODE, "peer")
-    s.sync_endpoints(NODE, [0, 1])
-    return s
-
-
 async def one_pass(store: JfdsStore, peer: FakePeer, attempts: int = 3) -> dict[EntryRef, int]:
     """Plan and execute one pass (no runner); the IM status per entry."""
     entries = store.entries_for_node(NODE)

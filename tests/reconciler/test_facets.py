@@ -32,21 +32,12 @@ from tests.reconciler.fakes import (
     group,
     jace,
     key_set,
-    new_store,
 )
 
 NODE = 2
 P, C, D, F = DatastoreState.PENDING, DatastoreState.COMMITTED, DatastoreState.DELETE_PENDING, \
     DatastoreState.COMMIT_FAILED
 OK, CONSTRAINT, EXHAUSTED = Status.SUCCESS, Status.CONSTRAINT_ERROR, Status.RESOURCE_EXHAUSTED
-
-
-@pytest.fixture
-def store() -> JfdsStore:
-    s = new_store()
-    s.add_node(NODE, "peer")
-    s.sync_endpoints(NODE, [0, 1])
-    return s
 
 
 async def run(store: JfdsStore, peer: FakePeer, mode: Mode = Mode.NORMAL) -> tuple[Plan, Execution]:

@@ -21,7 +21,7 @@ from jfds_device.im.provider import Status
 from jfds_device.reconciler import ReconcilerConfig, RetryPolicy
 from jfds_device.reconciler.live import LiveWatch, watched_paths
 from jfds_device.reconciler.peer import Capacities
-from tests.reconciler.fakes import VIEW, FakePeer, ace, admin_entries, jace, new_store
+from tests.reconciler.fakes import VIEW, FakePeer, ace, admin_entries, jace
 from tests.reconciler.test_runner import NODE, C, Rig
 
 CONFIG = ReconcilerConfig(sweep_interval=0.2, settle_delay=0.0, retry=RetryPolicy(initial=0.05, maximum=0.2),
@@ -86,14 +86,6 @@ class LivePeer(FakePeer):
 
 
 ACL_PATH = (0, ac.CLUSTER_ID, ac.ACL)
-
-
-@pytest.fixture
-def store() -> JfdsStore:
-    s = new_store()
-    s.add_node(NODE, "peer")
-    s.sync_endpoints(NODE, [0, 1])
-    return s
 
 
 @pytest.fixture

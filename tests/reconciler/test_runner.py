@@ -73,14 +73,6 @@ class Rig:
 
 
 @pytest.fixture
-def store() -> JfdsStore:
-    s = new_store()
-    s.add_node(NODE, "peer")
-    s.sync_endpoints(NODE, [0, 1])
-    return s
-
-
-@pytest.fixture
 async def rig(store: JfdsStore) -> AsyncIterator[Rig]:
     r = Rig(store, FakePeer())
     r.reconciler.start()
