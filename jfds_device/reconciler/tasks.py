@@ -162,13 +162,15 @@ class TaskEngine:
         self.reconciler.key_sets = None
 
     def _on_change(self, change: DatastoreChange) -> None:
-        # Inside the writer's transaction: act once it is over (as the reconciler does).
+        # Inside the writer's transaction: act once it is over (as the reconciler does). Only a change of intent can
+        # come with a new task (a command's first phase); a status change only moves gates.
         if self._loop is not None:
-            self._loop.call_soon(self._after_change)
+            self._loop.call_soon(self._after_change, bool(change.intent))
 
-    def _after_change(self) -> None:
-        with contextlib.suppress(Exception):  # the database may be closing
-            self._spawn_live()
+    def _after_change(self, may_start: bool) -> None:
+        if may_start:
+            with contextlib.suppress(Exception):  # the database may be closing
+                self._spawn_live()
         self._wake_all()
 
     def _wake_all(self) -> None:
